@@ -1,0 +1,36 @@
+import { LapseError } from './errors.js';
+
+/** A duration: milliseconds as a number, or a string such as '250ms' '30s' '5m' '6h' '7d'. */
+export type Duration = number | string;
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const PATTERN = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/;
+
+/**
+ * Parses a Duration to milliseconds; anything else is LAPSE_INVALID_OPTION.
+ * @example parseDuration('5m') // 300000
+ */
+export function parseDuration(value: Duration, name = 'duration'): number {
+  let ms: number | undefined;
+  if (typeof value === 'number') ms = value;
+  else if (typeof value === 'string') {
+    const trimmed = value.trim();
+    const m = PATTERN.exec(trimmed);
+    if (m) ms = Number(m[1]) * (UNITS[m[2] as string] as number);
+    else if (/^\d+$/.test(trimmed)) ms = Number(trimmed);
+  }
+  if (ms === undefined || !Number.isFinite(ms) || ms < 0) {
+    throw new LapseError(
+      'LAPSE_INVALID_OPTION',
+      `${name} must be a number of milliseconds or a string like '30s', '5m', '6h', '7d' (got ${JSON.stringify(value)})`,
+    );
+  }
+  return Math.round(ms);
+}
+
+/** Like parseDuration, but the value must be greater than zero. */
+export function parsePositiveDuration(value: Duration, name: string): number {
+  const ms = parseDuration(value, name);
+  if (ms <= 0) throw new LapseError('LAPSE_INVALID_OPTION', `${name} must be greater than zero`);
+  return ms;
+}

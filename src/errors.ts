@@ -1,0 +1,51 @@
+/**
+ * The one error catalogue of Lapse. Every error thrown by Lapse is a `LapseError`
+ * whose `code` is one of these keys; docs/errors.md lists the same codes (a test
+ * fails when the two disagree).
+ */
+export const ERROR_CODES = {
+  LAPSE_INVALID_OPTION: { status: 500, message: 'An option or configuration value is invalid.' },
+  LAPSE_INVALID_INPUT: { status: 400, message: 'The input of a call is invalid.' },
+  LAPSE_NOT_FOUND: { status: 404, message: 'No live session with that id.' },
+  LAPSE_VERSION_CONFLICT: { status: 409, message: 'The session changed since the expected version.' },
+  LAPSE_LOCKED: { status: 423, message: 'The session is leased by someone else.' },
+  LAPSE_LOCK_TIMEOUT: { status: 423, message: 'The lease was not released in time.' },
+  LAPSE_BACKEND_UNAVAILABLE: { status: 503, message: 'The storage backend failed or cannot be reached.' },
+  LAPSE_CLOSED: { status: 503, message: 'The store has been closed.' },
+  LAPSE_UNAUTHORIZED: { status: 401, message: 'Missing or invalid credentials.' },
+  LAPSE_FORBIDDEN: { status: 403, message: 'The credentials do not allow this action.' },
+  LAPSE_PAYLOAD_TOO_LARGE: { status: 413, message: 'The payload is larger than allowed.' },
+} as const;
+
+export type LapseErrorCode = keyof typeof ERROR_CODES;
+
+/**
+ * The single error class of Lapse.
+ * @example
+ * try { await store.update(id, data, { expectedVersion: 3 }) }
+ * catch (err) { if (err instanceof LapseError && err.code === 'LAPSE_VERSION_CONFLICT') retry() }
+ */
+export class LapseError extends Error {
+  override readonly name = 'LapseError';
+  readonly code: LapseErrorCode;
+  /** HTTP status the service answers this error with. */
+  readonly status: number;
+
+  constructor(code: LapseErrorCode, message?: string, options?: { cause?: unknown }) {
+    super(message ?? ERROR_CODES[code].message, options);
+    this.code = code;
+    this.status = ERROR_CODES[code].status;
+  }
+}
+
+/** True when `err` is a LapseError, optionally of the given code. */
+export function isLapseError(err: unknown, code?: LapseErrorCode): err is LapseError {
+  return err instanceof LapseError && (code === undefined || err.code === code);
+}
+
+/** Wraps anything a backend throws that is not already a LapseError as LAPSE_BACKEND_UNAVAILABLE. */
+export function backendError(err: unknown, what = 'backend operation failed'): LapseError {
+  if (err instanceof LapseError) return err;
+  const detail = err instanceof Error ? err.message : String(err);
+  return new LapseError('LAPSE_BACKEND_UNAVAILABLE', `${what}: ${detail}`, { cause: err });
+}

@@ -1,0 +1,97 @@
+/** Why a session ended. */
+export type EndReason = 'idle' | 'absolute' | 'evicted' | 'revoked' | 'rotated';
+
+/** A lease as stored: who holds it, its fencing number and when it ends by itself. */
+export interface LockState {
+  owner: string;
+  fence: number;
+  expiresAt: number;
+}
+
+/**
+ * A session as a backend stores it. `data` is JSON text; `secretHash` is the
+ * base64url SHA-256 of the token's secret ('' for sessions made with `set`, which
+ * have no token).
+ */
+export interface SessionRecord {
+  id: string;
+  secretHash: string;
+  userId: string | null;
+  data: string;
+  createdAt: number;
+  lastAccessedAt: number;
+  expiresAt: number;
+  absoluteExpiresAt: number;
+  idleTimeout: number;
+  accessCount: number;
+  version: number;
+  lock: LockState | null;
+  ip: string | null;
+  userAgent: string | null;
+}
+
+/** A session as Lapse hands it out. */
+export interface Session<T = unknown> {
+  id: string;
+  userId: string | null;
+  data: T;
+  createdAt: number;
+  lastAccessedAt: number;
+  expiresAt: number;
+  absoluteExpiresAt: number;
+  accessCount: number;
+  version: number;
+  status: 'active' | 'locked' | 'expired';
+  lock: { owner: string; expiresAt: number } | null;
+  meta: { ip?: string; userAgent?: string };
+}
+
+/** A session that ended, as events and sweeps report it. */
+export interface Ended {
+  id: string;
+  userId: string | null;
+  reason: EndReason;
+}
+
+/** The one expiry rule: min(lastAccessedAt + idleTimeout, createdAt + absoluteTimeout). */
+export function expiresAtOf(lastAccessedAt: number, idleTimeout: number, absoluteExpiresAt: number): number {
+  return Math.min(lastAccessedAt + idleTimeout, absoluteExpiresAt);
+}
+
+/** A session is expired the instant now >= expiresAt. */
+export function isExpired(rec: Pick<SessionRecord, 'expiresAt'>, now: number): boolean {
+  return now >= rec.expiresAt;
+}
+
+/** Why an expired record ended: its absolute cap, or idleness. */
+export function expiryReason(rec: Pick<SessionRecord, 'expiresAt' | 'absoluteExpiresAt'>): 'idle' | 'absolute' {
+  return rec.expiresAt >= rec.absoluteExpiresAt ? 'absolute' : 'idle';
+}
+
+/** The lease in force at `now`, or null when there is none or it has run out. */
+export function activeLock(rec: Pick<SessionRecord, 'lock'>, now: number): LockState | null {
+  const lock = rec.lock;
+  return lock && lock.expiresAt > now ? lock : null;
+}
+
+/** Turns a stored record into the Session callers see. */
+export function toSession<T = unknown>(rec: SessionRecord, now: number, extraAccesses = 0): Session<T> {
+  const lock = activeLock(rec, now);
+  const meta: Session['meta'] = {};
+  if (rec.ip !== null) meta.ip = rec.ip;
+  if (rec.userAgent !== null) meta.userAgent = rec.userAgent;
+  return {
+    id: rec.id,
+    userId: rec.userId,
+    data: JSON.parse(rec.data) as T,
+    createdAt: rec.createdAt,
+    lastAccessedAt: rec.lastAccessedAt,
+    expiresAt: rec.expiresAt,
+    absoluteExpiresAt: rec.absoluteExpiresAt,
+    accessCount: rec.accessCount + extraAccesses,
+    version: rec.version,
+    status: now >= rec.expiresAt ? 'expired' : lock ? 'locked' : 'active',
+    lock: lock ? { owner: lock.owner, expiresAt: lock.expiresAt } : null,
+    meta,
+  };
+}

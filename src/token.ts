@@ -1,0 +1,51 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+
+/** Bytes of randomness in a session id and in its secret. */
+export const ID_BYTES = 16;
+export const SECRET_BYTES = 32;
+
+const ID_LENGTH = 22; // base64url of 16 bytes
+const SECRET_LENGTH = 43; // base64url of 32 bytes
+const B64URL = /^[A-Za-z0-9_-]+$/;
+
+/** A fresh public session id (16 random bytes, base64url). */
+export function newId(): string {
+  return randomBytes(ID_BYTES).toString('base64url');
+}
+
+/** A fresh secret (32 random bytes, base64url). Only its hash is ever stored. */
+export function newSecret(): string {
+  return randomBytes(SECRET_BYTES).toString('base64url');
+}
+
+/** SHA-256 of a secret, base64url: what backends store. */
+export function hashSecret(secret: string): string {
+  return createHash('sha256').update(secret).digest('base64url');
+}
+
+/** Joins id and secret into the token the client holds: `<id>.<secret>`. */
+export function formatToken(id: string, secret: string): string {
+  return `${id}.${secret}`;
+}
+
+/** Splits a token; returns null for anything that is not `<id>.<secret>` of the right shape. */
+export function parseToken(token: unknown): { id: string; secret: string } | null {
+  if (typeof token !== 'string' || token.length !== ID_LENGTH + 1 + SECRET_LENGTH) return null;
+  if (token.charCodeAt(ID_LENGTH) !== 46 /* '.' */) return null;
+  const id = token.slice(0, ID_LENGTH);
+  const secret = token.slice(ID_LENGTH + 1);
+  if (!B64URL.test(id) || !B64URL.test(secret)) return null;
+  return { id, secret };
+}
+
+/** Constant-time check that `secret` hashes to `storedHash`. */
+export function verifySecret(secret: string, storedHash: string): boolean {
+  const a = createHash('sha256').update(secret).digest();
+  const b = Buffer.from(storedHash, 'base64url');
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** Whether a caller-chosen id is acceptable as a storage key (Map-like `set`). */
+export function isValidId(id: unknown): id is string {
+  return typeof id === 'string' && id.length > 0 && id.length <= 256 && !/[\s\x00-\x1f]/.test(id);
+}
