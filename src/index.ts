@@ -1,1 +1,21 @@
-export {};
+/** Lapse: the session-lifecycle engine. The core: store, memory backend, scheduler, errors, types. */
+export { createStore, SessionStore } from './store.js';
+export type { StoreEvent, StoreEventName, StoreOptions, StoreStats } from './store.js';
+export type { CreateInput } from './input.js';
+export type { Lease, LeaseRef } from './lease-handle.js';
+export type { Session, SessionRecord, EndReason, Ended, LockState } from './session.js';
+export type { Awaitable, Backend, BackendStats, InsertPolicy, JobLease } from './backend.js';
+export { memory, MemoryBackend } from './backends/memory.js';
+export type { MemoryOptions } from './backends/memory.js';
+export { Scheduler } from './scheduler.js';
+export type { JobContext, JobFn, JobInfo, SchedulerOptions } from './scheduler.js';
+export { memoryJobLease } from './lease.js';
+export { ERROR_CODES, LapseError, isLapseError } from './errors.js';
+export type { LapseErrorCode } from './errors.js';
+export { parseDuration } from './duration.js';
+export type { Duration } from './duration.js';
+export { ManualClock, systemClock } from './clock.js';
+export type { Clock, TimerClock } from './clock.js';
+export { defaultLogger, silentLogger } from './logger.js';
+export type { Logger } from './logger.js';
+export { parseToken } from './token.js';

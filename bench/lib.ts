@@ -1,0 +1,104 @@
+/**
+ * Small shared helpers for the benchmarks: timed loops, event-loop block tracking,
+ * a progress line on a terminal, and result files in bench/results/.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+
+export const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results');
+
+export interface OpsResult {
+  name: string;
+  ops: number;
+  opsPerSec: number;
+  nsPerOp: number;
+}
+
+/** Runs `fn` (sync or async) for about `ms` milliseconds after a warm-up; returns throughput. */
+export async function measure(name: string, fn: (i: number) => unknown, ms = 1500): Promise<OpsResult> {
+  const warmEnd = performance.now() + Math.min(300, ms / 4);
+  let i = 0;
+  while (performance.now() < warmEnd) {
+    for (let k = 0; k < 100; k++) {
+      const r = fn(i++);
+      if (r instanceof Promise) await r;
+    }
+  }
+  const start = performance.now();
+  const end = start + ms;
+  let ops = 0;
+  while (performance.now() < end) {
+    for (let k = 0; k < 200; k++) {
+      const r = fn(i++);
+      if (r instanceof Promise) await r;
+    }
+    ops += 200;
+  }
+  const elapsed = performance.now() - start;
+  const res = { name, ops, opsPerSec: (ops / elapsed) * 1000, nsPerOp: (elapsed * 1e6) / ops };
+  progress(`${name}: ${fmt(res.opsPerSec)} ops/s`);
+  return res;
+}
+
+/** Tracks the longest event-loop block while `work` runs. */
+export async function withLoopMonitor<T>(work: () => Promise<T>): Promise<{ result: T; maxBlockMs: number; totalMs: number }> {
+  const h = monitorEventLoopDelay({ resolution: 1 });
+  let maxGap = 0;
+  let last = performance.now();
+  const ticker = setInterval(() => {
+    const t = performance.now();
+    maxGap = Math.max(maxGap, t - last);
+    last = t;
+  }, 1);
+  h.enable();
+  const start = performance.now();
+  const result = await work();
+  const totalMs = performance.now() - start;
+  h.disable();
+  clearInterval(ticker);
+  const t = performance.now();
+  maxGap = Math.max(maxGap, t - last);
+  return { result, maxBlockMs: Math.max(h.max / 1e6, maxGap), totalMs };
+}
+
+/** Heap bytes in use after a full GC (run node with --expose-gc). */
+export function heapUsed(): number {
+  const g = (globalThis as { gc?: () => void }).gc;
+  if (g) {
+    g();
+    g();
+  }
+  return process.memoryUsage().heapUsed;
+}
+
+/** Human number: 1234567 -> '1.23M'. */
+export function fmt(n: number): string {
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)}k`;
+  return n.toFixed(n < 10 ? 2 : 0);
+}
+
+/** One status line on a terminal (overwritten in place), plain lines otherwise. */
+export function progress(line: string): void {
+  if (process.stderr.isTTY) process.stderr.write(`\r\x1b[2K${line}`);
+  else process.stderr.write(`${line}\n`);
+}
+
+/** Writes bench/results/<name>.json and <name>.md (a Markdown table) and prints the table. */
+export function writeResults(name: string, title: string, rows: Record<string, string | number>[], notes: string[] = []): void {
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const meta = { date: new Date().toISOString(), node: process.version, cpus: 2, title };
+  writeFileSync(join(RESULTS_DIR, `${name}.json`), `${JSON.stringify({ ...meta, rows, notes }, null, 2)}\n`);
+  const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+  const table = [
+    `| ${cols.join(' | ')} |`,
+    `| ${cols.map(() => '---').join(' | ')} |`,
+    ...rows.map((r) => `| ${cols.map((c) => String(r[c] ?? '')).join(' | ')} |`),
+  ].join('\n');
+  const md = `# ${title}\n\n${meta.date}, Node ${meta.node}, 2 cores.\n\n${table}\n\n${notes.map((n) => `- ${n}`).join('\n')}\n`;
+  writeFileSync(join(RESULTS_DIR, `${name}.md`), md);
+  if (process.stderr.isTTY) process.stderr.write('\n');
+  console.log(md);
+}

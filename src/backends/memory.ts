@@ -1,0 +1,340 @@
+import type { Backend, BackendStats, InsertPolicy, JobLease } from '../backend.js';
+import { type Clock, systemClock } from '../clock.js';
+import { parsePositiveDuration, type Duration } from '../duration.js';
+import { LapseError } from '../errors.js';
+import { memoryJobLease } from '../lease.js';
+import { defaultLogger, type Logger } from '../logger.js';
+import {
+  activeLock,
+  type Ended,
+  type EndReason,
+  expiresAtOf,
+  expiryReason,
+  type LockState,
+  type SessionRecord,
+} from '../session.js';
+import { ExpiryHeap, type HeapItem } from './expiry-heap.js';
+import { SnapshotFile } from './snapshot.js';
+
+/** A stored session plus its place in the expiry heap. */
+type Entry = SessionRecord & HeapItem;
+
+export interface MemoryOptions {
+  /** Persist to a file: written every `interval` (default '1m') and on close, restored on start. */
+  snapshot?: { path: string; interval?: Duration };
+  /** Clock used to drop expired sessions on restore (the store passes `now` everywhere else). */
+  clock?: Clock;
+  logger?: Logger;
+}
+
+/**
+ * The in-process backend: a Map for O(1) lookups whose insertion order is the LRU order,
+ * a min-heap on expiresAt for the sweep, and a per-user index. Optional snapshots.
+ * @example
+ * const store = createStore({ backend: memory({ snapshot: { path: './sessions.snap' } }) });
+ */
+export function memory(options: MemoryOptions = {}): MemoryBackend {
+  return new MemoryBackend(options);
+}
+
+export class MemoryBackend implements Backend {
+  readonly name = 'memory';
+  /** Insertion order is recency: a touched entry is moved to the end. */
+  private byId = new Map<string, Entry>();
+  private byUser = new Map<string, Set<string>>();
+  private heap = new ExpiryHeap<Entry>();
+  /** Leases granted, by id, to count `locked` without a scan. */
+  private locks = new Map<string, number>();
+  private fence = 0;
+  private unlockListeners = new Set<(id: string) => void>();
+  private lease: JobLease | undefined;
+  private snapshot: SnapshotFile | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private readonly clock: Clock;
+
+  constructor(options: MemoryOptions = {}) {
+    this.clock = options.clock ?? systemClock;
+    if (options.snapshot) {
+      const logger = options.logger ?? defaultLogger();
+      this.snapshot = new SnapshotFile(options.snapshot.path, logger);
+      const restored = this.snapshot.read();
+      if (restored) {
+        const now = this.clock.now();
+        this.fence = restored.fence;
+        for (const rec of restored.records) if (rec.expiresAt > now) this.add({ ...rec, hi: -1 });
+      }
+      const every = parsePositiveDuration(options.snapshot.interval ?? '1m', 'snapshot.interval');
+      this.timer = setInterval(() => void this.save().catch(() => {}), every);
+      this.timer.unref();
+    }
+  }
+
+  insert(rec: SessionRecord, now: number, policy: InsertPolicy, opts: { replace?: boolean; fence?: number } = {}) {
+    const ended: Ended[] = [];
+    const existing = this.byId.get(rec.id);
+    if (existing && existing.expiresAt > now) {
+      if (!opts.replace) throw new LapseError('LAPSE_INVALID_INPUT', `a session with id ${rec.id} exists`);
+      this.checkLease(existing, now, opts.fence);
+      const next: Entry = {
+        ...rec,
+        createdAt: existing.createdAt,
+        absoluteExpiresAt: existing.absoluteExpiresAt,
+        expiresAt: expiresAtOf(rec.lastAccessedAt, rec.idleTimeout, existing.absoluteExpiresAt),
+        accessCount: existing.accessCount,
+        lock: existing.lock,
+        version: existing.version + 1,
+        hi: -1,
+      };
+      this.drop(existing);
+      if (next.userId !== null && next.userId !== existing.userId) this.capUser(next.userId, now, policy, ended);
+      this.add(next);
+      return { record: next, ended };
+    }
+    if (existing) this.end(existing, expiryReason(existing), ended);
+    if (rec.userId !== null) this.capUser(rec.userId, now, policy, ended);
+    const max = policy.maxSessions;
+    if (max !== undefined) {
+      while (this.byId.size >= max) {
+        const soonest = this.heap.peek();
+        if (soonest && soonest.expiresAt <= now) this.end(soonest, expiryReason(soonest), ended);
+        else this.end(this.byId.values().next().value as Entry, 'evicted', ended);
+      }
+    }
+    const entry: Entry = { ...rec, hi: -1 };
+    this.add(entry);
+    return { record: entry, ended };
+  }
+
+  get(id: string, now: number): SessionRecord | null {
+    const e = this.byId.get(id);
+    return e && e.expiresAt > now ? e : null;
+  }
+
+  touch(id: string, at: number, accesses: number, now: number): SessionRecord | null {
+    const e = this.byId.get(id);
+    if (!e || e.expiresAt <= now) return null;
+    if (at > e.lastAccessedAt) e.lastAccessedAt = at;
+    e.accessCount += accesses;
+    const expiresAt = expiresAtOf(e.lastAccessedAt, e.idleTimeout, e.absoluteExpiresAt);
+    if (expiresAt !== e.expiresAt) {
+      e.expiresAt = expiresAt;
+      this.heap.update(e);
+    }
+    this.bump(e);
+    return e;
+  }
+
+  update(id: string, data: string, now: number, opts: { expectedVersion?: number; fence?: number }): SessionRecord {
+    const e = this.live(id, now);
+    this.checkLease(e, now, opts.fence);
+    if (opts.expectedVersion !== undefined && opts.expectedVersion !== e.version) {
+      throw new LapseError('LAPSE_VERSION_CONFLICT', `session ${id} is at version ${e.version}, not ${opts.expectedVersion}`);
+    }
+    e.data = data;
+    e.version++;
+    return e;
+  }
+
+  remove(id: string, now: number, opts: { fence?: number; force?: boolean }): SessionRecord | null {
+    const e = this.byId.get(id);
+    if (!e || e.expiresAt <= now) return null;
+    if (!opts.force) this.checkLease(e, now, opts.fence);
+    this.drop(e);
+    return e;
+  }
+
+  rotate(id: string, next: { id: string; secretHash: string }, now: number, opts: { fence?: number }): SessionRecord {
+    const e = this.live(id, now);
+    this.checkLease(e, now, opts.fence);
+    if (this.byId.has(next.id)) throw new LapseError('LAPSE_INVALID_INPUT', `a session with id ${next.id} exists`);
+    this.drop(e);
+    const moved: Entry = {
+      ...e,
+      id: next.id,
+      secretHash: next.secretHash,
+      lastAccessedAt: now,
+      expiresAt: expiresAtOf(now, e.idleTimeout, e.absoluteExpiresAt),
+      lock: null,
+      hi: -1,
+    };
+    this.add(moved);
+    return moved;
+  }
+
+  removeUser(userId: string, now: number, exceptId?: string): Ended[] {
+    const ended: Ended[] = [];
+    const ids = this.byUser.get(userId);
+    if (!ids) return ended;
+    for (const id of [...ids]) {
+      if (id === exceptId) continue;
+      const e = this.byId.get(id) as Entry;
+      this.end(e, e.expiresAt <= now ? expiryReason(e) : 'revoked', ended);
+    }
+    return ended;
+  }
+
+  listUser(userId: string, now: number): SessionRecord[] {
+    const ids = this.byUser.get(userId);
+    if (!ids) return [];
+    const out: SessionRecord[] = [];
+    for (const id of ids) {
+      const e = this.byId.get(id) as Entry;
+      if (e.expiresAt > now) out.push(e);
+    }
+    return out.reverse();
+  }
+
+  lock(id: string, owner: string, ttlMs: number, now: number): LockState {
+    const e = this.live(id, now);
+    const held = activeLock(e, now);
+    if (held) throw new LapseError('LAPSE_LOCKED', `session ${id} is leased by ${held.owner} until ${held.expiresAt}`);
+    e.lock = { owner, fence: ++this.fence, expiresAt: now + ttlMs };
+    this.locks.set(id, e.lock.expiresAt);
+    return e.lock;
+  }
+
+  extendLock(id: string, fence: number, ttlMs: number, now: number): LockState {
+    const e = this.live(id, now);
+    const held = activeLock(e, now);
+    if (!held || held.fence !== fence) throw new LapseError('LAPSE_LOCKED', `lease ${fence} on ${id} is no longer in force`);
+    held.expiresAt = now + ttlMs;
+    this.locks.set(id, held.expiresAt);
+    return held;
+  }
+
+  unlock(id: string, fence: number, now: number): boolean {
+    const e = this.byId.get(id);
+    if (!e || e.expiresAt <= now || !e.lock || e.lock.fence !== fence) return false;
+    const wasActive = e.lock.expiresAt > now;
+    e.lock = null;
+    this.locks.delete(id);
+    for (const listener of this.unlockListeners) listener(id);
+    return wasActive;
+  }
+
+  sweep(now: number, limit: number): Ended[] {
+    const ended: Ended[] = [];
+    for (let top = this.heap.peek(); top && top.expiresAt <= now && ended.length < limit; top = this.heap.peek()) {
+      this.end(top, expiryReason(top), ended);
+    }
+    return ended;
+  }
+
+  count(now: number): number {
+    return this.byId.size - this.heap.countDue(now);
+  }
+
+  stats(now: number): BackendStats {
+    for (const [id, until] of this.locks) if (until <= now) this.locks.delete(id);
+    return { sessions: this.byId.size, users: this.byUser.size, locked: this.locks.size };
+  }
+
+  /** Id order needs a sort here: an admin listing path, never a request path. */
+  scan(afterId: string | null, limit: number, now: number): SessionRecord[] {
+    const out: Entry[] = [];
+    for (const e of this.byId.values()) {
+      if (e.expiresAt > now && (afterId === null || e.id > afterId)) out.push(e);
+    }
+    out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return out.slice(0, limit);
+  }
+
+  clear(): void {
+    this.byId.clear();
+    this.byUser.clear();
+    this.heap.clear();
+    this.locks.clear();
+  }
+
+  ping(): void {
+    if (this.closed) throw new LapseError('LAPSE_CLOSED', 'memory backend is closed');
+  }
+
+  onUnlock(listener: (id: string) => void): () => void {
+    this.unlockListeners.add(listener);
+    return () => this.unlockListeners.delete(listener);
+  }
+
+  jobLease(): JobLease {
+    this.lease ??= memoryJobLease({ clock: this.clock });
+    return this.lease;
+  }
+
+  /** Writes a snapshot now (no-op without the snapshot option). */
+  async save(): Promise<void> {
+    if (!this.snapshot) return;
+    await this.snapshot.write(this.fence, this.byId.values());
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    this.unlockListeners.clear();
+    await this.save();
+  }
+
+  private live(id: string, now: number): Entry {
+    const e = this.byId.get(id);
+    if (!e || e.expiresAt <= now) throw new LapseError('LAPSE_NOT_FOUND', `no live session ${id}`);
+    return e;
+  }
+
+  private checkLease(e: Entry, now: number, fence: number | undefined): void {
+    const held = activeLock(e, now);
+    if (held && held.fence !== fence) {
+      throw new LapseError('LAPSE_LOCKED', `session ${e.id} is leased by ${held.owner} until ${held.expiresAt}`);
+    }
+  }
+
+  private capUser(userId: string, now: number, policy: InsertPolicy, ended: Ended[]): void {
+    const cap = policy.maxSessionsPerUser;
+    const ids = this.byUser.get(userId);
+    if (cap === undefined || !ids) return;
+    while (ids.size >= cap) {
+      const e = this.byId.get(ids.values().next().value as string) as Entry;
+      this.end(e, e.expiresAt <= now ? expiryReason(e) : 'evicted', ended);
+    }
+  }
+
+  private add(e: Entry): void {
+    this.byId.set(e.id, e);
+    this.heap.push(e);
+    if (e.userId !== null) {
+      let ids = this.byUser.get(e.userId);
+      if (!ids) this.byUser.set(e.userId, (ids = new Set()));
+      ids.add(e.id);
+    }
+    if (e.lock) this.locks.set(e.id, e.lock.expiresAt);
+  }
+
+  private bump(e: Entry): void {
+    this.byId.delete(e.id);
+    this.byId.set(e.id, e);
+    if (e.userId !== null) {
+      const ids = this.byUser.get(e.userId) as Set<string>;
+      ids.delete(e.id);
+      ids.add(e.id);
+    }
+  }
+
+  private drop(e: Entry): void {
+    this.byId.delete(e.id);
+    this.heap.remove(e);
+    this.locks.delete(e.id);
+    if (e.userId !== null) {
+      const ids = this.byUser.get(e.userId);
+      if (ids) {
+        ids.delete(e.id);
+        if (ids.size === 0) this.byUser.delete(e.userId);
+      }
+    }
+  }
+
+  private end(e: Entry, reason: EndReason, ended: Ended[]): void {
+    this.drop(e);
+    ended.push({ id: e.id, userId: e.userId, reason });
+  }
+}

@@ -1,0 +1,65 @@
+import { type Duration, parsePositiveDuration } from './duration.js';
+import { LapseError } from './errors.js';
+import { isValidId } from './token.js';
+
+/** What `create` accepts. */
+export interface CreateInput {
+  userId?: string | null;
+  data?: unknown;
+  ip?: string;
+  userAgent?: string;
+  idleTimeout?: Duration;
+  absoluteTimeout?: Duration;
+}
+
+const CREATE_KEYS = new Set(['userId', 'data', 'ip', 'userAgent', 'idleTimeout', 'absoluteTimeout']);
+
+/** Checks a user id: a non-empty string of at most 256 characters, or null/undefined. */
+export function checkUserId(userId: unknown): string | null {
+  if (userId === undefined || userId === null) return null;
+  if (!isValidId(userId)) {
+    throw new LapseError('LAPSE_INVALID_INPUT', 'userId must be a non-empty string of at most 256 characters without control characters');
+  }
+  return userId;
+}
+
+/** Checks a session id given by a caller. */
+export function checkId(id: unknown): string {
+  if (!isValidId(id)) throw new LapseError('LAPSE_INVALID_INPUT', 'id must be a non-empty string of at most 256 characters');
+  return id;
+}
+
+function optionalText(v: unknown, name: string, max: number): string | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'string') throw new LapseError('LAPSE_INVALID_INPUT', `${name} must be a string`);
+  return v.slice(0, max);
+}
+
+/** Validates `create` input; returns normalized fields (durations in ms or undefined). */
+export function checkCreateInput(input: unknown) {
+  if (input === undefined) input = {};
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw new LapseError('LAPSE_INVALID_INPUT', 'create() takes an object');
+  }
+  for (const key of Object.keys(input)) {
+    if (!CREATE_KEYS.has(key)) throw new LapseError('LAPSE_INVALID_INPUT', `unknown field '${key}'`);
+  }
+  const i = input as CreateInput;
+  return {
+    userId: checkUserId(i.userId),
+    data: i.data === undefined ? {} : i.data,
+    ip: optionalText(i.ip, 'ip', 64),
+    userAgent: optionalText(i.userAgent, 'userAgent', 512),
+    idleTimeout: i.idleTimeout === undefined ? undefined : inputDuration(i.idleTimeout, 'idleTimeout'),
+    absoluteTimeout: i.absoluteTimeout === undefined ? undefined : inputDuration(i.absoluteTimeout, 'absoluteTimeout'),
+  };
+}
+
+/** A duration given per call: bad values are the caller's input, not configuration. */
+export function inputDuration(v: Duration, name: string): number {
+  try {
+    return parsePositiveDuration(v, name);
+  } catch (err) {
+    throw new LapseError('LAPSE_INVALID_INPUT', (err as Error).message);
+  }
+}
