@@ -71,6 +71,7 @@ export class ManualClock implements TimerClock {
   /** Moves time forward by `ms`, firing due timers in order and letting their promises settle. */
   async advance(ms: number | string): Promise<void> {
     const target = this.t + parseDuration(ms);
+    await settle(); // let work already under way register its timers first
     for (;;) {
       let next: ManualTimer | undefined;
       for (const timer of this.timers) {

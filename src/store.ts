@@ -43,7 +43,7 @@ export interface StoreStats extends BackendStats {
 
 const SWEEP_BATCH = 1000;
 const FLUSH_AT = 50_000;
-const UPDATE_ATTEMPTS = 16;
+const UPDATE_ATTEMPTS = 100;
 
 /**
  * Creates a session store.

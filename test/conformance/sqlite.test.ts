@@ -1,0 +1,20 @@
+import { join } from 'node:path';
+import { sqlite } from '../../src/backends/sqlite.js';
+import { tempDir } from '../helpers/tmp.js';
+import { runConformance } from './suite.js';
+
+// File-backed (WAL on disk), a fresh file per test.
+let dirs: ReturnType<typeof tempDir>[] = [];
+let n = 0;
+
+runConformance('sqlite', {
+  make: ({ clock }) => {
+    const tmp = tempDir('lapse-sqlite-conf-');
+    dirs.push(tmp);
+    return sqlite({ path: join(tmp.dir, `conformance-${n++}.db`), clock });
+  },
+  cleanup: () => {
+    for (const d of dirs) d.cleanup();
+    dirs = [];
+  },
+});
