@@ -74,6 +74,39 @@ export function activeLock(rec: Pick<SessionRecord, 'lock'>, now: number): LockS
   return lock && lock.expiresAt > now ? lock : null;
 }
 
+/**
+ * Records may carry the parsed form of their data (the memory backend's do), reused
+ * while the JSON text is unchanged. Other backends' records parse on every read.
+ */
+interface DataCache {
+  dataText?: string;
+  dataValue?: unknown;
+}
+
+/** Freezes a parsed JSON value all the way down. */
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+/**
+ * The data of a record, parsed and deeply frozen: a Session is a snapshot, and data is
+ * changed with update(), never by mutating what a read returned.
+ */
+export function parseData(rec: SessionRecord): unknown {
+  const c = rec as SessionRecord & DataCache;
+  if (c.dataText === rec.data) return c.dataValue;
+  const value = deepFreeze(JSON.parse(rec.data) as unknown);
+  if ('dataText' in c) {
+    c.dataText = rec.data;
+    c.dataValue = value;
+  }
+  return value;
+}
+
 /** Turns a stored record into the Session callers see. */
 export function toSession<T = unknown>(rec: SessionRecord, now: number, extraAccesses = 0): Session<T> {
   const lock = activeLock(rec, now);
@@ -83,7 +116,7 @@ export function toSession<T = unknown>(rec: SessionRecord, now: number, extraAcc
   return {
     id: rec.id,
     userId: rec.userId,
-    data: JSON.parse(rec.data) as T,
+    data: parseData(rec) as T,
     createdAt: rec.createdAt,
     lastAccessedAt: rec.lastAccessedAt,
     expiresAt: rec.expiresAt,

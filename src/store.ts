@@ -111,13 +111,7 @@ export class SessionStore {
     const parsed = parseToken(token);
     if (!parsed) return null;
     const now = this.clock.now();
-    let rec: Awaitable<SessionRecord | null>;
-    try {
-      rec = this.backend.get(parsed.id, now);
-      if (rec instanceof Promise) rec = await rec;
-    } catch (err) {
-      throw this.failed(err);
-    }
+    const rec = await this.read(parsed.id, now);
     if (!rec || !verifySecret(parsed.secret, rec.secretHash)) return null;
     this.counters.validations++;
     return this.access(rec, now);
@@ -138,7 +132,7 @@ export class SessionStore {
   async get(id: string): Promise<Session | null> {
     this.assertOpen();
     const now = this.clock.now();
-    const rec = await this.call(() => this.backend.get(checkId(id), now));
+    const rec = await this.read(checkId(id), now);
     return rec ? toSession(rec, now, this.pending.get(rec.id)?.n ?? 0) : null;
   }
 
@@ -461,18 +455,25 @@ export class SessionStore {
     const batch = this.pending;
     this.pending = new Map();
     const now = this.clock.now();
-    await Promise.all(
-      Array.from(batch, ([id, p]) => this.call(() => this.backend.touch(id, p.at, p.n, now))),
-    );
+    const waits: Promise<unknown>[] = [];
+    for (const [id, p] of batch) {
+      try {
+        const r = this.backend.touch(id, p.at, p.n, now);
+        if (r instanceof Promise) waits.push(r);
+      } catch (err) {
+        throw this.failed(err);
+      }
+    }
+    await this.call(() => Promise.all(waits));
   }
 
-  private async access(rec: SessionRecord, now: number): Promise<Session> {
+  /** Counts an access: written at once when the touch interval has passed, else coalesced. */
+  private access(rec: SessionRecord, now: number): Session | Promise<Session> {
     const p = this.pending.get(rec.id);
     const accesses = (p?.n ?? 0) + 1;
     if (now - rec.lastAccessedAt >= touchIntervalFor(this.opts, rec.idleTimeout)) {
       this.pending.delete(rec.id);
-      const touched = await this.call(() => this.backend.touch(rec.id, now, accesses, now));
-      return toSession(touched ?? rec, now);
+      return this.call(() => this.backend.touch(rec.id, now, accesses, now)).then((t) => toSession(t ?? rec, now));
     }
     if (p) {
       p.n = accesses;
@@ -569,6 +570,16 @@ export class SessionStore {
     const e = backendError(err, `${this.backend.name} backend failed`);
     if (this.events.listenerCount('error') > 0) this.events.emit('error', e);
     return e;
+  }
+
+  /** backend.get without an extra promise when the backend answers synchronously. */
+  private read(id: string, now: number): Awaitable<SessionRecord | null> {
+    try {
+      const r = this.backend.get(id, now);
+      return r instanceof Promise ? r.catch((err: unknown) => Promise.reject(this.failed(err))) : r;
+    } catch (err) {
+      throw this.failed(err);
+    }
   }
 
   private async call<T>(fn: () => Awaitable<T>): Promise<T> {

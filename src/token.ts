@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomFillSync, timingSafeEqual } from 'node:crypto';
 
 /** Bytes of randomness in a session id and in its secret. */
 export const ID_BYTES = 16;
@@ -8,14 +8,31 @@ const ID_LENGTH = 22; // base64url of 16 bytes
 const SECRET_LENGTH = 43; // base64url of 32 bytes
 const B64URL = /^[A-Za-z0-9_-]+$/;
 
+// Random bytes come from the CSPRNG in 4 KiB refills: one system call per ~85
+// sessions instead of two per session (the same trick as crypto.randomUUID's cache).
+const pool = Buffer.allocUnsafe(4096);
+let poolOffset = pool.length;
+
+function random(bytes: number): string {
+  if (poolOffset + bytes > pool.length) {
+    randomFillSync(pool);
+    poolOffset = 0;
+  }
+  const out = pool.toString('base64url', poolOffset, poolOffset + bytes);
+  // Wipe what was handed out so the pool never holds a secret that is in use.
+  pool.fill(0, poolOffset, poolOffset + bytes);
+  poolOffset += bytes;
+  return out;
+}
+
 /** A fresh public session id (16 random bytes, base64url). */
 export function newId(): string {
-  return randomBytes(ID_BYTES).toString('base64url');
+  return random(ID_BYTES);
 }
 
 /** A fresh secret (32 random bytes, base64url). Only its hash is ever stored. */
 export function newSecret(): string {
-  return randomBytes(SECRET_BYTES).toString('base64url');
+  return random(SECRET_BYTES);
 }
 
 /** SHA-256 of a secret, base64url: what backends store. */

@@ -6,7 +6,7 @@ import { isLapseError } from '../src/errors.js';
 import { createStore } from '../src/store.js';
 import { formatToken, hashSecret, newId, newSecret, parseToken, verifySecret } from '../src/token.js';
 import { expiresAtOf, expiryReason, toSession } from '../src/session.js';
-import { ExpiryHeap } from '../src/backends/expiry-heap.js';
+import { ExpiryQueue } from '../src/backends/expiry-queue.js';
 
 function code(fn: () => unknown): string | undefined {
   try {
@@ -124,24 +124,25 @@ describe('store options', () => {
   });
 });
 
-describe('expiry heap', () => {
-  it('pops in expiry order under random updates and removals', () => {
-    const heap = new ExpiryHeap<{ expiresAt: number; hi: number; k: number }>();
-    const items = Array.from({ length: 500 }, (_, k) => ({ expiresAt: Math.floor(Math.random() * 1000), hi: -1, k }));
-    for (const it of items) heap.push(it);
-    for (const it of items.slice(0, 100)) {
-      it.expiresAt = Math.floor(Math.random() * 1000);
-      heap.update(it);
-    }
-    for (const it of items.slice(100, 150)) heap.remove(it);
-    expect(heap.size).toBe(450);
-    expect(heap.countDue(499)).toBe(items.slice(0, 100).concat(items.slice(150)).filter((i) => i.expiresAt <= 499).length);
+describe('expiry queue', () => {
+  it('pops in key order and counts due items without visiting the rest', () => {
+    const q = new ExpiryQueue<{ k: number }>();
+    const keys = Array.from({ length: 2000 }, () => Math.floor(Math.random() * 1000));
+    keys.forEach((key, k) => q.push(key, { k }));
+    expect(q.size).toBe(2000);
+    expect(q.countDue(499, () => true)).toBe(keys.filter((k) => k <= 499).length);
+    expect(q.countDue(499, (i) => i.k % 2 === 0)).toBe(keys.filter((k, i) => k <= 499 && i % 2 === 0).length);
     let last = -1;
-    while (heap.size > 0) {
-      const top = heap.peek() as (typeof items)[number];
-      expect(top.expiresAt).toBeGreaterThanOrEqual(last);
-      last = top.expiresAt;
-      heap.remove(top);
+    const seen = new Set<number>();
+    while (q.size > 0) {
+      const key = q.peekKey() as number;
+      const item = q.pop() as { k: number };
+      expect(key).toBeGreaterThanOrEqual(last);
+      expect(keys[item.k]).toBe(key);
+      seen.add(item.k);
+      last = key;
     }
+    expect(seen.size).toBe(2000);
+    expect(q.pop()).toBeUndefined();
   });
 });

@@ -13,11 +13,45 @@ import {
   type LockState,
   type SessionRecord,
 } from '../session.js';
-import { ExpiryHeap, type HeapItem } from './expiry-heap.js';
+import { ExpiryQueue } from './expiry-queue.js';
 import { SnapshotFile } from './snapshot.js';
 
-/** A stored session plus its place in the expiry heap. */
-type Entry = SessionRecord & HeapItem;
+/** A stored session plus its parsed data. A class, so every entry shares one compact hidden class. */
+class Entry implements SessionRecord {
+  id: string;
+  secretHash: string;
+  userId: string | null;
+  data: string;
+  createdAt: number;
+  lastAccessedAt: number;
+  expiresAt: number;
+  absoluteExpiresAt: number;
+  idleTimeout: number;
+  accessCount: number;
+  version: number;
+  lock: LockState | null;
+  ip: string | null;
+  userAgent: string | null;
+  dataText: string | undefined = undefined;
+  dataValue: unknown = undefined;
+
+  constructor(r: SessionRecord) {
+    this.id = r.id;
+    this.secretHash = r.secretHash;
+    this.userId = r.userId;
+    this.data = r.data;
+    this.createdAt = r.createdAt;
+    this.lastAccessedAt = r.lastAccessedAt;
+    this.expiresAt = r.expiresAt;
+    this.absoluteExpiresAt = r.absoluteExpiresAt;
+    this.idleTimeout = r.idleTimeout;
+    this.accessCount = r.accessCount;
+    this.version = r.version;
+    this.lock = r.lock;
+    this.ip = r.ip;
+    this.userAgent = r.userAgent;
+  }
+}
 
 export interface MemoryOptions {
   /** Persist to a file: written every `interval` (default '1m') and on close, restored on start. */
@@ -29,7 +63,7 @@ export interface MemoryOptions {
 
 /**
  * The in-process backend: a Map for O(1) lookups whose insertion order is the LRU order,
- * a min-heap on expiresAt for the sweep, and a per-user index. Optional snapshots.
+ * an expiry queue (min-heap on expiresAt, lazily maintained) for the sweep, and a per-user index. Optional snapshots.
  * @example
  * const store = createStore({ backend: memory({ snapshot: { path: './sessions.snap' } }) });
  */
@@ -42,7 +76,8 @@ export class MemoryBackend implements Backend {
   /** Insertion order is recency: a touched entry is moved to the end. */
   private byId = new Map<string, Entry>();
   private byUser = new Map<string, Set<string>>();
-  private heap = new ExpiryHeap<Entry>();
+  /** Expiry index; an entry stays queued at its old time after a touch and is re-queued lazily. */
+  private queue = new ExpiryQueue<Entry>();
   /** Leases granted, by id, to count `locked` without a scan. */
   private locks = new Map<string, number>();
   private fence = 0;
@@ -62,7 +97,7 @@ export class MemoryBackend implements Backend {
       if (restored) {
         const now = this.clock.now();
         this.fence = restored.fence;
-        for (const rec of restored.records) if (rec.expiresAt > now) this.add({ ...rec, hi: -1 });
+        for (const rec of restored.records) if (rec.expiresAt > now) this.add(new Entry(rec));
       }
       const every = parsePositiveDuration(options.snapshot.interval ?? '1m', 'snapshot.interval');
       this.timer = setInterval(() => void this.save().catch(() => {}), every);
@@ -76,7 +111,7 @@ export class MemoryBackend implements Backend {
     if (existing && existing.expiresAt > now) {
       if (!opts.replace) throw new LapseError('LAPSE_INVALID_INPUT', `a session with id ${rec.id} exists`);
       this.checkLease(existing, now, opts.fence);
-      const next: Entry = {
+      const next = new Entry({
         ...rec,
         createdAt: existing.createdAt,
         absoluteExpiresAt: existing.absoluteExpiresAt,
@@ -84,8 +119,7 @@ export class MemoryBackend implements Backend {
         accessCount: existing.accessCount,
         lock: existing.lock,
         version: existing.version + 1,
-        hi: -1,
-      };
+      });
       this.drop(existing);
       if (next.userId !== null && next.userId !== existing.userId) this.capUser(next.userId, now, policy, ended);
       this.add(next);
@@ -96,12 +130,12 @@ export class MemoryBackend implements Backend {
     const max = policy.maxSessions;
     if (max !== undefined) {
       while (this.byId.size >= max) {
-        const soonest = this.heap.peek();
-        if (soonest && soonest.expiresAt <= now) this.end(soonest, expiryReason(soonest), ended);
+        const expired = this.soonestExpired(now);
+        if (expired) this.end(expired, expiryReason(expired), ended);
         else this.end(this.byId.values().next().value as Entry, 'evicted', ended);
       }
     }
-    const entry: Entry = { ...rec, hi: -1 };
+    const entry = new Entry(rec);
     this.add(entry);
     return { record: entry, ended };
   }
@@ -116,11 +150,8 @@ export class MemoryBackend implements Backend {
     if (!e || e.expiresAt <= now) return null;
     if (at > e.lastAccessedAt) e.lastAccessedAt = at;
     e.accessCount += accesses;
-    const expiresAt = expiresAtOf(e.lastAccessedAt, e.idleTimeout, e.absoluteExpiresAt);
-    if (expiresAt !== e.expiresAt) {
-      e.expiresAt = expiresAt;
-      this.heap.update(e);
-    }
+    // Only later, never earlier: the queued time stays a lower bound and is fixed up lazily.
+    e.expiresAt = expiresAtOf(e.lastAccessedAt, e.idleTimeout, e.absoluteExpiresAt);
     this.bump(e);
     return e;
   }
@@ -149,15 +180,14 @@ export class MemoryBackend implements Backend {
     this.checkLease(e, now, opts.fence);
     if (this.byId.has(next.id)) throw new LapseError('LAPSE_INVALID_INPUT', `a session with id ${next.id} exists`);
     this.drop(e);
-    const moved: Entry = {
+    const moved = new Entry({
       ...e,
       id: next.id,
       secretHash: next.secretHash,
       lastAccessedAt: now,
       expiresAt: expiresAtOf(now, e.idleTimeout, e.absoluteExpiresAt),
       lock: null,
-      hi: -1,
-    };
+    });
     this.add(moved);
     return moved;
   }
@@ -215,14 +245,16 @@ export class MemoryBackend implements Backend {
 
   sweep(now: number, limit: number): Ended[] {
     const ended: Ended[] = [];
-    for (let top = this.heap.peek(); top && top.expiresAt <= now && ended.length < limit; top = this.heap.peek()) {
-      this.end(top, expiryReason(top), ended);
+    while (ended.length < limit) {
+      const e = this.soonestExpired(now);
+      if (!e) break;
+      this.end(e, expiryReason(e), ended);
     }
     return ended;
   }
 
   count(now: number): number {
-    return this.byId.size - this.heap.countDue(now);
+    return this.byId.size - this.queue.countDue(now, (e) => this.byId.get(e.id) === e && e.expiresAt <= now);
   }
 
   stats(now: number): BackendStats {
@@ -243,7 +275,7 @@ export class MemoryBackend implements Backend {
   clear(): void {
     this.byId.clear();
     this.byUser.clear();
-    this.heap.clear();
+    this.queue.clear();
     this.locks.clear();
   }
 
@@ -276,6 +308,21 @@ export class MemoryBackend implements Backend {
     await this.save();
   }
 
+  /**
+   * Takes the soonest-expired entry off the queue if one has expired. On the way it drops
+   * entries that were removed or replaced, and re-queues the ones touched since.
+   */
+  private soonestExpired(now: number): Entry | undefined {
+    const q = this.queue;
+    for (let due = q.peekKey(); due !== undefined && due <= now; due = q.peekKey()) {
+      const e = q.pop() as Entry;
+      if (this.byId.get(e.id) !== e) continue;
+      if (e.expiresAt <= now) return e;
+      q.push(e.expiresAt, e);
+    }
+    return undefined;
+  }
+
   private live(id: string, now: number): Entry {
     const e = this.byId.get(id);
     if (!e || e.expiresAt <= now) throw new LapseError('LAPSE_NOT_FOUND', `no live session ${id}`);
@@ -301,7 +348,7 @@ export class MemoryBackend implements Backend {
 
   private add(e: Entry): void {
     this.byId.set(e.id, e);
-    this.heap.push(e);
+    this.queue.push(e.expiresAt, e);
     if (e.userId !== null) {
       let ids = this.byUser.get(e.userId);
       if (!ids) this.byUser.set(e.userId, (ids = new Set()));
@@ -322,7 +369,6 @@ export class MemoryBackend implements Backend {
 
   private drop(e: Entry): void {
     this.byId.delete(e.id);
-    this.heap.remove(e);
     this.locks.delete(e.id);
     if (e.userId !== null) {
       const ids = this.byUser.get(e.userId);
