@@ -431,7 +431,7 @@ export class SessionStore {
       }
     };
     if (this.ownScheduler) await step(() => this.scheduler.stop());
-    else await step(() => this.scheduler.remove('session_cleanup'));
+    else if (this.opts.sweepInterval !== false) await step(() => this.scheduler.remove('session_cleanup'));
     await step(() => this.flushAccesses());
     await step(() => this.waiters.close());
     await step(() => this.unsubscribe?.());

@@ -1,0 +1,115 @@
+import { parse as parseCookie, serialize as serializeCookie, type SerializeOptions as CookieSerializeOptions } from 'cookie';
+import type { CreateInput } from '../input.js';
+import type { Session } from '../session.js';
+import type { SessionStore } from '../store.js';
+
+/** Options shared by the Express middleware and the Fastify plugin. */
+export interface HttpSessionOptions {
+  store: SessionStore;
+  /** Cookie that carries the token; default 'lapse_session'. */
+  cookieName?: string;
+  /** Cookie attributes; defaults: httpOnly, sameSite 'lax', path '/', secure in production. */
+  cookie?: CookieSerializeOptions;
+  /** Also accept `Authorization: Bearer <token>` (APIs, mobile apps); default true. */
+  bearer?: boolean;
+  /** Rotate the token at login (session fixation defence); default true. */
+  rotateOnLogin?: boolean;
+}
+
+export interface ResolvedHttpOptions {
+  store: SessionStore;
+  cookieName: string;
+  cookie: CookieSerializeOptions;
+  bearer: boolean;
+}
+
+/** Fills defaults. */
+export function resolveHttpOptions(o: HttpSessionOptions): ResolvedHttpOptions {
+  return {
+    store: o.store,
+    cookieName: o.cookieName ?? 'lapse_session',
+    cookie: { httpOnly: true, sameSite: 'lax', path: '/', secure: process.env.NODE_ENV === 'production', ...o.cookie },
+    bearer: o.bearer ?? true,
+  };
+}
+
+/** The token of a request: the session cookie first, then a Bearer header. */
+export function tokenFrom(headers: { cookie?: string; authorization?: string }, o: ResolvedHttpOptions): string | null {
+  if (headers.cookie) {
+    const value = parseCookie(headers.cookie)[o.cookieName];
+    if (value) return value;
+  }
+  if (o.bearer && headers.authorization?.startsWith('Bearer ')) return headers.authorization.slice(7).trim();
+  return null;
+}
+
+/**
+ * What a request handler uses: the current session and the actions that change it.
+ * `setCookie` is given by the framework adapter.
+ */
+export class RequestSession {
+  /** The validated session of this request, or null. */
+  session: Session | null;
+  private token: string | null;
+
+  constructor(
+    private readonly o: ResolvedHttpOptions,
+    token: string | null,
+    session: Session | null,
+    private readonly setCookie: (header: string) => void,
+  ) {
+    this.token = session ? token : null;
+    this.session = session;
+  }
+
+  /** Starts a session for a user (ending the anonymous one, if any) and sets the cookie. Returns the token. */
+  async login(input: CreateInput = {}): Promise<string> {
+    if (this.token) await this.o.store.revoke(this.token);
+    const { token, session } = await this.o.store.create(input);
+    this.adopt(token, session);
+    return token;
+  }
+
+  /** Ends the session (revoked) and clears the cookie. */
+  async logout(): Promise<boolean> {
+    const had = this.token ? await this.o.store.revoke(this.token) : false;
+    this.token = null;
+    this.session = null;
+    this.setCookie(serializeCookie(this.o.cookieName, '', { ...this.o.cookie, maxAge: 0, expires: new Date(0) }));
+    return had;
+  }
+
+  /** Replaces the session's data (or derives it with a function). */
+  async update<T>(data: T | ((prev: T) => T | Promise<T>)): Promise<Session<T>> {
+    if (!this.session) throw new Error('no session on this request: call login() first');
+    const next = await this.o.store.update<T>(this.session.id, data);
+    this.session = next;
+    return next;
+  }
+
+  /** New id and secret for the same session (after a privilege change); sets the cookie. */
+  async rotate(): Promise<string> {
+    if (!this.token) throw new Error('no session on this request: call login() first');
+    const { token, session } = await this.o.store.rotate(this.token);
+    this.adopt(token, session);
+    return token;
+  }
+
+  private adopt(token: string, session: Session): void {
+    this.token = token;
+    this.session = session;
+    const maxAge = Math.max(0, Math.floor((session.absoluteExpiresAt - Date.now()) / 1000));
+    this.setCookie(serializeCookie(this.o.cookieName, token, { ...this.o.cookie, maxAge }));
+  }
+}
+
+/** Validates the token of a request; a backend failure throws (never "no session"). */
+export async function loadSession(
+  headers: { cookie?: string; authorization?: string },
+  o: ResolvedHttpOptions,
+  setCookie: (header: string) => void,
+): Promise<RequestSession> {
+  const token = tokenFrom(headers, o);
+  const session = token ? await o.store.validate(token) : null;
+  return new RequestSession(o, token, session, setCookie);
+}
