@@ -106,15 +106,24 @@ export class SessionStore {
   }
 
   /** The per-request path: the session behind a token, or null (malformed, unknown, wrong secret, expired, revoked). */
-  async validate(token: string): Promise<Session | null> {
-    this.assertOpen();
-    const parsed = parseToken(token);
-    if (!parsed) return null;
-    const now = this.clock.now();
-    const rec = await this.read(parsed.id, now);
-    if (!rec || !verifySecret(parsed.secret, rec.secretHash)) return null;
-    this.counters.validations++;
-    return this.access(rec, now);
+  validate(token: string): Promise<Session | null> {
+    // Not async on purpose: with a synchronous backend (memory) this is the whole hot path,
+    // and it settles with one promise instead of a chain of awaits.
+    try {
+      this.assertOpen();
+      const parsed = parseToken(token);
+      if (!parsed) return Promise.resolve(null);
+      const now = this.clock.now();
+      const found = (rec: SessionRecord | null): Session | Promise<Session> | null => {
+        if (!rec || !verifySecret(parsed.secret, rec.secretHash)) return null;
+        this.counters.validations++;
+        return this.access(rec, now);
+      };
+      const rec = this.read(parsed.id, now);
+      return rec instanceof Promise ? rec.then(found) : Promise.resolve(found(rec));
+    } catch (err) {
+      return Promise.reject(this.failed(err));
+    }
   }
 
   /**
@@ -129,11 +138,16 @@ export class SessionStore {
   }
 
   /** The session with this id, counting no access (the admin view). */
-  async get(id: string): Promise<Session | null> {
-    this.assertOpen();
-    const now = this.clock.now();
-    const rec = await this.read(checkId(id), now);
-    return rec ? toSession(rec, now, this.pending.get(rec.id)?.n ?? 0) : null;
+  get(id: string): Promise<Session | null> {
+    try {
+      this.assertOpen();
+      const now = this.clock.now();
+      const found = (rec: SessionRecord | null) => (rec ? toSession(rec, now, this.pending.get(rec.id)?.n ?? 0) : null);
+      const rec = this.read(checkId(id), now);
+      return rec instanceof Promise ? rec.then(found) : Promise.resolve(found(rec));
+    } catch (err) {
+      return Promise.reject(this.failed(err));
+    }
   }
 
   /**
