@@ -1,0 +1,58 @@
+import type { Server as HttpServer } from 'node:http';
+import { Server, type ServerOptions } from 'socket.io';
+import { backendError } from '../errors.js';
+import type { TrackerOptions } from './options.js';
+import { recommendedServerOptions } from './server-options.js';
+import { type ConnectionTracker, trackConnections } from './tracker.js';
+
+/** What mountLiveConnections returns. */
+export interface LiveConnections {
+  io: Server;
+  tracker: ConnectionTracker;
+  /** Stops tracking and disconnects every socket; leaves the HTTP server to its owner. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+/**
+ * Mounts Socket.IO (recommended options, path `/socket.io/`) on an HTTP server that someone
+ * else owns, such as Fastify's `app.server`, and tracks its connections.
+ * @example
+ * const live = mountLiveConnections(app.server, { store, requireSession: true });
+ * app.addHook('onClose', () => live.close());
+ * app.get('/health/connections', () => live.tracker.stats());
+ */
+export function mountLiveConnections(
+  httpServer: HttpServer,
+  options: TrackerOptions & { serverOptions?: Partial<ServerOptions> } = {},
+): LiveConnections {
+  const { serverOptions, ...trackerOptions } = options;
+  const io = new Server(httpServer, { ...recommendedServerOptions, path: '/socket.io/', ...serverOptions });
+  let tracker: ConnectionTracker;
+  try {
+    tracker = trackConnections(io, trackerOptions);
+  } catch (err) {
+    io.engine.close();
+    throw err;
+  }
+  let closing: Promise<void> | undefined;
+  const shutdown = async (): Promise<void> => {
+    const errors: unknown[] = [];
+    await tracker.close().catch((err: unknown) => errors.push(err));
+    try {
+      // Not io.close(): that would also close the HTTP server, which belongs to the caller.
+      io.local.disconnectSockets(true);
+      io.engine.close();
+    } catch (err) {
+      errors.push(err);
+    }
+    if (errors.length > 0) throw backendError(errors[0], 'closing live connections failed');
+  };
+  return {
+    io,
+    tracker,
+    close() {
+      closing ??= shutdown();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,102 @@
+import { afterEach, expect, it } from 'vitest';
+import { silentLogger } from '../src/logger.js';
+import { type ConnectionTracker, recommendedServerOptions, trackConnections } from '../src/socket.io/index.js';
+import { createStore, type SessionStore } from '../src/store.js';
+import { ask, type ClientSocket, next, startServer, type TestServer } from './fixtures/socketio-harness.js';
+
+const RECONNECT = { reconnection: true, reconnectionDelay: 100, reconnectionDelayMax: 200 };
+
+let server: TestServer;
+let tracker: ConnectionTracker;
+let store: SessionStore;
+
+afterEach(async () => {
+  await tracker?.close();
+  await server?.close();
+  await store?.close();
+});
+
+async function setup(): Promise<void> {
+  store = createStore({ sweepInterval: false, logger: silentLogger });
+  server = await startServer({ ...recommendedServerOptions });
+  server.io.on('connection', (socket) => {
+    socket.on('score', (n: number, ack: () => void) => {
+      socket.data.score = n;
+      ack();
+    });
+    socket.on('whoami', (ack: (v: unknown) => void) => ack({ score: socket.data.score, rooms: [...socket.rooms] }));
+  });
+  tracker = trackConnections(server.io, { store, requireSession: true, logger: silentLogger });
+}
+
+/** Cuts the client's transport (as a network drop would) and resolves once it is back. */
+async function cut(c: ClientSocket): Promise<{ reason: string }> {
+  const dropped = next<string>(c, 'disconnect');
+  const back = next(c, 'connect', 10_000);
+  c.io.engine.close();
+  const reason = await dropped;
+  await back;
+  return { reason };
+}
+
+it('after a forced transport close the client recovers its sid, rooms and data, and the tracker keeps one record', async () => {
+  await setup();
+  const { token, session } = await store.create({ userId: 'zoe' });
+  const c = await server.connected({ auth: { token }, ...RECONNECT });
+  const sid = c.id as string;
+  await ask(c, 'join', 'match-7');
+  await ask(c, 'score', 42);
+  // A client can only recover once it has received an event (it carries the offset): the heartbeat_ack does.
+  const acked = next(c, 'heartbeat_ack');
+  c.emit('heartbeat');
+  await acked;
+  const before = tracker.get(sid);
+  const events: string[] = [];
+  tracker.on('connected', (conn) => events.push(`connected:${conn.sid}:${conn.recovered}`));
+  tracker.on('disconnected', (conn, reason) => events.push(`disconnected:${conn.sid}:${reason}`));
+
+  const { reason } = await cut(c);
+  expect(reason).toBe('forced close'); // the client's view; the server sees 'transport close'
+  expect(c.recovered).toBe(true);
+  expect(c.id).toBe(sid);
+  expect(await ask(c, 'whoami')).toEqual({ score: 42, rooms: expect.arrayContaining([sid, 'match-7']) });
+
+  expect(events).toEqual([`disconnected:${sid}:transport close`, `connected:${sid}:true`]);
+  expect(tracker.stats()).toEqual({ totalSessions: 1, uniqueUsers: 1, activeRooms: 1, sessionsPerRoom: { 'match-7': 1 } });
+  expect(tracker.get(sid)).toMatchObject({
+    userId: 'zoe',
+    sessionId: session.id,
+    rooms: ['match-7'],
+    recovered: true,
+    connectedAt: before?.connectedAt,
+  });
+  expect(tracker.byUser('zoe')).toHaveLength(1);
+  expect(tracker.inRoom('match-7').map((x) => x.sid)).toEqual([sid]);
+  expect(tracker.sizes()).toMatchObject({ connections: 1, users: 1, rooms: 1, sessions: 1, deadlines: 1 });
+
+  // A second cut: still one record.
+  await cut(c);
+  expect(c.id).toBe(sid);
+  expect(tracker.sizes()).toMatchObject({ connections: 1, deadlines: 1 });
+  expect(tracker.totals()).toMatchObject({ connected: 3, disconnected: 2 });
+});
+
+it('a session revoked during the cut does not come back through recovery (middlewares run again)', async () => {
+  await setup();
+  const { token } = await store.create({ userId: 'yann' });
+  const c = await server.connected({ auth: { token }, ...RECONNECT });
+  await ask(c, 'join', 'match-8');
+  const acked = next(c, 'heartbeat_ack');
+  c.emit('heartbeat');
+  await acked;
+  const refused = next<Error & { data?: { code: string } }>(c, 'connect_error', 10_000);
+  const dropped = next(c, 'disconnect');
+  c.io.engine.close();
+  await dropped;
+  await store.revoke(token);
+  const err = await refused;
+  c.disconnect();
+  expect(err.message).toBe('LAPSE_UNAUTHORIZED');
+  expect(tracker.stats()).toEqual({ totalSessions: 0, uniqueUsers: 0, activeRooms: 0, sessionsPerRoom: {} });
+  expect(tracker.sizes()).toMatchObject({ connections: 0, rooms: 0, deadlines: 0 });
+});
