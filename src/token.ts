@@ -1,4 +1,4 @@
-import { createHash, randomFillSync, timingSafeEqual } from 'node:crypto';
+import { hash, randomFillSync, timingSafeEqual } from 'node:crypto';
 
 /** Bytes of randomness in a session id and in its secret. */
 export const ID_BYTES = 16;
@@ -37,7 +37,7 @@ export function newSecret(): string {
 
 /** SHA-256 of a secret, base64url: what backends store. */
 export function hashSecret(secret: string): string {
-  return createHash('sha256').update(secret).digest('base64url');
+  return hash('sha256', secret, 'base64url');
 }
 
 /** Joins id and secret into the token the client holds: `<id>.<secret>`. */
@@ -57,7 +57,7 @@ export function parseToken(token: unknown): { id: string; secret: string } | nul
 
 /** Constant-time check that `secret` hashes to `storedHash`. */
 export function verifySecret(secret: string, storedHash: string): boolean {
-  const a = createHash('sha256').update(secret).digest();
+  const a = hash('sha256', secret, 'buffer');
   const b = Buffer.from(storedHash, 'base64url');
   return a.length === b.length && timingSafeEqual(a, b);
 }

@@ -1,0 +1,149 @@
+/**
+ * Lapse on Redis next to raw ioredis on the same server: create / validate / update through
+ * the store against SET / GET, one caller in sequence and 50 concurrent callers. Also the
+ * Redis memory a session costs. Raw and Lapse alternate in rounds (median of 5). Starts its own redis-server on a free loopback port.
+ * Run: node --expose-gc --import tsx bench/redis.ts
+ */
+import { loadavg } from 'node:os';
+import { Redis } from 'ioredis';
+import { redis } from '../src/backends/redis.js';
+import { silentLogger } from '../src/logger.js';
+import { createStore } from '../src/store.js';
+import { startRedis } from '../test/helpers/redis-server.js';
+import { fmt, measure, type OpsResult, progress, writeResults } from './lib.js';
+
+const MS = 1000;
+const ROUNDS = 5;
+const CALLERS = 50;
+const TOKENS = 2000;
+const MEMORY_SESSIONS = 20_000;
+const DATA = { userName: 'alice@example.com', roles: ['user', 'editor'], cart: [101, 202, 303], theme: 'dark' };
+
+/** `callers` loops calling `fn` at once for about `ms`; total throughput. */
+async function concurrent(name: string, fn: (i: number) => Promise<unknown>, callers = CALLERS, ms = MS): Promise<OpsResult> {
+  let i = 0;
+  const loop = async (until: number): Promise<number> => {
+    let n = 0;
+    while (performance.now() < until) {
+      await fn(i++);
+      n++;
+    }
+    return n;
+  };
+  await Promise.all(Array.from({ length: callers }, () => loop(performance.now() + Math.min(300, ms / 4)))); // warm-up
+  const start = performance.now();
+  const counts = await Promise.all(Array.from({ length: callers }, () => loop(start + ms)));
+  const elapsed = performance.now() - start;
+  const ops = counts.reduce((a, b) => a + b, 0);
+  const res = { name, ops, opsPerSec: (ops / elapsed) * 1000, nsPerOp: (elapsed * 1e6) / ops };
+  progress(`${name}: ${fmt(res.opsPerSec)} ops/s`);
+  return res;
+}
+
+function median(list: OpsResult[]): OpsResult {
+  return [...list].sort((a, b) => a.opsPerSec - b.opsPerSec)[Math.floor(list.length / 2)] as OpsResult;
+}
+
+async function usedMemory(client: Redis): Promise<number> {
+  const info = await client.info('memory');
+  return Number(/used_memory:(\d+)/.exec(info)?.[1]);
+}
+
+const server = await startRedis();
+const raw = new Redis(server.url);
+const rawAp = new Redis(server.url, { enableAutoPipelining: true });
+const backend = redis({ url: server.url, prefix: 'bench:', logger: silentLogger });
+const store = createStore({ backend, sweepInterval: false, logger: silentLogger, idleTimeout: '30m' });
+try {
+  const dataText = JSON.stringify(DATA);
+  // Memory first, on the fresh server (UNLINK frees in the background, which would blur a later reading).
+  // What N sessions (with a user, the data above, ip and user agent) add to used_memory.
+  const memStore = createStore({ backend: redis({ url: server.url, prefix: 'mem:', logger: silentLogger }), sweepInterval: false, logger: silentLogger });
+  const before = await usedMemory(raw);
+  let oneId = '';
+  for (let i = 0; i < MEMORY_SESSIONS; i += 500) {
+    const batch = await Promise.all(
+      Array.from({ length: 500 }, (_, k) =>
+        memStore.create({ userId: `user${(i + k) % 5000}`, data: DATA, ip: '203.0.113.7', userAgent: 'Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0' }),
+      ),
+    );
+    oneId = batch[0]?.session.id ?? oneId;
+  }
+  const perSession = ((await usedMemory(raw)) - before) / MEMORY_SESSIONS;
+  const keyBytes = Number(await raw.memory('USAGE', `mem:s:{${oneId}}`));
+  await memStore.clear();
+  await memStore.close();
+
+  for (let i = 0; i < TOKENS; i++) await raw.set(`raw:${i}`, dataText);
+  const tokens: string[] = [];
+  const ids: string[] = [];
+  for (let i = 0; i < TOKENS; i++) {
+    const { token, session } = await store.create({ userId: `user${i % 500}`, data: DATA });
+    tokens.push(token);
+    ids.push(session.id);
+  }
+  const pick = <T>(list: T[], i: number): T => list[i % list.length] as T;
+
+  // The machine is shared: raw and Lapse alternate in rounds and each keeps its median round.
+  const pair = async (
+    run: (name: string, fn: (i: number) => Promise<unknown>) => Promise<OpsResult>,
+    names: [string, string],
+    rawFn: (i: number) => Promise<unknown>,
+    lapseFn: (i: number) => Promise<unknown>,
+  ): Promise<{ raw: OpsResult; lapse: OpsResult }> => {
+    const raws: OpsResult[] = [];
+    const lapses: OpsResult[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      raws.push(await run(names[0], rawFn));
+      lapses.push(await run(names[1], lapseFn));
+    }
+    return { raw: median(raws), lapse: median(lapses) };
+  };
+
+  const results: Array<{ mode: string; op: string; lapse: OpsResult; raw: OpsResult }> = [];
+  for (const [mode, run] of [
+    ['sequential', (name: string, fn: (i: number) => Promise<unknown>) => measure(name, fn, MS)],
+    [`${CALLERS} concurrent`, (name: string, fn: (i: number) => Promise<unknown>) => concurrent(name, fn)],
+  ] as const) {
+    const get = await pair(run, [`${mode} raw GET`, `${mode} validate`], (i) => raw.get(`raw:${i % TOKENS}`), (i) =>
+      store.validate(pick(tokens, i)),
+    );
+    results.push({ mode, op: 'validate vs GET', ...get });
+    // Lapse's own client auto-pipelines; a raw client can too. Shown so the comparison is fair both ways.
+    const getAp = await pair(run, [`${mode} raw GET (auto-pipelined)`, `${mode} validate`], (i) => rawAp.get(`raw:${i % TOKENS}`), (i) =>
+      store.validate(pick(tokens, i)),
+    );
+    results.push({ mode, op: 'validate vs GET (raw client auto-pipelined)', ...getAp });
+    const upd = await pair(run, [`${mode} raw SET`, `${mode} update`], (i) => raw.set(`raw:${i % TOKENS}`, dataText), (i) =>
+      store.update(pick(ids, i), { ...DATA, n: i }),
+    );
+    results.push({ mode, op: 'update vs SET', ...upd });
+    const create = await pair(run, [`${mode} raw SET`, `${mode} create`], (i) => raw.set(`raw:${i % TOKENS}`, dataText), (i) =>
+      store.create({ userId: `user${i % 500}`, data: DATA }),
+    );
+    results.push({ mode, op: 'create vs SET', ...create });
+  }
+
+  const load = loadavg()[0]?.toFixed(1);
+  const rows = results.map((r) => ({
+    mode: r.mode,
+    op: r.op,
+    'lapse ops/s': Math.round(r.lapse.opsPerSec),
+    'raw ops/s': Math.round(r.raw.opsPerSec),
+    ratio: (r.lapse.opsPerSec / r.raw.opsPerSec).toFixed(2),
+  }));
+  const validateRatios = results.filter((r) => r.op === 'validate vs GET').map((r) => r.lapse.opsPerSec / r.raw.opsPerSec);
+  writeResults('redis', 'Lapse on Redis vs raw ioredis (same server)', rows, [
+    `redis-server ${(await raw.info('server')).match(/redis_version:(\S+)/)?.[1]} on 127.0.0.1; raw = a default ioredis client (no pipelining) unless marked; Lapse's client auto-pipelines. Sessions carry ${dataText.length} bytes of JSON data.`,
+    'validate = store.validate(token): one GET + JSON.parse + SHA-256 check (expiry writes are coalesced, none fall in the run); raw GET reads a string of the same data.',
+    'update = store.update(id, data): one Lua script (lease + version check, rewrite); create = one Lua script (caps, SET PX, 5 index writes).',
+    `Target validate >= 0.7x raw GET: ${validateRatios.map((r) => r.toFixed(2)).join(' (sequential), ')} (${CALLERS} concurrent) -> ${validateRatios.every((r) => r >= 0.7) ? 'met' : 'NOT met'}.`,
+    `Shared 2-core machine, load average ${load} at the end of the timed part: absolute figures move a lot between runs; raw and Lapse alternate in ${ROUNDS} rounds and the median round of each is shown.`,
+    `Memory per session (user, ${dataText.length} B data, ip, user agent, all indexes; ${MEMORY_SESSIONS} sessions): ${Math.round(perSession)} bytes of used_memory; the session key alone: ${keyBytes} bytes (MEMORY USAGE).`,
+  ]);
+} finally {
+  await store.close();
+  raw.disconnect();
+  rawAp.disconnect();
+  await server.stop();
+}

@@ -1,0 +1,287 @@
+import type { Redis } from 'ioredis';
+import type { Backend, BackendStats, InsertPolicy, JobLease } from '../backend.js';
+import { type Duration, parseDuration, parsePositiveDuration } from '../duration.js';
+import { LapseError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { Ended, LockState, SessionRecord } from '../session.js';
+import { decodeEnded, decodeRecord, decodeRecords, encodeRecord } from './redis/codec.js';
+import { checkReply } from './redis/codes.js';
+import { RedisConnection } from './redis/connection.js';
+import { type RedisKeys, redisKeys } from './redis/keys.js';
+import { RedisJobLease } from './redis/lease.js';
+import { defineScripts, type Scripts } from './redis/scripts.js';
+
+export interface RedisBackendOptions {
+  /** An ioredis client to use. It stays yours: close() leaves it open. */
+  client?: Redis;
+  /** Connect to this URL instead (default redis://127.0.0.1:6379). */
+  url?: string;
+  /** Prefix of every key, default 'lapse:'. Put a hash tag in it (`'lapse:{app}:'`) to run on one Cluster slot. */
+  prefix?: string;
+  /** Longest a call may take, connection wait included; default '2s'. */
+  commandTimeout?: Duration;
+  /**
+   * How long after its expiry Redis drops a session key by itself (native expiry),
+   * default '1m'. The sweep normally removes it first; see docs/redis.md, "Clocks".
+   */
+  expiryGrace?: Duration;
+  /** Where connection problems are logged (default: Lapse's pino logger on stderr). */
+  logger?: Logger;
+}
+
+const CLEAR_BATCH = 500;
+
+/**
+ * The Redis backend: one JSON string per session with a native expiry, sorted-set indexes for
+ * expiry, LRU, users, ids and leases, and one Lua script per multi-key operation.
+ * @example
+ * const store = createStore({ backend: redis({ url: 'redis://127.0.0.1:6379', prefix: 'myapp:' }) });
+ */
+export function redis(options: RedisBackendOptions = {}): RedisBackend {
+  return new RedisBackend(options);
+}
+
+export class RedisBackend implements Backend {
+  readonly name = 'redis';
+  readonly keys: RedisKeys;
+  private readonly conn: RedisConnection;
+  private readonly scripts: Scripts;
+  private readonly graceMs: number;
+  private readonly listeners = new Set<(id: string) => void>();
+  private subscriber: Redis | undefined;
+  private lease: RedisJobLease | undefined;
+  private closed = false;
+
+  constructor(options: RedisBackendOptions = {}) {
+    if (options.client && options.url !== undefined) {
+      throw new LapseError('LAPSE_INVALID_OPTION', 'redis(): pass either client or url, not both');
+    }
+    const prefix = options.prefix ?? 'lapse:';
+    if (typeof prefix !== 'string') throw new LapseError('LAPSE_INVALID_OPTION', 'redis(): prefix must be a string');
+    this.graceMs = parseDuration(options.expiryGrace ?? '1m', 'expiryGrace');
+    this.keys = redisKeys(prefix);
+    this.conn = new RedisConnection({
+      client: options.client,
+      url: options.url,
+      commandTimeoutMs: parsePositiveDuration(options.commandTimeout ?? '2s', 'commandTimeout'),
+      logger: options.logger,
+    });
+    this.scripts = defineScripts(this.conn.client);
+  }
+
+  /** The ioredis client in use (yours, or the one made from `url`). */
+  get client(): Redis {
+    return this.conn.client;
+  }
+
+  async insert(
+    rec: SessionRecord,
+    now: number,
+    policy: InsertPolicy,
+    opts: { replace?: boolean; fence?: number } = {},
+  ): Promise<{ record: SessionRecord; ended: Ended[] }> {
+    const k = this.keys;
+    const reply = await this.conn.run('insert', () =>
+      this.scripts.insert(
+        ...k.indexes, k.session(rec.id),
+        k.prefix, now, this.graceMs, opts.replace ? '1' : '0', opt(opts.fence),
+        opt(policy.maxSessions), opt(policy.maxSessionsPerUser), rec.id, encodeRecord(rec),
+      ),
+    );
+    const r = checkReply(reply, { id: rec.id });
+    return { record: decodeRecord(rec.id, r[1] as string), ended: decodeEnded(r[2]) };
+  }
+
+  async get(id: string, now: number): Promise<SessionRecord | null> {
+    const text = await this.conn.run('get', () => this.conn.client.get(this.keys.session(id)));
+    if (text === null) return null;
+    const rec = decodeRecord(id, text);
+    // An expired session may linger until the sweep or Redis's own expiry: never return it.
+    return rec.expiresAt > now ? rec : null;
+  }
+
+  async touch(id: string, at: number, accesses: number, now: number): Promise<SessionRecord | null> {
+    const k = this.keys;
+    const reply = (await this.conn.run('touch', () =>
+      this.scripts.touch(...k.indexes, k.session(id), k.prefix, now, this.graceMs, id, at, accesses),
+    )) as unknown[];
+    return Number(reply[0]) === 0 ? decodeRecord(id, reply[1] as string) : null;
+  }
+
+  async update(
+    id: string,
+    data: string,
+    now: number,
+    opts: { expectedVersion?: number; fence?: number },
+  ): Promise<SessionRecord> {
+    const reply = await this.conn.run('update', () =>
+      this.scripts.update(this.keys.session(id), this.keys.prefix, now, data, opt(opts.expectedVersion), opt(opts.fence)),
+    );
+    const r = checkReply(reply, { id, expectedVersion: opts.expectedVersion });
+    return decodeRecord(id, r[1] as string);
+  }
+
+  async remove(id: string, now: number, opts: { fence?: number; force?: boolean }): Promise<SessionRecord | null> {
+    const k = this.keys;
+    const reply = await this.conn.run('remove', () =>
+      this.scripts.remove(...k.indexes, k.session(id), k.prefix, now, id, opt(opts.fence), opts.force ? '1' : '0'),
+    );
+    const r = checkReply(reply, { id });
+    return r.length > 1 ? decodeRecord(id, r[1] as string) : null;
+  }
+
+  async rotate(
+    id: string,
+    next: { id: string; secretHash: string },
+    now: number,
+    opts: { fence?: number },
+  ): Promise<SessionRecord> {
+    const k = this.keys;
+    const reply = await this.conn.run('rotate', () =>
+      this.scripts.rotate(
+        ...k.indexes, k.session(id), k.session(next.id),
+        k.prefix, now, this.graceMs, id, next.id, next.secretHash, opt(opts.fence),
+      ),
+    );
+    const r = checkReply(reply, { id, newId: next.id });
+    return decodeRecord(next.id, r[1] as string);
+  }
+
+  async removeUser(userId: string, now: number, exceptId?: string): Promise<Ended[]> {
+    const k = this.keys;
+    const reply = (await this.conn.run('removeUser', () =>
+      this.scripts.removeuser(
+        ...k.indexes, k.user(userId),
+        k.prefix, now, userId, exceptId ?? '', exceptId === undefined ? '0' : '1',
+      ),
+    )) as unknown[];
+    return decodeEnded(reply[1]);
+  }
+
+  async listUser(userId: string, now: number): Promise<SessionRecord[]> {
+    const reply = (await this.conn.run('listUser', () =>
+      this.scripts.listuser(this.keys.user(userId), this.keys.prefix, now),
+    )) as unknown[];
+    return decodeRecords(reply[1]);
+  }
+
+  async lock(id: string, owner: string, ttlMs: number, now: number): Promise<LockState> {
+    const k = this.keys;
+    const reply = await this.conn.run('lock', () =>
+      this.scripts.lock(k.session(id), k.locks, k.fence, k.prefix, now, id, owner, ttlMs),
+    );
+    return lockOf(checkReply(reply, { id }));
+  }
+
+  async extendLock(id: string, fence: number, ttlMs: number, now: number): Promise<LockState> {
+    const k = this.keys;
+    const reply = await this.conn.run('extendLock', () =>
+      this.scripts.extendlock(k.session(id), k.locks, k.prefix, now, id, fence, ttlMs),
+    );
+    return lockOf(checkReply(reply, { id, fence }));
+  }
+
+  async unlock(id: string, fence: number, now: number): Promise<boolean> {
+    const k = this.keys;
+    const reply = await this.conn.run('unlock', () =>
+      this.scripts.unlock(k.session(id), k.locks, k.prefix, now, id, fence, k.unlockChannel),
+    );
+    return Number(reply) === 1;
+  }
+
+  async sweep(now: number, limit: number): Promise<Ended[]> {
+    const k = this.keys;
+    const reply = (await this.conn.run('sweep', () => this.scripts.sweep(...k.indexes, k.prefix, now, limit))) as unknown[];
+    return decodeEnded(reply[1]);
+  }
+
+  async count(now: number): Promise<number> {
+    return this.conn.run('count', () => this.conn.client.zcount(this.keys.exp, `(${now}`, '+inf'));
+  }
+
+  async stats(now: number): Promise<BackendStats> {
+    const k = this.keys;
+    const r = (await this.conn.run('stats', () => this.scripts.stats(k.ids, k.users, k.locks, k.prefix, now))) as number[];
+    return { sessions: Number(r[0]), users: Number(r[1]), locked: Number(r[2]) };
+  }
+
+  async scan(afterId: string | null, limit: number, now: number): Promise<SessionRecord[]> {
+    const reply = (await this.conn.run('scan', () =>
+      this.scripts.scan(this.keys.ids, this.keys.prefix, now, afterId ?? '', limit),
+    )) as unknown[];
+    return decodeRecords(reply[1]);
+  }
+
+  /** Deletes in batches of CLEAR_BATCH so that Redis is never blocked for long. */
+  async clear(): Promise<void> {
+    const k = this.keys;
+    for (;;) {
+      const more = await this.conn.run('clear', () => this.scripts.clear(...k.indexes, k.prefix, CLEAR_BATCH));
+      if (Number(more) === 0) return;
+    }
+  }
+
+  async ping(): Promise<void> {
+    await this.conn.run('ping', () => this.conn.client.ping());
+  }
+
+  /** Listens for released leases of any process, over pub/sub on a second connection made on first use. */
+  onUnlock(listener: (id: string) => void): () => void {
+    this.listeners.add(listener);
+    if (!this.subscriber && !this.closed) this.subscribe();
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  jobLease(): JobLease {
+    this.lease ??= new RedisJobLease(this.conn, this.keys, this.scripts, false);
+    return this.lease;
+  }
+
+  /** Closes the subscriber and, when it made it, the client. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.listeners.clear();
+    const sub = this.subscriber;
+    this.subscriber = undefined;
+    try {
+      sub?.disconnect();
+    } finally {
+      await this.conn.close();
+    }
+  }
+
+  private subscribe(): void {
+    const channel = this.keys.unlockChannel;
+    // Subscribing may wait for Redis as long as it takes: nothing waits on it but wake-ups,
+    // and lock waiters have their own timers. Re-subscribed by ioredis after reconnects.
+    const sub = this.conn.client.duplicate({ enableOfflineQueue: true, commandTimeout: undefined, maxRetriesPerRequest: null });
+    this.subscriber = sub;
+    // The main connection logs outages at warn; this one follows the same outages.
+    sub.on('error', (err: Error) => this.conn.log().debug({ backend: 'redis', err: err.message }, 'redis subscriber error'));
+    sub.on('message', (ch: string, id: string) => {
+      if (ch !== channel) return;
+      for (const listener of [...this.listeners]) {
+        try {
+          listener(id);
+        } catch (err) {
+          this.conn.log().error({ backend: 'redis', err }, 'onUnlock listener threw');
+        }
+      }
+    });
+    sub.subscribe(channel).catch((err: unknown) => {
+      if (!this.closed) this.conn.log().warn({ backend: 'redis', err }, 'redis unlock subscription failed');
+    });
+  }
+}
+
+/** An optional number as a script argument: '' stands for none. */
+function opt(n: number | undefined): string | number {
+  return n === undefined ? '' : n;
+}
+
+function lockOf(r: unknown[]): LockState {
+  return { owner: String(r[1]), fence: Number(r[2]), expiresAt: Number(r[3]) };
+}

@@ -1,0 +1,171 @@
+import { Redis } from 'ioredis';
+import { LapseError } from '../../errors.js';
+import { defaultLogger, type Logger } from '../../logger.js';
+
+export interface ConnectionOptions {
+  /** An ioredis client to use; it stays the caller's (not closed by Lapse). */
+  client?: Redis;
+  /** Used when no client is given; default redis://127.0.0.1:6379. */
+  url?: string;
+  /** Bound on every call, connection wait included. */
+  commandTimeoutMs: number;
+  logger?: Logger;
+}
+
+interface Waiter {
+  resolve: () => void;
+  reject: (err: unknown) => void;
+  timer: NodeJS.Timeout;
+}
+
+/**
+ * One ioredis connection with bounded calls: a call waits at most `commandTimeoutMs` for
+ * the connection and for its reply, then fails; it is never queued to run after it failed.
+ * The connection keeps reconnecting, so calls succeed again once Redis is back.
+ */
+export class RedisConnection {
+  readonly client: Redis;
+  readonly owned: boolean;
+  readonly timeoutMs: number;
+  private readonly ownTimeout: boolean;
+  private waiters = new Set<Waiter>();
+  private inflight = 0;
+  private closed = false;
+  private down = false;
+  private logger: Logger | undefined;
+
+  constructor(options: ConnectionOptions) {
+    this.timeoutMs = options.commandTimeoutMs;
+    this.logger = options.logger;
+    this.owned = !options.client;
+    this.client = options.client ?? new Redis(options.url ?? 'redis://127.0.0.1:6379', clientOptions(this.timeoutMs));
+    // ioredis enforces the timeout itself when it was configured with one.
+    this.ownTimeout = typeof this.client.options.commandTimeout !== 'number';
+    this.client.on('ready', this.onReady);
+    if (this.owned) this.client.on('error', this.onError);
+  }
+
+  /**
+   * Runs `fn` once connected. Failures are plain Errors naming the call: the store turns
+   * them into LAPSE_BACKEND_UNAVAILABLE (and counts them), so they are not wrapped here.
+   */
+  run<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new LapseError('LAPSE_CLOSED', 'redis backend is closed'));
+    const fail = (err: unknown): never => {
+      if (err instanceof LapseError) throw err;
+      throw new Error(`redis ${what}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    };
+    const call = (): Promise<T> => {
+      // Adaptive pipelining on our own client: alone, a command goes out at once (lowest
+      // latency); while others are in flight, it joins the next batched write (throughput).
+      if (this.owned) this.client.options.enableAutoPipelining = this.inflight > 0;
+      let p: Promise<T>;
+      try {
+        p = this.ownTimeout ? withTimeout(fn(), this.timeoutMs) : fn();
+      } catch (err) {
+        return Promise.reject(err).catch(fail);
+      }
+      this.inflight++;
+      return p.then(
+        (value) => {
+          this.inflight--;
+          return value;
+        },
+        (err: unknown) => {
+          this.inflight--;
+          return fail(err);
+        },
+      );
+    };
+    return this.client.status === 'ready' ? call() : this.ready().then(call, fail);
+  }
+
+  /** Logs through the given logger, or a default one made on first use. */
+  log(): Logger {
+    this.logger ??= defaultLogger();
+    return this.logger;
+  }
+
+  /** Closes an owned client (a caller's client stays open) and fails pending waits. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const w of this.waiters) {
+      clearTimeout(w.timer);
+      w.reject(new LapseError('LAPSE_CLOSED', 'redis backend is closed'));
+    }
+    this.waiters.clear();
+    this.client.off('ready', this.onReady);
+    if (!this.owned) return;
+    try {
+      if (this.client.status === 'ready') await withTimeout(this.client.quit(), this.timeoutMs);
+    } catch {
+      // quit could not finish in time: disconnect below drops the socket anyway.
+    } finally {
+      this.client.disconnect();
+      this.client.off('error', this.onError);
+    }
+  }
+
+  private ready(): Promise<void> {
+    const status = this.client.status;
+    // A caller's client that was quit never comes back by itself.
+    if (status === 'end' && !this.owned) return Promise.reject(new Error('redis client has been closed'));
+    if (status === 'wait') this.client.connect().catch(() => {}); // lazyConnect client: errors reach the waiter as a timeout
+    return new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = {
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this.waiters.delete(waiter);
+          reject(new Error(`not connected to redis within ${this.timeoutMs} ms (status ${this.client.status})`));
+        }, this.timeoutMs),
+      };
+      waiter.timer.unref();
+      this.waiters.add(waiter);
+    });
+  }
+
+  private onReady = (): void => {
+    if (this.down) this.log().info({ backend: 'redis' }, 'redis connection is back');
+    this.down = false;
+    for (const w of this.waiters) {
+      clearTimeout(w.timer);
+      w.resolve();
+    }
+    this.waiters.clear();
+  };
+
+  private onError = (err: Error): void => {
+    // One line per outage, not one per reconnect attempt.
+    if (this.down || this.closed) return;
+    this.down = true;
+    this.log().warn({ backend: 'redis', err: err.message }, 'redis connection failed; calls fail until it is back');
+  };
+}
+
+/**
+ * Options for clients Lapse creates: bounded command time, no offline queue (a call
+ * that failed is never replayed later), no resend of unanswered commands after a
+ * reconnect, and endless reconnection at most every 500 ms. Auto-pipelining is switched
+ * per call by RedisConnection.run.
+ */
+export function clientOptions(commandTimeoutMs: number) {
+  return {
+    commandTimeout: commandTimeoutMs,
+    connectTimeout: Math.max(commandTimeoutMs, 1000),
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: false,
+    autoResendUnfulfilledCommands: false,
+    retryStrategy: (attempt: number) => Math.min(50 * attempt, 500),
+  };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`redis did not answer within ${ms} ms`)), ms);
+    timer.unref();
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
