@@ -20,7 +20,7 @@ function row(op: string, lapse: number, peer: number, peerName: string, target: 
   rows.push({
     operation: op,
     'lapse ops/s': fmt(lapse),
-    [`baseline ops/s`]: fmt(peer),
+    'baseline ops/s': fmt(peer),
     baseline: peerName,
     ratio: ratio.toFixed(2),
     target: `>= ${target}`,

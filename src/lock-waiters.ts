@@ -12,8 +12,8 @@ export class LockWaiters {
   /** Resolves on notify(id), after `ms`, or on close(). */
   wait(id: string, ms: number): Promise<void> {
     return new Promise<void>((resolve) => {
-      let set = this.waiting.get(id);
-      if (!set) this.waiting.set(id, (set = new Set()));
+      const set = this.waiting.get(id) ?? new Set<() => void>();
+      this.waiting.set(id, set);
       const done = () => {
         this.clock.clearTimer(timer);
         const s = this.waiting.get(id);

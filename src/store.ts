@@ -506,7 +506,14 @@ export class SessionStore {
     return rec && verifySecret(parsed.secret, rec.secretHash) ? rec : null;
   }
 
-  private async unlock(id: string, fence: number): Promise<boolean> {
+  /**
+   * Ends the lease with this fencing number (what `lease.release()` does), for callers that
+   * only know the number, such as the HTTP API. False when it is not the lease in force.
+   */
+  async unlock(id: string, fence: number): Promise<boolean> {
+    this.assertOpen();
+    checkId(id);
+    if (!Number.isSafeInteger(fence) || fence < 0) throw new LapseError('LAPSE_INVALID_INPUT', 'fence must be a whole number');
     const now = this.clock.now();
     const released = await this.call(() => this.backend.unlock(id, fence, now));
     this.waiters.notify(id);

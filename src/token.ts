@@ -62,7 +62,16 @@ export function verifySecret(secret: string, storedHash: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
+/** True when `s` holds a space, a control character or DEL. */
+function hasControlOrSpace(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c <= 0x20 || c === 0x7f) return true;
+  }
+  return false;
+}
+
 /** Whether a caller-chosen id is acceptable as a storage key (Map-like `set`). */
 export function isValidId(id: unknown): id is string {
-  return typeof id === 'string' && id.length > 0 && id.length <= 256 && !/[\s\x00-\x1f]/.test(id);
+  return typeof id === 'string' && id.length > 0 && id.length <= 256 && !hasControlOrSpace(id);
 }

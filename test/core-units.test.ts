@@ -128,7 +128,7 @@ describe('expiry queue', () => {
   it('pops in key order and counts due items without visiting the rest', () => {
     const q = new ExpiryQueue<{ k: number }>();
     const keys = Array.from({ length: 2000 }, () => Math.floor(Math.random() * 1000));
-    keys.forEach((key, k) => q.push(key, { k }));
+    for (const [k, key] of keys.entries()) q.push(key, { k });
     expect(q.size).toBe(2000);
     expect(q.countDue(499, () => true)).toBe(keys.filter((k) => k <= 499).length);
     expect(q.countDue(499, (i) => i.k % 2 === 0)).toBe(keys.filter((k, i) => k <= 499 && i % 2 === 0).length);

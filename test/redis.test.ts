@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { RedisBackend, redis } from '../src/backends/redis.js';
+import { type RedisBackend, redis } from '../src/backends/redis.js';
 import { RESULT, checkReply } from '../src/backends/redis/codes.js';
 import type { LapseErrorCode } from '../src/errors.js';
 import { silentLogger } from '../src/logger.js';

@@ -350,9 +350,9 @@ export class MemoryBackend implements Backend {
     this.byId.set(e.id, e);
     this.queue.push(e.expiresAt, e);
     if (e.userId !== null) {
-      let ids = this.byUser.get(e.userId);
-      if (!ids) this.byUser.set(e.userId, (ids = new Set()));
-      ids.add(e.id);
+      const ids = this.byUser.get(e.userId);
+      if (ids) ids.add(e.id);
+      else this.byUser.set(e.userId, new Set([e.id]));
     }
     if (e.lock) this.locks.set(e.id, e.lock.expiresAt);
   }

@@ -1,0 +1,153 @@
+/**
+ * HTTP benchmark: POST /v1/sessions/validate of the Lapse service on the SQLite backend, next
+ * to a bare Fastify route that parses the same JSON body and returns a small JSON, in the
+ * same run. Each server runs in its own process (one core); autocannon drives it from here.
+ * Run: node --expose-gc --import tsx bench/http.ts
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { fmt, progress, writeResults } from './lib.js';
+
+const SLICE_S = 3;
+const SLICES = 7;
+const WARMUP_S = 3;
+const CONNECTIONS = 32;
+
+interface Target {
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+// ---- server side (child processes) ----
+
+async function serveBare(): Promise<Target> {
+  const { default: Fastify } = await import('fastify');
+  const app = Fastify();
+  app.post('/validate', async (request) => {
+    const { token } = request.body as { token: string };
+    return { session: { id: token.slice(0, 22), userId: 'bench', status: 'active' } };
+  });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const { port } = app.server.address() as { port: number };
+  return { url: `http://127.0.0.1:${port}/validate`, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: `${'a'.repeat(22)}.${'b'.repeat(43)}` }) };
+}
+
+async function serveLapse(accessLog: boolean): Promise<Target> {
+  const { createServer } = await import('../src/server/index.js');
+  const { tempDir } = await import('../test/helpers/tmp.js');
+  const { dir } = tempDir('lapse-bench-http-');
+  const { openSync } = await import('node:fs');
+  const pino = (await import('pino')).default;
+  // Access logs, when on, go to /dev/null: the cost of writing them is what we measure.
+  const logStream = pino.destination({ dest: openSync('/dev/null', 'w'), sync: true });
+  const app = await createServer({ backend: `sqlite:${dir}/lapse.db`, dataDir: dir, logLevel: 'info', accessLog, logStream });
+  const { token } = await app.lapse.store.create({ userId: 'bench', data: { role: 'user', plan: 'pro' } });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const { port } = app.server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}/v1/sessions/validate`,
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${app.lapse.generatedAdminKey}` },
+    body: JSON.stringify({ token }),
+  };
+}
+
+// ---- driver ----
+
+interface Run {
+  rps: number;
+  p50: number;
+  p99: number;
+  non2xx: number;
+  errors: number;
+}
+
+type Autocannon = (opts: object) => Promise<{
+  requests: { average: number };
+  latency: { p50: number; p99: number };
+  non2xx: number;
+  errors: number;
+}>;
+
+async function start(kind: string): Promise<{ child: ChildProcess; target: Target }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), `--serve=${kind}`], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+  const target = await new Promise<Target>((resolve, reject) => {
+    lines.once('line', (l) => resolve(JSON.parse(l) as Target));
+    child.once('exit', (code) => reject(new Error(`${kind} server exited with ${code}`)));
+  });
+  return { child, target };
+}
+
+async function drive(autocannon: Autocannon, target: Target, duration: number): Promise<Run> {
+  const r = await autocannon({ url: target.url, method: 'POST', headers: target.headers, body: target.body, connections: CONNECTIONS, duration });
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, non2xx: r.non2xx, errors: r.errors };
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] as number;
+};
+
+async function main(): Promise<void> {
+  const { default: autocannon } = (await import('autocannon' as string)) as { default: Autocannon };
+  const kinds = ['bare', 'lapse', 'lapse-logged'] as const;
+  const servers = new Map<string, { child: ChildProcess; target: Target }>();
+  const runs = new Map<string, Run[]>(kinds.map((k) => [k, []]));
+  try {
+    for (const kind of kinds) servers.set(kind, await start(kind));
+    for (const kind of kinds) await drive(autocannon, (servers.get(kind) as { target: Target }).target, WARMUP_S);
+    // Short slices, taking turns: the machine is shared, and load that comes and goes then
+    // falls on every server alike; each ratio compares neighbouring slices.
+    for (let slice = 1; slice <= SLICES; slice++) {
+      for (const kind of kinds) {
+        const run = await drive(autocannon, (servers.get(kind) as { target: Target }).target, SLICE_S);
+        if (run.non2xx > 0 || run.errors > 0) throw new Error(`${kind}: ${run.non2xx} non-2xx, ${run.errors} errors`);
+        (runs.get(kind) as Run[]).push(run);
+        progress(`slice ${slice}/${SLICES} ${kind}: ${fmt(run.rps)} req/s, p99 ${run.p99} ms`);
+      }
+    }
+  } finally {
+    for (const { child } of servers.values()) {
+      child.kill('SIGTERM');
+      if (child.exitCode === null) await new Promise((r) => child.once('exit', r));
+    }
+  }
+  const bare = runs.get('bare') as Run[];
+  const label: Record<string, string> = {
+    bare: 'bare Fastify route (small JSON)',
+    lapse: 'Lapse POST /v1/sessions/validate, SQLite',
+    'lapse-logged': 'same, with access logs on',
+  };
+  const rows = kinds.map((k) => {
+    const r = runs.get(k) as Run[];
+    const ratio = median(r.map((x, i) => x.rps / (bare[i] as Run).rps));
+    return {
+      server: label[k] as string,
+      'req/s': Math.round(median(r.map((x) => x.rps))),
+      'p50 ms': median(r.map((x) => x.p50)),
+      'p99 ms': median(r.map((x) => x.p99)),
+      'vs bare': ratio.toFixed(2),
+      target: k === 'lapse' ? '>= 0.5' : '',
+      met: k === 'lapse' ? (ratio >= 0.5 ? 'yes' : 'no') : '',
+    };
+  });
+  writeResults('http', 'HTTP: validate on SQLite vs a bare Fastify route', rows, [
+    `autocannon, ${CONNECTIONS} connections; ${SLICES} slices of ${SLICE_S} s per server, taking turns, after ${WARMUP_S} s warm-up; medians (req/s, latency) and the median of slice-by-slice ratios. Each server in its own process.`,
+    'Lapse runs with its defaults (key check, JSON-schema validation, security headers, metrics), the admin key, one live session; access logs off unless noted (then written to /dev/null).',
+    'The bare route parses the same JSON body and returns a small JSON object, with no auth and no storage.',
+  ]);
+}
+
+const serveArg = process.argv.find((a) => a.startsWith('--serve='));
+if (serveArg) {
+  const kind = serveArg.slice('--serve='.length);
+  const target = kind === 'bare' ? await serveBare() : await serveLapse(kind === 'lapse-logged');
+  process.stdout.write(`${JSON.stringify(target)}\n`);
+  process.on('SIGTERM', () => process.exit(0));
+} else {
+  await main();
+}

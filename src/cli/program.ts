@@ -1,0 +1,51 @@
+import { Command, CommanderError } from 'commander';
+import { LapseError } from '../errors.js';
+import { type CliIO, processIO } from './io.js';
+import { jobsCommand } from './jobs.js';
+import { keysCommand } from './keys.js';
+import { serveCommand } from './serve.js';
+import { sessionsCommand, usersCommand } from './sessions.js';
+import { transferCommands } from './transfer.js';
+
+/** The `lapse` command line, writing to `io`. */
+export function buildProgram(io: CliIO): Command {
+  const program = new Command('lapse')
+    .description('Lapse: session lifecycle service and tools')
+    .showHelpAfterError()
+    .configureOutput({ writeOut: (s) => void io.stdout.write(s), writeErr: (s) => void io.stderr.write(s) })
+    .addHelpText('after', '\nExample:\n  $ lapse serve\n  $ lapse keys create --name web\n  $ lapse sessions list --json');
+  serveCommand(program, io);
+  sessionsCommand(program, io);
+  usersCommand(program, io);
+  jobsCommand(program, io);
+  keysCommand(program, io);
+  transferCommands(program, io);
+  // Throw instead of exiting, in every subcommand too, so runCli decides the exit code.
+  const override = (c: Command): void => {
+    c.exitOverride();
+    c.configureOutput({ writeOut: (s) => void io.stdout.write(s), writeErr: (s) => void io.stderr.write(s) });
+    for (const sub of c.commands) override(sub);
+  };
+  override(program);
+  return program;
+}
+
+/**
+ * Runs the CLI with `argv` (without node and the script) and returns the exit code: 0 done,
+ * 1 failed, 2 bad usage or configuration. `serve` returns once listening; the process stays up.
+ */
+export async function runCli(argv: string[], io: CliIO = processIO()): Promise<number> {
+  const program = buildProgram(io);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    if (err instanceof LapseError) {
+      io.stderr.write(`lapse: ${err.message} (${err.code})\n`);
+      return err.code === 'LAPSE_INVALID_OPTION' || err.code === 'LAPSE_INVALID_INPUT' ? 2 : 1;
+    }
+    io.stderr.write(`lapse: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  }
+}

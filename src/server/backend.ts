@@ -1,0 +1,65 @@
+import { resolve } from 'node:path';
+import type { Backend } from '../backend.js';
+import { memory } from '../backends/memory.js';
+import type { Clock } from '../clock.js';
+import { LapseError } from '../errors.js';
+import type { Logger } from '../logger.js';
+
+/** What a backend URL names, parsed. */
+export type BackendTarget =
+  | { kind: 'memory'; snapshot: string | undefined }
+  | { kind: 'sqlite'; path: string }
+  | { kind: 'redis'; url: string };
+
+/** Parses 'memory', 'memory:<snapshot>', 'sqlite:<path>' or 'redis://…' (paths resolved against cwd). */
+export function parseBackendUrl(url: string): BackendTarget {
+  if (url === 'memory') return { kind: 'memory', snapshot: undefined };
+  if (url.startsWith('memory:')) return { kind: 'memory', snapshot: resolve(url.slice('memory:'.length)) };
+  if (url.startsWith('sqlite:')) return { kind: 'sqlite', path: resolve(url.slice('sqlite:'.length)) };
+  if (/^rediss?:\/\//.test(url)) return { kind: 'redis', url };
+  throw new LapseError('LAPSE_INVALID_OPTION', `unknown backend ${JSON.stringify(url)}: use 'memory', 'sqlite:<path>' or 'redis://host:port'`);
+}
+
+/** The backend URL without a password, safe to print and log. */
+export function describeBackend(url: string): string {
+  return url.replace(/^(rediss?:\/\/)([^@/]*)@/, (_, scheme: string) => `${scheme}***@`);
+}
+
+// The SQLite and Redis backends load only when asked for, so the service runs on memory
+// without their native modules, and one missing piece does not break the others.
+const SQLITE_MODULE: string = '../backends/sqlite.js';
+const REDIS_MODULE: string = '../backends/redis.js';
+
+async function load<T>(specifier: string, name: string, what: string): Promise<T> {
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(specifier)) as Record<string, unknown>;
+  } catch (err) {
+    throw new LapseError('LAPSE_INVALID_OPTION', `the ${what} backend cannot be loaded: ${(err as Error).message}`, { cause: err });
+  }
+  const factory = mod[name];
+  if (typeof factory !== 'function') throw new LapseError('LAPSE_INVALID_OPTION', `the ${what} backend module has no ${name}() export`);
+  return factory as T;
+}
+
+/**
+ * Opens the backend a URL names, loading SQLite or Redis support on demand.
+ * @example const backend = await openBackend('sqlite:./data/lapse.db');
+ */
+export async function openBackend(url: string, opts: { redisPrefix?: string; clock?: Clock; logger?: Logger } = {}): Promise<Backend> {
+  const target = parseBackendUrl(url);
+  const common = { ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.logger ? { logger: opts.logger } : {}) };
+  switch (target.kind) {
+    case 'memory':
+      return memory({ ...common, ...(target.snapshot ? { snapshot: { path: target.snapshot } } : {}) });
+    case 'sqlite': {
+      const sqlite = await load<(o: { path: string } & typeof common) => Backend>(SQLITE_MODULE, 'sqlite', 'SQLite');
+      return sqlite({ path: target.path, ...common });
+    }
+    case 'redis': {
+      // Redis keeps time on the server side and takes no clock.
+      const redis = await load<(o: { url: string; prefix?: string; logger?: Logger }) => Backend>(REDIS_MODULE, 'redis', 'Redis');
+      return redis({ url: target.url, ...(opts.redisPrefix ? { prefix: opts.redisPrefix } : {}), ...(opts.logger ? { logger: opts.logger } : {}) });
+    }
+  }
+}

@@ -1,0 +1,111 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { SessionStore, StoreEventName } from '../store.js';
+
+const ENDINGS = ['created', 'expired', 'evicted', 'revoked', 'rotated'] as const satisfies readonly StoreEventName[];
+
+/**
+ * The service's Prometheus metrics, on a registry of its own (never prom-client's global
+ * one, so two servers in one process do not collide). Gauges are read from the store when
+ * scraped; event counters follow the store's events.
+ */
+export class ServerMetrics {
+  readonly registry = new Registry();
+  private readonly sessions: Gauge;
+  private readonly users: Gauge;
+  private readonly locked: Gauge;
+  private readonly backendUp: Gauge;
+  private readonly backendErrors: Counter;
+  private readonly jobRuns: Counter<'job'>;
+  private readonly jobFailures: Counter<'job'>;
+  private readonly validateSeconds: Histogram<'result'>;
+  private readonly validOutcome: { observe(v: number): void };
+  private readonly invalidOutcome: { observe(v: number): void };
+  private readonly requests: Counter<'method' | 'route' | 'status'>;
+  /** Children of the request counter by label set: labels are hashed once, not per request. */
+  private readonly requestChildren = new Map<string, { inc(): void }>();
+  private readonly listeners: [StoreEventName, () => void][] = [];
+
+  constructor(private readonly store: SessionStore) {
+    const registers = [this.registry];
+    this.sessions = new Gauge({ name: 'lapse_sessions', help: 'Stored sessions (expired ones not yet swept included)', registers });
+    this.users = new Gauge({ name: 'lapse_users', help: 'Distinct users with a stored session', registers });
+    this.locked = new Gauge({ name: 'lapse_sessions_locked', help: 'Sessions with a lease in force', registers });
+    this.backendUp = new Gauge({ name: 'lapse_backend_up', help: '1 when the backend answered the last scrape', registers });
+    this.backendErrors = new Counter({ name: 'lapse_backend_errors_total', help: 'Backend failures seen by the store', registers });
+    this.jobRuns = new Counter({ name: 'lapse_job_runs_total', help: 'Runs of each scheduled job', labelNames: ['job'], registers });
+    this.jobFailures = new Counter({ name: 'lapse_job_failures_total', help: 'Failed runs of each scheduled job', labelNames: ['job'], registers });
+    this.validateSeconds = new Histogram({
+      name: 'lapse_validate_duration_seconds',
+      help: 'Time to validate a token',
+      labelNames: ['result'],
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
+      registers,
+    });
+    this.validOutcome = this.validateSeconds.labels('valid');
+    this.invalidOutcome = this.validateSeconds.labels('invalid');
+    this.requests = new Counter({
+      name: 'lapse_http_requests_total',
+      help: 'HTTP requests by route template and status',
+      labelNames: ['method', 'route', 'status'],
+      registers,
+    });
+    for (const event of ENDINGS) {
+      const counter = new Counter({ name: `lapse_sessions_${event}_total`, help: `Sessions ${event}`, registers });
+      const listener = () => counter.inc();
+      store.on(event, listener);
+      this.listeners.push([event, listener]);
+    }
+  }
+
+  /** Records one validation and its duration. */
+  observeValidate(seconds: number, valid: boolean): void {
+    (valid ? this.validOutcome : this.invalidOutcome).observe(seconds);
+  }
+
+  /** Counts one answered request (route is the template, so the label set stays small). */
+  observeRequest(method: string, route: string, status: number): void {
+    const key = `${method} ${status} ${route}`;
+    let child = this.requestChildren.get(key);
+    if (!child) {
+      child = this.requests.labels(method, route, String(status));
+      this.requestChildren.set(key, child);
+    }
+    child.inc();
+  }
+
+  /** Reads the store's gauges and job counts, then renders the Prometheus text. */
+  async render(): Promise<string> {
+    try {
+      const s = await this.store.stats();
+      this.sessions.set(s.sessions);
+      this.users.set(s.users);
+      this.locked.set(s.locked);
+      this.backendUp.set(1);
+      setCounter(this.backendErrors, s.backendErrors);
+    } catch {
+      this.backendUp.set(0);
+    }
+    this.jobRuns.reset();
+    this.jobFailures.reset();
+    for (const job of this.store.scheduler.list()) {
+      this.jobRuns.inc({ job: job.id }, job.runs);
+      this.jobFailures.inc({ job: job.id }, job.failures);
+    }
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** Stops following the store. Safe to call twice. */
+  close(): void {
+    for (const [event, listener] of this.listeners.splice(0)) this.store.off(event, listener);
+  }
+}
+
+/** Counters read from a source that counts by itself (the store, the scheduler). */
+function setCounter(c: Counter, value: number): void {
+  c.reset();
+  c.inc(value);
+}

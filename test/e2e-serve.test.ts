@@ -1,0 +1,154 @@
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tempDir } from './helpers/tmp.js';
+
+const ROOT = join(import.meta.dirname, '..');
+const CLI = join(ROOT, 'dist', 'cli.js');
+
+/** Newest mtime under a folder. */
+function newest(dir: string): number {
+  let t = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
+  }
+  return t;
+}
+
+/** `npm test` builds first (pretest); a direct vitest run builds here when dist/ is stale. */
+function ensureBuilt(): void {
+  if (existsSync(CLI) && statSync(CLI).mtimeMs >= newest(join(ROOT, 'src'))) return;
+  spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'ignore' });
+  spawnSync(process.execPath, [join(ROOT, 'scripts', 'copy-assets.mjs')], { cwd: ROOT, stdio: 'ignore' });
+  if (!existsSync(CLI)) throw new Error('dist/cli.js is missing after the build');
+}
+
+interface Running {
+  child: ChildProcess;
+  url: string;
+  stdout: string;
+  exited: Promise<number | null>;
+}
+
+/** Starts `node dist/cli.js serve` (what `npm start` runs) on a free port; resolves once it listens. */
+async function serve(cwd: string, env: NodeJS.ProcessEnv = {}): Promise<Running> {
+  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--data-dir', './data'], {
+    cwd,
+    env: { PATH: process.env.PATH, LAPSE_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  let stdout = '';
+  let stderr = '';
+  child.stderr?.on('data', (d) => (stderr += d));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`serve did not start in time:\n${stdout}\n${stderr}`)), 20_000);
+    child.stdout?.on('data', (d) => {
+      stdout += d;
+      const m = /listening on (http:\/\/\S+)/.exec(stdout);
+      // The banner is one write: once the URL is there, so is the key (when there is one).
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1] as string);
+      }
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`serve exited with ${code}:\n${stdout}\n${stderr}`));
+    });
+  });
+  const running: Running = { child, url, stdout, exited };
+  child.stdout?.on('data', (d) => (running.stdout += d));
+  return running;
+}
+
+let tmp: { dir: string; cleanup: () => void };
+const children: ChildProcess[] = [];
+
+beforeAll(() => {
+  ensureBuilt();
+  tmp = tempDir('lapse-e2e-');
+});
+
+afterAll(() => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  tmp?.cleanup();
+});
+
+describe('lapse serve (built CLI, real HTTP, SQLite)', () => {
+  it('prints the admin key once, serves sessions, survives a restart and shuts down cleanly on SIGTERM', async () => {
+    const first = await serve(tmp.dir);
+    children.push(first.child);
+    const adminKey = /(lapse_admin_[A-Za-z0-9_-]{43})/.exec(first.stdout)?.[1];
+    expect(adminKey, first.stdout).toBeDefined();
+    expect(existsSync(join(tmp.dir, 'data', 'lapse.db'))).toBe(true);
+    expect(statSync(join(tmp.dir, 'data', 'keys.json')).mode & 0o777).toBe(0o600);
+
+    const headers = { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' };
+    const post = (base: string, path: string, body: unknown) => fetch(`${base}${path}`, { method: 'POST', headers, body: JSON.stringify(body) });
+
+    const health = await fetch(`${first.url}/health`, { headers });
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({ status: 'ok', backend: 'sqlite' });
+    expect((await fetch(`${first.url}/health`)).status).toBe(401);
+
+    const created = await post(first.url, '/v1/sessions', { userId: 'alice', data: { plan: 'pro' } });
+    expect(created.status).toBe(201);
+    const { token } = (await created.json()) as { token: string };
+    const valid = await post(first.url, '/v1/sessions/validate', { token });
+    expect(valid.status).toBe(200);
+
+    // SIGTERM while requests are in flight: each one answered 201 must survive.
+    const inflight = Array.from({ length: 40 }, (_, i) =>
+      post(first.url, '/v1/sessions', { userId: `u${i}`, data: { i } })
+        .then(async (r) => (r.status === 201 ? ((await r.json()) as { token: string }).token : null))
+        .catch(() => null),
+    );
+    await Promise.race(inflight);
+    first.child.kill('SIGTERM');
+    const tokens = (await Promise.all(inflight)).filter((t): t is string => t !== null);
+    expect(await first.exited).toBe(0);
+    expect(tokens.length).toBeGreaterThan(0);
+
+    const second = await serve(tmp.dir);
+    children.push(second.child);
+    expect(second.stdout).not.toMatch(/lapse_admin_/);
+    for (const t of [token, ...tokens]) {
+      const r = await post(second.url, '/v1/sessions/validate', { token: t });
+      expect(r.status).toBe(200);
+    }
+    const again = (await (await post(second.url, '/v1/sessions/validate', { token })).json()) as { session: { data: unknown; userId: string } };
+    expect(again.session).toMatchObject({ userId: 'alice', data: { plan: 'pro' } });
+    second.child.kill('SIGINT');
+    expect(await second.exited).toBe(0);
+
+    // The management commands, as real processes on the same data folder: they finish their
+    // work (closing SQLite waits for its checkpoint worker) and exit 0.
+    const env = { PATH: process.env.PATH };
+    const list = spawnSync(process.execPath, [CLI, 'sessions', 'list', '--json', '--limit', '1000'], { cwd: tmp.dir, env, encoding: 'utf8' });
+    expect(list.status, list.stderr).toBe(0);
+    expect(JSON.parse(list.stdout).sessions).toHaveLength(1 + tokens.length);
+    const keys = spawnSync(process.execPath, [CLI, 'keys', 'list', '--json'], { cwd: tmp.dir, env, encoding: 'utf8' });
+    expect(JSON.parse(keys.stdout)).toEqual([expect.objectContaining({ name: 'admin', kind: 'admin' })]);
+  });
+
+  it('uses LAPSE_ADMIN_KEY instead of making a key, and runs on the memory backend', async () => {
+    const dir = join(tmp.dir, 'mem');
+    const adminKey = 'an-operator-chosen-admin-key-for-tests';
+    const s = await serve(tmp.dir, { LAPSE_ADMIN_KEY: adminKey, LAPSE_BACKEND: 'memory', LAPSE_DATA_DIR: dir });
+    children.push(s.child);
+    expect(s.stdout).not.toMatch(/lapse_admin_/);
+    const r = await fetch(`${s.url}/health`, { headers: { authorization: `Bearer ${adminKey}` } });
+    expect(await r.json()).toMatchObject({ status: 'ok', backend: 'memory' });
+    s.child.kill('SIGTERM');
+    expect(await s.exited).toBe(0);
+  });
+
+  it('refuses a bad configuration with exit code 2 and a message naming the variable', () => {
+    const r = spawnSync(process.execPath, [CLI, 'serve'], { cwd: tmp.dir, env: { PATH: process.env.PATH, LAPSE_PORT: 'eighty' }, encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('LAPSE_PORT must be a port number');
+  });
+});

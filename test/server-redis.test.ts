@@ -1,0 +1,51 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { createServer, type LapseServer } from '../src/server/index.js';
+import { describeRedis, randomPrefix, type RedisServer, startRedis } from './helpers/redis-server.js';
+import { tempDir } from './helpers/tmp.js';
+
+describeRedis('the service on Redis', () => {
+  let redis: RedisServer;
+  let app: LapseServer;
+  let headers: Record<string, string>;
+  let cleanup: () => void;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    const tmp = tempDir('lapse-srv-redis-');
+    cleanup = tmp.cleanup;
+    app = await createServer({ backend: redis.url, redisPrefix: randomPrefix(), dataDir: tmp.dir, logLevel: 'silent', sweepInterval: 'off' });
+    headers = { authorization: `Bearer ${app.lapse.generatedAdminKey}` };
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await redis?.stop();
+    cleanup?.();
+  });
+
+  it('serves sessions, and answers 503 (never "no session") while Redis is down', async () => {
+    const post = (url: string, payload: object) => app.inject({ method: 'POST', url, headers, payload });
+    const created = await post('/v1/sessions', { userId: 'r', data: { on: 'redis' } });
+    expect(created.statusCode).toBe(201);
+    const { token } = created.json();
+    expect((await post('/v1/sessions/validate', { token })).json().session.data).toEqual({ on: 'redis' });
+    expect((await app.inject({ method: 'GET', url: '/health', headers })).json()).toMatchObject({ status: 'ok', backend: 'redis' });
+
+    await redis.stop();
+    const health = await app.inject({ method: 'GET', url: '/health', headers });
+    expect(health.statusCode).toBe(503);
+    const validate = await post('/v1/sessions/validate', { token });
+    expect(validate.statusCode).toBe(503);
+    expect(validate.json().error.code).toBe('LAPSE_BACKEND_UNAVAILABLE');
+
+    await redis.restart();
+    // Redis here keeps no data across a restart: the point is that the service recovers.
+    let status = 0;
+    for (let i = 0; i < 50 && status !== 200; i++) {
+      status = (await app.inject({ method: 'GET', url: '/health', headers })).statusCode;
+      if (status !== 200) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(status).toBe(200);
+    expect((await post('/v1/sessions', {})).statusCode).toBe(201);
+  });
+});
