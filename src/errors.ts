@@ -15,6 +15,8 @@ export const ERROR_CODES = {
   LAPSE_UNAUTHORIZED: { status: 401, message: 'Missing or invalid credentials.' },
   LAPSE_FORBIDDEN: { status: 403, message: 'The credentials do not allow this action.' },
   LAPSE_PAYLOAD_TOO_LARGE: { status: 413, message: 'The payload is larger than allowed.' },
+  LAPSE_RATE_LIMITED: { status: 429, message: 'Too many failed attempts from this client; retry later.' },
+  LAPSE_INTERNAL: { status: 500, message: 'An unexpected error; it has been logged.' },
 } as const;
 
 export type LapseErrorCode = keyof typeof ERROR_CODES;

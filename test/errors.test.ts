@@ -11,10 +11,10 @@ describe('error catalogue', () => {
     for (const r of rows) expect(ERROR_CODES[r.code as keyof typeof ERROR_CODES].status).toBe(r.status);
   });
 
-  it('the design codes are all there', () => {
+  it('the design codes are all there, plus the two recorded in docs/decisions.md', () => {
     const design = ['LAPSE_INVALID_OPTION', 'LAPSE_INVALID_INPUT', 'LAPSE_NOT_FOUND', 'LAPSE_VERSION_CONFLICT', 'LAPSE_LOCKED',
       'LAPSE_LOCK_TIMEOUT', 'LAPSE_BACKEND_UNAVAILABLE', 'LAPSE_CLOSED', 'LAPSE_UNAUTHORIZED', 'LAPSE_FORBIDDEN', 'LAPSE_PAYLOAD_TOO_LARGE'];
-    expect(Object.keys(ERROR_CODES).sort()).toEqual(design.sort());
+    expect(Object.keys(ERROR_CODES).sort()).toEqual([...design, 'LAPSE_RATE_LIMITED', 'LAPSE_INTERNAL'].sort());
   });
 
   it('LapseError carries code, status and cause; backendError wraps foreign errors only', () => {

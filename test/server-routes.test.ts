@@ -346,7 +346,7 @@ describe('security defaults', () => {
       for (let i = 0; i < 3; i++) expect((await post('/v1/sessions/validate', { token: 'bad' })).statusCode).toBe(401);
       const blocked = await post('/v1/sessions/validate', { token });
       expect(blocked.statusCode).toBe(429);
-      expect(blocked.json().error.code).toBe('LAPSE_UNAUTHORIZED');
+      expect(blocked.json().error.code).toBe('LAPSE_RATE_LIMITED');
       expect(Number(blocked.headers['retry-after'])).toBeGreaterThan(0);
       expect((await post('/v1/sessions/rotate', { token })).statusCode).toBe(429);
       expect((await post('/v1/sessions/validate', { token }, '10.0.0.2')).statusCode).toBe(200);

@@ -22,7 +22,7 @@ export function httpError(err: unknown): { status: number; body: ErrorBody } {
   if (status === 404) return body(404, 'LAPSE_NOT_FOUND', 'no such route');
   if (status >= 400 && status < 500) return body(status, 'LAPSE_INVALID_INPUT', safeMessage(e));
   // Not a LapseError and not the caller's input: the service could not do its work.
-  return body(503, 'LAPSE_BACKEND_UNAVAILABLE', ERROR_CODES.LAPSE_BACKEND_UNAVAILABLE.message);
+  return body(500, 'LAPSE_INTERNAL', ERROR_CODES.LAPSE_INTERNAL.message);
 }
 
 function body(status: number, code: LapseErrorCode, message: string) {

@@ -33,7 +33,7 @@ export function sessionRoutes(ctx: LapseContext) {
     reply
       .code(429)
       .header('retry-after', String(Math.ceil(wait / 1000)))
-      .send({ error: { code: 'LAPSE_UNAUTHORIZED', message: 'too many failed token checks from this address; retry later' } });
+      .send({ error: { code: 'LAPSE_RATE_LIMITED', message: 'too many failed token checks from this address; retry later' } });
     return true;
   };
 
