@@ -108,19 +108,15 @@ export class SessionStore {
   /** The per-request path: the session behind a token, or null (malformed, unknown, wrong secret, expired, revoked). */
   validate(token: string): Promise<Session | null> {
     // Not async on purpose: with a synchronous backend (memory) this is the whole hot path,
-    // and it settles with one promise instead of a chain of awaits.
+    // and it settles with one promise instead of a chain of awaits, and no closures.
     try {
       this.assertOpen();
       const parsed = parseToken(token);
       if (!parsed) return Promise.resolve(null);
       const now = this.clock.now();
-      const found = (rec: SessionRecord | null): Session | Promise<Session> | null => {
-        if (!rec || !verifySecret(parsed.secret, rec.secretHash)) return null;
-        this.counters.validations++;
-        return this.access(rec, now);
-      };
       const rec = this.read(parsed.id, now);
-      return rec instanceof Promise ? rec.then(found) : Promise.resolve(found(rec));
+      if (rec instanceof Promise) return rec.then((r) => this.checked(r, parsed.secret, now));
+      return Promise.resolve(this.checked(rec, parsed.secret, now));
     } catch (err) {
       return Promise.reject(this.failed(err));
     }
@@ -142,9 +138,9 @@ export class SessionStore {
     try {
       this.assertOpen();
       const now = this.clock.now();
-      const found = (rec: SessionRecord | null) => (rec ? toSession(rec, now, this.pending.get(rec.id)?.n ?? 0) : null);
       const rec = this.read(checkId(id), now);
-      return rec instanceof Promise ? rec.then(found) : Promise.resolve(found(rec));
+      if (rec instanceof Promise) return rec.then((r) => this.view(r, now));
+      return Promise.resolve(this.view(rec, now));
     } catch (err) {
       return Promise.reject(this.failed(err));
     }
@@ -479,6 +475,18 @@ export class SessionStore {
       }
     }
     await this.call(() => Promise.all(waits));
+  }
+
+  /** The session behind a record whose secret matches, with this access counted. */
+  private checked(rec: SessionRecord | null, secret: string, now: number): Session | Promise<Session> | null {
+    if (!rec || !verifySecret(secret, rec.secretHash)) return null;
+    this.counters.validations++;
+    return this.access(rec, now);
+  }
+
+  /** A record as callers see it, with accesses not yet written. */
+  private view(rec: SessionRecord | null, now: number): Session | null {
+    return rec ? toSession(rec, now, this.pending.get(rec.id)?.n ?? 0) : null;
   }
 
   /** Counts an access: written at once when the touch interval has passed, else coalesced. */
