@@ -5,6 +5,7 @@ import { memory } from './backends/memory.js';
 import { timerClock, type TimerClock } from './clock.js';
 import { encodeData } from './data.js';
 import type { Duration } from './duration.js';
+import { CleanupSteps } from './cleanup.js';
 import { backendError, isLapseError, LapseError } from './errors.js';
 import { checkCreateInput, checkId, checkUserId, inputDuration, type CreateInput } from './input.js';
 import { fenceOf, type Lease, type LeaseRef, makeLease } from './lease-handle.js';
@@ -42,7 +43,8 @@ export interface StoreStats extends BackendStats {
 }
 
 const SWEEP_BATCH = 1000;
-const FLUSH_AT = 50_000;
+// Pending accesses are written by the cleanup job; past this many they are written at once.
+const FLUSH_AT = 250_000;
 const UPDATE_ATTEMPTS = 100;
 
 /**
@@ -432,22 +434,15 @@ export class SessionStore {
   // ---- internals ----
 
   private async shutdown(): Promise<void> {
-    const errors: unknown[] = [];
-    const step = async (fn: () => unknown) => {
-      try {
-        await fn();
-      } catch (err) {
-        errors.push(err);
-      }
-    };
-    if (this.ownScheduler) await step(() => this.scheduler.stop());
-    else if (this.opts.sweepInterval !== false) await step(() => this.scheduler.remove('session_cleanup'));
-    await step(() => this.flushAccesses());
-    await step(() => this.waiters.close());
-    await step(() => this.unsubscribe?.());
-    await step(() => this.backend.close());
+    const steps = new CleanupSteps();
+    if (this.ownScheduler) await steps.run(() => this.scheduler.stop());
+    else if (this.opts.sweepInterval !== false) await steps.run(() => this.scheduler.remove('session_cleanup'));
+    await steps.run(() => this.flushAccesses());
+    await steps.run(() => this.waiters.close());
+    await steps.run(() => this.unsubscribe?.());
+    await steps.run(() => this.backend.close());
     this.events.removeAllListeners();
-    if (errors.length > 0) throw backendError(errors[0], 'close failed');
+    steps.finish('closing the store failed');
   }
 
   /** The scheduled job: write pending accesses, then sweep. */

@@ -1,6 +1,7 @@
 import type { Statement } from 'better-sqlite3';
 import type { Backend, BackendStats, InsertPolicy, JobLease } from '../backend.js';
 import { type Clock, systemClock } from '../clock.js';
+import { CleanupSteps } from '../cleanup.js';
 import { LapseError } from '../errors.js';
 import { defaultLogger } from '../logger.js';
 import type { Ended, LockState, SessionRecord } from '../session.js';
@@ -256,22 +257,15 @@ export class SqliteBackend implements Backend {
   /** Writes queued touches, closes the connection, then the checkpoint worker (its last checkpoint runs off the event loop). */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      const errors: unknown[] = [];
-      const step = async (fn: () => unknown) => {
-        try {
-          await fn();
-        } catch (err) {
-          errors.push(err);
-        }
-      };
-      await step(() => this.touches.drain());
+      const steps = new CleanupSteps();
+      await steps.run(() => this.touches.drain());
       this.closed = true;
       // Keeps the planner's statistics fresh at almost no cost (SQLite's advice for long-lived connections).
-      await step(() => this.db.pragma('optimize'));
+      await steps.run(() => this.db.pragma('optimize'));
       this.cache?.clear();
-      await step(() => this.db.close());
-      await step(() => this.checkpointer?.close());
-      if (errors.length > 0) throw errors[0];
+      await steps.run(() => this.db.close());
+      await steps.run(() => this.checkpointer?.close());
+      steps.finish('closing the SQLite backend failed');
     })();
     return this.closing;
   }

@@ -3,6 +3,7 @@ import type { Namespace, Server, Socket } from 'socket.io';
 import type { Registry } from 'prom-client';
 import { type TimerClock, timerClock } from '../clock.js';
 import { parsePositiveDuration } from '../duration.js';
+import { CleanupSteps } from '../cleanup.js';
 import { backendError } from '../errors.js';
 import { defaultLogger, type Logger } from '../logger.js';
 import { Scheduler } from '../scheduler.js';
@@ -497,22 +498,15 @@ export class ConnectionTracker implements PresenceSource {
   }
 
   private async shutdown(): Promise<void> {
-    const errors: unknown[] = [];
-    const step = async (fn: () => unknown): Promise<void> => {
-      try {
-        await fn();
-      } catch (err) {
-        errors.push(err);
-      }
-    };
-    for (const off of this.unhook) await step(off);
-    await step(() => this.deadlines.close());
-    await step(() => (this.ownScheduler ? this.scheduler.stop() : this.scheduler.remove(SWEEP_JOB)));
-    for (const rec of this.records.values()) await step(() => this.unlisten(rec.socket));
-    await step(() => this.registry?.detach());
+    const steps = new CleanupSteps();
+    for (const off of this.unhook) await steps.run(off);
+    await steps.run(() => this.deadlines.close());
+    await steps.run(() => (this.ownScheduler ? this.scheduler.stop() : this.scheduler.remove(SWEEP_JOB)));
+    for (const rec of this.records.values()) await steps.run(() => this.unlisten(rec.socket));
+    await steps.run(() => this.registry?.detach());
     this.records.clear();
     this.idx.clear();
     this.events.removeAllListeners();
-    if (errors.length > 0) throw backendError(errors[0], 'closing the connection tracker failed');
+    steps.finish('closing the connection tracker failed');
   }
 }

@@ -59,7 +59,7 @@ export class TouchQueue {
       for (const t of batch) t.reject(err);
       return;
     }
-    batch.forEach((t, i) => t.resolve(results[i] ?? null));
+    for (const [i, t] of batch.entries()) t.resolve(results[i] ?? null);
   }
 }
 
