@@ -4,11 +4,11 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import { memory } from '../src/backends/memory.js';
-import { ManualClock } from '../src/clock.js';
-import { silentLogger } from '../src/logger.js';
-import type { SessionRecord } from '../src/session.js';
-import { createStore } from '../src/store.js';
+import { memory } from '../dist/backends/memory.js';
+import { ManualClock } from '../dist/clock.js';
+import { silentLogger } from '../dist/logger.js';
+import type { SessionRecord } from '../dist/session.js';
+import { createStore } from '../dist/store.js';
 import { fmt, heapUsed, measure, progress, withLoopMonitor, writeResults } from './lib.js';
 
 const N = 100_000;

@@ -1,4 +1,7 @@
 /**
+ * The benchmarks measure the compiled library in dist/ (what users run; `npm run bench`
+ * builds first), not src/ through tsx, whose transform adds work to every closure.
+ *
  * Small shared helpers for the benchmarks: timed loops, event-loop block tracking,
  * a progress line on a terminal, and result files in bench/results/.
  */

@@ -6,9 +6,9 @@
  */
 import { loadavg } from 'node:os';
 import { Redis } from 'ioredis';
-import { redis } from '../src/backends/redis.js';
-import { silentLogger } from '../src/logger.js';
-import { createStore } from '../src/store.js';
+import { redis } from '../dist/backends/redis.js';
+import { silentLogger } from '../dist/logger.js';
+import { createStore } from '../dist/store.js';
 import { startRedis } from '../test/helpers/redis-server.js';
 import { fmt, measure, type OpsResult, progress, writeResults } from './lib.js';
 

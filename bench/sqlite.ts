@@ -6,10 +6,10 @@
  */
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { type SqliteBackend, sqlite } from '../src/backends/sqlite.js';
-import { silentLogger } from '../src/logger.js';
-import { createStore } from '../src/store.js';
-import { formatToken, hashSecret, newId, newSecret } from '../src/token.js';
+import { type SqliteBackend, sqlite } from '../dist/backends/sqlite.js';
+import { silentLogger } from '../dist/logger.js';
+import { createStore } from '../dist/store.js';
+import { formatToken, hashSecret, newId, newSecret } from '../dist/token.js';
 import { tempDir } from '../test/helpers/tmp.js';
 import { fmt, measure, progress, withLoopMonitor, writeResults } from './lib.js';
 
