@@ -58,6 +58,35 @@ export function expiresAtOf(lastAccessedAt: number, idleTimeout: number, absolut
   return Math.min(lastAccessedAt + idleTimeout, absoluteExpiresAt);
 }
 
+/** A brand-new record: created and last accessed at `now`, version 1, no lease. */
+export function newRecord(f: {
+  id: string;
+  secretHash: string;
+  userId: string | null;
+  data: string;
+  now: number;
+  idleTimeout: number;
+  absoluteTimeout: number;
+}): SessionRecord {
+  const absoluteExpiresAt = f.now + f.absoluteTimeout;
+  return {
+    id: f.id,
+    secretHash: f.secretHash,
+    userId: f.userId,
+    data: f.data,
+    createdAt: f.now,
+    lastAccessedAt: f.now,
+    expiresAt: expiresAtOf(f.now, f.idleTimeout, absoluteExpiresAt),
+    absoluteExpiresAt,
+    idleTimeout: f.idleTimeout,
+    accessCount: 0,
+    version: 1,
+    lock: null,
+    ip: null,
+    userAgent: null,
+  };
+}
+
 /** A session is expired the instant now >= expiresAt. */
 export function isExpired(rec: Pick<SessionRecord, 'expiresAt'>, now: number): boolean {
   return now >= rec.expiresAt;

@@ -12,7 +12,7 @@ import { fenceOf, type Lease, type LeaseRef, makeLease } from './lease-handle.js
 import { LockWaiters } from './lock-waiters.js';
 import { defaultLogger, type Logger } from './logger.js';
 import { Scheduler } from './scheduler.js';
-import { activeLock, type Ended, type Session, type SessionRecord, toSession } from './session.js';
+import { activeLock, type Ended, newRecord, type Session, type SessionRecord, toSession } from './session.js';
 import { type ResolvedOptions, resolveOptions, type StoreOptions, touchIntervalFor } from './store-options.js';
 import { formatToken, hashSecret, newId, newSecret, parseToken, verifySecret } from './token.js';
 
@@ -540,24 +540,15 @@ export class SessionStore {
     idle: number | undefined,
     abs: number | undefined,
   ): SessionRecord {
-    const idleTimeout = idle ?? this.opts.idleTimeout;
-    const absoluteExpiresAt = now + (abs ?? this.opts.absoluteTimeout);
-    return {
+    return newRecord({
       id,
       secretHash,
       userId,
       data,
-      createdAt: now,
-      lastAccessedAt: now,
-      expiresAt: Math.min(now + idleTimeout, absoluteExpiresAt),
-      absoluteExpiresAt,
-      idleTimeout,
-      accessCount: 0,
-      version: 1,
-      lock: null,
-      ip: null,
-      userAgent: null,
-    };
+      now,
+      idleTimeout: idle ?? this.opts.idleTimeout,
+      absoluteTimeout: abs ?? this.opts.absoluteTimeout,
+    });
   }
 
   private policy() {

@@ -6,7 +6,7 @@ import { type RedisBackend, redis } from '../src/backends/redis.js';
 import { RESULT, checkReply } from '../src/backends/redis/codes.js';
 import type { LapseErrorCode } from '../src/errors.js';
 import { silentLogger } from '../src/logger.js';
-import type { SessionRecord } from '../src/session.js';
+import { newRecord, type SessionRecord } from '../src/session.js';
 import { describeRedis, randomPrefix, type RedisServer, startRedis } from './helpers/redis-server.js';
 
 const T0 = 2_000_000_000_000;
@@ -14,26 +14,17 @@ const MIN = 60_000;
 const LUA_DIR = join(import.meta.dirname, '../src/backends/redis');
 
 function rec(id: string, over: Partial<SessionRecord> = {}): SessionRecord {
-  const idleTimeout = over.idleTimeout ?? 10 * MIN;
   const createdAt = over.createdAt ?? T0;
-  const absoluteExpiresAt = over.absoluteExpiresAt ?? createdAt + 60 * MIN;
-  return {
+  const base = newRecord({
     id,
     secretHash: 'hash',
     userId: null,
     data: '{"n":1}',
-    createdAt,
-    lastAccessedAt: createdAt,
-    expiresAt: Math.min(createdAt + idleTimeout, absoluteExpiresAt),
-    absoluteExpiresAt,
-    idleTimeout,
-    accessCount: 0,
-    version: 1,
-    lock: null,
-    ip: null,
-    userAgent: null,
-    ...over,
-  };
+    now: createdAt,
+    idleTimeout: over.idleTimeout ?? 10 * MIN,
+    absoluteTimeout: (over.absoluteExpiresAt ?? createdAt + 60 * MIN) - createdAt,
+  });
+  return { ...base, ...over };
 }
 
 /** Matches a LapseError with this code (for `.rejects.toThrowError` / `.toThrowError`). */

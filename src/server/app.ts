@@ -90,7 +90,7 @@ export async function createServer(options: CreateServerOptions = {}): Promise<L
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
     forceCloseConnections: 'idle',
     // Ids chosen with the Map-like set() may be 256 characters, more once percent-encoded.
-    maxParamLength: 1024,
+    routerOptions: { maxParamLength: 1024 },
     // A slow client cannot hold a request open for long (a lock wait is at most 30 s).
     requestTimeout: 60_000,
   }) as unknown as FastifyInstance;
