@@ -459,14 +459,20 @@ export class SessionStore {
     if (this.pending.size === 0) return;
     const batch = this.pending;
     this.pending = new Map();
-    const now = this.clock.now();
-    const waits: Promise<unknown>[] = [];
+    let waits: Promise<unknown>[] = [];
+    let n = 0;
     for (const [id, p] of batch) {
       try {
-        const r = this.backend.touch(id, p.at, p.n, now);
+        const r = this.backend.touch(id, p.at, p.n, this.clock.now());
         if (r instanceof Promise) waits.push(r);
       } catch (err) {
         throw this.failed(err);
+      }
+      // Bounded slices, so a large flush never blocks the event loop for long.
+      if (++n % SWEEP_BATCH === 0) {
+        await this.call(() => Promise.all(waits));
+        waits = [];
+        await new Promise<void>((r) => setImmediate(r));
       }
     }
     await this.call(() => Promise.all(waits));
