@@ -131,7 +131,7 @@ export class SessionStore {
   async touch(id: string): Promise<Session | null> {
     this.assertOpen();
     const now = this.clock.now();
-    const rec = await this.call(() => this.backend.get(checkId(id), now));
+    const rec = await this.read(checkId(id), now);
     return rec ? this.access(rec, now) : null;
   }
 
@@ -172,7 +172,7 @@ export class SessionStore {
     const fn = data as (prev: T) => T | Promise<T>;
     for (let attempt = 0; ; attempt++) {
       const before = this.clock.now();
-      const prev = await this.call(() => this.backend.get(id, before));
+      const prev = await this.read(id, before);
       if (!prev) throw new LapseError('LAPSE_NOT_FOUND', `no live session ${id}`);
       if (opts.expectedVersion !== undefined && prev.version !== opts.expectedVersion) {
         throw new LapseError('LAPSE_VERSION_CONFLICT', `session ${id} is at version ${prev.version}, not ${opts.expectedVersion}`);
@@ -244,7 +244,7 @@ export class SessionStore {
     if (uid === null) throw new LapseError('LAPSE_INVALID_INPUT', 'userId is required');
     const now = this.clock.now();
     const recs = await this.call(() => this.backend.listUser(uid, now));
-    return recs.map((r) => toSession(r, now, this.pending.get(r.id)?.n ?? 0));
+    return recs.map((r) => this.seen(r, now));
   }
 
   /**
@@ -275,7 +275,7 @@ export class SessionStore {
         if (!isLapseError(err, 'LAPSE_LOCKED') || wait === 0) throw err;
       }
       this.assertOpen();
-      const rec = await this.call(() => this.backend.get(id, now));
+      const rec = await this.read(id, now);
       const held = rec && activeLock(rec, now);
       if (this.clock.now() >= deadline) {
         throw new LapseError('LAPSE_LOCK_TIMEOUT', `session ${id} is still leased after waiting ${wait} ms`);
@@ -400,7 +400,7 @@ export class SessionStore {
       this.assertOpen();
       const now = this.clock.now();
       const page: SessionRecord[] = await this.call(() => this.backend.scan(after, 500, now));
-      for (const r of page) yield toSession(r, now, this.pending.get(r.id)?.n ?? 0);
+      for (const r of page) yield this.seen(r, now);
       if (page.length < 500) return;
       after = (page[page.length - 1] as SessionRecord).id;
     }
@@ -418,7 +418,7 @@ export class SessionStore {
     const now = this.clock.now();
     const recs = await this.call(() => this.backend.scan(opts.cursor ?? null, limit, now));
     const last = recs.length === limit ? (recs[recs.length - 1] as SessionRecord).id : null;
-    return { sessions: recs.map((r) => toSession(r, now, this.pending.get(r.id)?.n ?? 0)), cursor: last };
+    return { sessions: recs.map((r) => this.seen(r, now)), cursor: last };
   }
 
   /** Stops the jobs, writes pending accesses, closes the backend. Safe to call twice. */
@@ -487,7 +487,12 @@ export class SessionStore {
 
   /** A record as callers see it, with accesses not yet written. */
   private view(rec: SessionRecord | null, now: number): Session | null {
-    return rec ? toSession(rec, now, this.pending.get(rec.id)?.n ?? 0) : null;
+    return rec ? this.seen(rec, now) : null;
+  }
+
+  /** A live record as callers see it, with accesses not yet written. */
+  private seen(rec: SessionRecord, now: number): Session {
+    return toSession(rec, now, this.pending.get(rec.id)?.n ?? 0);
   }
 
   /** Counts an access: written at once when the touch interval has passed, else coalesced. */
@@ -511,7 +516,7 @@ export class SessionStore {
   private async verified(token: string, now: number): Promise<SessionRecord | null> {
     const parsed = parseToken(token);
     if (!parsed) return null;
-    const rec = await this.call(() => this.backend.get(parsed.id, now));
+    const rec = await this.read(parsed.id, now);
     return rec && verifySecret(parsed.secret, rec.secretHash) ? rec : null;
   }
 
