@@ -131,7 +131,7 @@ export class SqliteBackend implements Backend {
     }
     const row = this.st.read.get(id, now) as unknown[] | undefined;
     if (!row) return null;
-    const rec = fromTuple(row);
+    const rec = fromTuple(id, row);
     cache?.set(rec);
     return rec;
   }

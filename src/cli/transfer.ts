@@ -5,7 +5,7 @@ import type { Readable, Writable } from 'node:stream';
 import type { Command } from 'commander';
 import { LapseError } from '../errors.js';
 import { progress } from '../progress.js';
-import type { SessionRecord } from '../session.js';
+import { expiresAtOf, type SessionRecord } from '../session.js';
 import { type CliIO, json } from './io.js';
 import { configOf, dataOptions, withStore } from './store.js';
 
@@ -53,6 +53,8 @@ export function parseRecord(line: string, n: number): SessionRecord {
   for (const k of ['id', 'secretHash', 'userId', 'data', 'ip', 'userAgent', ...NUMBERS]) rec[k] = v[k];
   // A lease does not travel: it belongs to a process of the old deployment.
   rec.lock = null;
+  // The expiry rule decides, not the file: backends may derive expiresAt from the other times.
+  rec.expiresAt = expiresAtOf(v.lastAccessedAt as number, v.idleTimeout as number, v.absoluteExpiresAt as number);
   return rec as unknown as SessionRecord;
 }
 
