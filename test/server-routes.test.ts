@@ -309,8 +309,20 @@ describe('security defaults', () => {
   it('sends security headers and no CORS headers unless configured', async () => {
     const r = await call('GET', '/health', admin);
     expect(r.headers['x-content-type-options']).toBe('nosniff');
-    expect(r.headers['x-frame-options']).toBe('SAMEORIGIN');
+    expect(r.headers['x-frame-options']).toBe('DENY');
+    expect(r.headers['cache-control']).toBe('no-store');
+    expect(r.headers['content-security-policy']).toBe("default-src 'none'; frame-ancestors 'none'");
     expect(r.headers['access-control-allow-origin']).toBeUndefined();
+    // Errors carry them too, and session data is never cacheable.
+    const bad = await call('POST', '/v1/sessions/validate', admin, { token: 'nope' });
+    expect(bad.headers['cache-control']).toBe('no-store');
+    // The admin page gets helmet's full browser set.
+    const page = await app.inject({ method: 'GET', url: '/' });
+    expect(page.headers['x-frame-options']).toBe('SAMEORIGIN');
+    expect(page.headers['cross-origin-opener-policy']).toBe('same-origin');
+    expect(String(page.headers['content-security-policy'])).toContain("script-src 'self'");
+    const asset = await app.inject({ method: 'GET', url: '/web/app.js' });
+    expect(asset.headers['cross-origin-resource-policy']).toBe('same-origin');
     const pre = await app.inject({ method: 'OPTIONS', url: '/v1/sessions', headers: { origin: 'https://a.example' } });
     expect(pre.statusCode).toBe(404);
   });

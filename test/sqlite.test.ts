@@ -271,6 +271,9 @@ describe('sqlite backend: read cache', () => {
   });
 
   it('a commit by another connection empties it (another process, or plain SQL)', async () => {
+    // Looking before every hit: each foreign commit is seen by the very next read.
+    await b.close();
+    b = sqlite({ path, readCacheRecheck: 0 });
     const other = sqlite({ path });
     const raw = new Database(path);
     try {
@@ -288,6 +291,50 @@ describe('sqlite backend: read cache', () => {
       raw.close();
       await other.close();
     }
+  });
+
+  it('with the default recheck, a foreign commit reaches cached reads within 1 ms', async () => {
+    const other = sqlite({ path });
+    try {
+      b.insert(rec('a', 0, 'u1'), 0, {});
+      expect(b.get('a', 1)?.version).toBe(1); // cached, data_version looked at
+      other.update('a', '"theirs"', 1, {});
+      const committed = performance.now();
+      let seen: string | undefined;
+      // Bounded: the answer must change within the recheck window (plus this loop's own step).
+      while (performance.now() - committed < 50) {
+        seen = b.get('a', 1)?.data;
+        if (seen === '"theirs"') break;
+      }
+      expect(seen).toBe('"theirs"');
+      expect(performance.now() - committed).toBeLessThan(5);
+      // Own writes never wait for the window.
+      b.update('a', '"mine"', 2, {});
+      expect(b.get('a', 2)?.data).toBe('"mine"');
+    } finally {
+      await other.close();
+    }
+    expect(catchErr(() => sqlite({ path, readCacheRecheck: -1 })).code).toBe('LAPSE_INVALID_OPTION');
+  });
+
+  it('the cache holds one look at data_version for the recheck window only', () => {
+    let version = 1;
+    let looks = 0;
+    let t = 0;
+    const cache = new ReadCache(4, () => (looks++, version), 1, () => t);
+    cache.set(rec('r0', 0));
+    looks = 0;
+    cache.sync();
+    cache.sync();
+    expect(looks).toBe(1);
+    version = 2; // another connection committed
+    t = 0.5;
+    cache.sync();
+    expect(cache.has('r0')).toBe(true); // still inside the window
+    t = 1;
+    cache.sync();
+    expect(looks).toBe(2);
+    expect(cache.size).toBe(0);
   });
 
   it('the cache itself: bounded, keeps what is used, forgets all on a new data_version', async () => {

@@ -84,7 +84,7 @@ export class SqliteBackend implements Backend {
     this.tx = transactions(this.db, this.st);
     if (o.readCache > 0) {
       const dataVersion = this.db.prepare('PRAGMA data_version').pluck();
-      this.cache = new ReadCache(o.readCache, () => dataVersion.get() as number);
+      this.cache = new ReadCache(o.readCache, () => dataVersion.get() as number, o.readCacheRecheckMs);
     }
     this.touches = new TouchQueue(
       (batch) => {

@@ -17,11 +17,13 @@ export interface RouteConfig {
   hide?: boolean;
 }
 
-const identities = new WeakMap<FastifyRequest, KeyIdentity>();
+/** Where a request keeps the key it authenticated with (a decorated field, not a WeakMap entry per request). */
+const KEY = 'lapseKey';
+type Keyed = FastifyRequest & { [KEY]: KeyIdentity | null };
 
 /** The key a request authenticated with (undefined on public routes). */
 export function keyOf(request: FastifyRequest): KeyIdentity | undefined {
-  return identities.get(request);
+  return (request as Keyed)[KEY] ?? undefined;
 }
 
 /** The role a route asks for. */
@@ -42,6 +44,7 @@ function bearer(header: string | undefined): string | null {
  * app key calls an admin route. Unknown routes answer 404 whoever asks.
  */
 export function installAuth(app: FastifyInstance, keys: KeyRing): void {
+  app.decorateRequest(KEY, null);
   // Callback style: this runs on every request, and a promise per call is measurable.
   app.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
     if (request.is404) return done();
@@ -54,7 +57,7 @@ export function installAuth(app: FastifyInstance, keys: KeyRing): void {
       return done(new LapseError('LAPSE_UNAUTHORIZED', key === null ? 'send Authorization: Bearer <key>' : 'unknown or revoked key'));
     }
     if (role === 'admin' && who.kind !== 'admin') return done(new LapseError('LAPSE_FORBIDDEN', 'this route needs the admin key'));
-    identities.set(request, who);
+    (request as Keyed)[KEY] = who;
     done();
   });
 }

@@ -1,7 +1,8 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash as digest, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LapseError } from '../errors.js';
+import { constantTimeEqual } from '../token.js';
 
 /** An admin key may do everything; an app key may create, validate, rotate and revoke. */
 export type KeyKind = 'admin' | 'app';
@@ -35,7 +36,8 @@ const ENV_ADMIN: KeyIdentity = { id: 'env', name: 'LAPSE_ADMIN_KEY', kind: 'admi
 /** How often a hit re-checks the file, so a key revoked from the CLI stops working soon. */
 const RECHECK_MS = 1000;
 
-const sha256 = (key: string): Buffer => createHash('sha256').update(key).digest();
+/** SHA-256 of a key, hex: what keys.json keeps. One-shot `crypto.hash`, no Hash object per request. */
+const sha256 = (key: string): string => digest('sha256', key, 'hex');
 
 /** A fresh key: `lapse_admin_<random>` or `lapse_app_<random>` (32 random bytes, base64url). */
 export function newKey(kind: KeyKind): string {
@@ -53,8 +55,8 @@ export function newKey(kind: KeyKind): string {
  */
 export class KeyRing {
   readonly path: string;
-  private keys: { rec: KeyRecord; hash: Buffer }[] = [];
-  private readonly envAdmin: Buffer | undefined;
+  private keys: { rec: KeyRecord; hash: string; who: KeyIdentity }[] = [];
+  private readonly envAdmin: string | undefined;
   /** Identity of the file last read (inode, size, times) and when it was read. */
   private signature = '';
   private readAt = 0;
@@ -92,7 +94,7 @@ export class KeyRing {
       id: `key_${randomBytes(6).toString('hex')}`,
       name,
       kind,
-      hash: sha256(key).toString('hex'),
+      hash: sha256(key),
       createdAt: Date.now(),
       revokedAt: null,
     };
@@ -120,7 +122,7 @@ export class KeyRing {
   verify(presented: string): KeyIdentity | null {
     if (typeof presented !== 'string' || presented.length === 0 || presented.length > 512) return null;
     const hash = sha256(presented);
-    if (this.envAdmin && timingSafeEqual(hash, this.envAdmin)) return ENV_ADMIN;
+    if (this.envAdmin && constantTimeEqual(hash, this.envAdmin)) return ENV_ADMIN;
     // A miss always looks at the file (a key made a moment ago); a hit at most once a second.
     const found = this.match(hash);
     if (!found || Date.now() - this.checkedAt >= RECHECK_MS) {
@@ -130,10 +132,11 @@ export class KeyRing {
     return found;
   }
 
-  private match(hash: Buffer): KeyIdentity | null {
+  private match(hash: string): KeyIdentity | null {
     let found: KeyIdentity | null = null;
+    // Every key is compared (no early exit): the time taken does not tell which one matched.
     for (const k of this.keys) {
-      if (timingSafeEqual(hash, k.hash) && k.rec.revokedAt === null) found = { id: k.rec.id, name: k.rec.name, kind: k.rec.kind };
+      if (constantTimeEqual(hash, k.hash) && k.rec.revokedAt === null) found = k.who;
     }
     return found;
   }
@@ -156,7 +159,11 @@ export class KeyRing {
       return;
     }
     if (!force && signature === this.signature && now - this.readAt < RECHECK_MS) return;
-    this.keys = parseKeyFile(readFileSync(this.path, 'utf8'), this.path).map((rec) => ({ rec, hash: Buffer.from(rec.hash, 'hex') }));
+    this.keys = parseKeyFile(readFileSync(this.path, 'utf8'), this.path).map((rec) => ({
+      rec,
+      hash: rec.hash,
+      who: Object.freeze({ id: rec.id, name: rec.name, kind: rec.kind }),
+    }));
     this.signature = signature;
     this.readAt = now;
   }

@@ -23,6 +23,12 @@ export interface SqliteOptions {
    * Coherent across processes: any commit by another connection empties it.
    */
   readCache?: number;
+  /**
+   * How long one look at whether another connection committed holds for cache hits
+   * (default '1ms'; 0: look before every hit). Own writes are always seen at once; another
+   * process's commit reaches this process's cache hits within this long.
+   */
+  readCacheRecheck?: Duration;
   /** Clock of the job lease (the store passes `now` to everything else). */
   clock?: Clock;
   /** Where checkpoint failures are reported (default: Lapse's pino logger on stderr). */
@@ -38,6 +44,7 @@ export interface ResolvedSqliteOptions {
   checkpointIntervalMs: number | false;
   cacheSizeMiB: number;
   readCache: number;
+  readCacheRecheckMs: number;
 }
 
 /** Checks every option up front; anything wrong is LAPSE_INVALID_OPTION. */
@@ -67,5 +74,6 @@ export function resolveSqliteOptions(options: SqliteOptions): ResolvedSqliteOpti
     checkpointIntervalMs: every === false || memory ? false : parsePositiveDuration(every ?? '200ms', 'sqlite checkpointInterval'),
     cacheSizeMiB,
     readCache,
+    readCacheRecheckMs: parseDuration(options.readCacheRecheck ?? '1ms', 'sqlite readCacheRecheck'),
   };
 }
