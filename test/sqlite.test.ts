@@ -321,7 +321,11 @@ describe('sqlite backend: read cache', () => {
     let version = 1;
     let looks = 0;
     let t = 0;
-    const cache = new ReadCache(4, () => (looks++, version), 1, () => t);
+    const look = () => {
+      looks++;
+      return version;
+    };
+    const cache = new ReadCache(4, look, 1, () => t);
     cache.set(rec('r0', 0));
     looks = 0;
     cache.sync();
