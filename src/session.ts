@@ -104,10 +104,11 @@ export function activeLock(rec: Pick<SessionRecord, 'lock'>, now: number): LockS
 }
 
 /**
- * Records may carry the parsed form of their data (the memory backend's do), reused
- * while the JSON text is unchanged. Other backends' records parse on every read.
+ * Records may carry the parsed form of their data, reused while the JSON text is unchanged:
+ * the memory backend's entries and the SQLite read cache's records do, so a hot session is
+ * parsed once, not on every validate. Records without these fields parse on every read.
  */
-interface DataCache {
+export interface DataCache {
   dataText?: string;
   dataValue?: unknown;
 }

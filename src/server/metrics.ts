@@ -1,4 +1,5 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { type HistogramSeries, HotCounter, HotHistogram } from './hot-metrics.js';
 import type { SessionStore, StoreEventName } from '../store.js';
 
 const ENDINGS = ['created', 'expired', 'evicted', 'revoked', 'rotated'] as const satisfies readonly StoreEventName[];
@@ -17,12 +18,9 @@ export class ServerMetrics {
   private readonly backendErrors: Counter;
   private readonly jobRuns: Counter<'job'>;
   private readonly jobFailures: Counter<'job'>;
-  private readonly validateSeconds: Histogram<'result'>;
-  private readonly validOutcome: { observe(v: number): void };
-  private readonly invalidOutcome: { observe(v: number): void };
-  private readonly requests: Counter<'method' | 'route' | 'status'>;
-  /** Children of the request counter by label set: labels are hashed once, not per request. */
-  private readonly requestChildren = new Map<string, { inc(): void }>();
+  private readonly validOutcome: HistogramSeries;
+  private readonly invalidOutcome: HistogramSeries;
+  private readonly requests: HotCounter;
   private readonly listeners: [StoreEventName, () => void][] = [];
 
   constructor(private readonly store: SessionStore) {
@@ -34,21 +32,17 @@ export class ServerMetrics {
     this.backendErrors = new Counter({ name: 'lapse_backend_errors_total', help: 'Backend failures seen by the store', registers });
     this.jobRuns = new Counter({ name: 'lapse_job_runs_total', help: 'Runs of each scheduled job', labelNames: ['job'], registers });
     this.jobFailures = new Counter({ name: 'lapse_job_failures_total', help: 'Failed runs of each scheduled job', labelNames: ['job'], registers });
-    this.validateSeconds = new Histogram({
-      name: 'lapse_validate_duration_seconds',
-      help: 'Time to validate a token',
-      labelNames: ['result'],
-      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
-      registers,
-    });
-    this.validOutcome = this.validateSeconds.labels('valid');
-    this.invalidOutcome = this.validateSeconds.labels('invalid');
-    this.requests = new Counter({
-      name: 'lapse_http_requests_total',
-      help: 'HTTP requests by route template and status',
-      labelNames: ['method', 'route', 'status'],
-      registers,
-    });
+    // The two metrics written on every request are plain numbers until scraped (hot-metrics.ts).
+    const validateSeconds = new HotHistogram(
+      this.registry,
+      'lapse_validate_duration_seconds',
+      'Time to validate a token',
+      'result',
+      [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
+    );
+    this.validOutcome = validateSeconds.labels('valid');
+    this.invalidOutcome = validateSeconds.labels('invalid');
+    this.requests = new HotCounter(this.registry, 'lapse_http_requests_total', 'HTTP requests by route template and status');
     for (const event of ENDINGS) {
       const counter = new Counter({ name: `lapse_sessions_${event}_total`, help: `Sessions ${event}`, registers });
       const listener = () => counter.inc();
@@ -64,13 +58,7 @@ export class ServerMetrics {
 
   /** Counts one answered request (route is the template, so the label set stays small). */
   observeRequest(method: string, route: string, status: number): void {
-    const key = `${method} ${status} ${route}`;
-    let child = this.requestChildren.get(key);
-    if (!child) {
-      child = this.requests.labels(method, route, String(status));
-      this.requestChildren.set(key, child);
-    }
-    child.inc();
+    this.requests.inc(`${method} ${status} ${route}`, () => ({ method, route, status: String(status) }));
   }
 
   /** Reads the store's gauges and job counts, then renders the Prometheus text. */

@@ -1,5 +1,5 @@
 import type { Statement } from 'better-sqlite3';
-import { expiresAtOf, type SessionRecord } from '../../session.js';
+import { type DataCache, expiresAtOf, type SessionRecord } from '../../session.js';
 import type { Db } from './open.js';
 
 /** A row of lapse_sessions as better-sqlite3 returns it. */
@@ -130,8 +130,11 @@ type Tuple = [
   number, number, string | null, number | null, number | null, string | null, string | null,
 ];
 
-/** A row of the `read` statement (raw mode) of session `id` as a record. */
-export function fromTuple(id: string, t: unknown[]): SessionRecord {
+/**
+ * A row of the `read` statement (raw mode) of session `id` as a record. It has room for its
+ * parsed data (see parseData): the read cache hands the same record out again.
+ */
+export function fromTuple(id: string, t: unknown[]): SessionRecord & DataCache {
   const [secretHash, userId, data, createdAt, lastAccessedAt, absoluteExpiresAt, idleTimeout,
     accessCount, version, lockOwner, lockFence, lockExpiresAt, ip, userAgent] = t as Tuple;
   return {
@@ -149,6 +152,8 @@ export function fromTuple(id: string, t: unknown[]): SessionRecord {
     lock: lockFence === null ? null : { owner: lockOwner ?? '', fence: lockFence, expiresAt: lockExpiresAt ?? 0 },
     ip,
     userAgent,
+    dataText: undefined,
+    dataValue: undefined,
   };
 }
 
