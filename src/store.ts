@@ -116,8 +116,8 @@ export class SessionStore {
       const parsed = parseToken(token);
       if (!parsed) return Promise.resolve(null);
       const now = this.clock.now();
-      const rec = this.read(parsed.id, now);
-      if (rec instanceof Promise) return rec.then((r) => this.checked(r, parsed.secret, now));
+      const rec = this.backend.get(parsed.id, now);
+      if (rec instanceof Promise) return rec.then((r) => this.checked(r, parsed.secret, now), this.rejectFailed);
       return Promise.resolve(this.checked(rec, parsed.secret, now));
     } catch (err) {
       return Promise.reject(this.failed(err));
@@ -140,8 +140,8 @@ export class SessionStore {
     try {
       this.assertOpen();
       const now = this.clock.now();
-      const rec = this.read(checkId(id), now);
-      if (rec instanceof Promise) return rec.then((r) => this.view(r, now));
+      const rec = this.backend.get(checkId(id), now);
+      if (rec instanceof Promise) return rec.then((r) => this.view(r, now), this.rejectFailed);
       return Promise.resolve(this.view(rec, now));
     } catch (err) {
       return Promise.reject(this.failed(err));
@@ -602,11 +602,14 @@ export class SessionStore {
   private read(id: string, now: number): Awaitable<SessionRecord | null> {
     try {
       const r = this.backend.get(id, now);
-      return r instanceof Promise ? r.catch((err: unknown) => Promise.reject(this.failed(err))) : r;
+      return r instanceof Promise ? r.catch(this.rejectFailed) : r;
     } catch (err) {
       throw this.failed(err);
     }
   }
+
+  /** A backend's rejection as the LapseError callers get (one function, not a closure per call). */
+  private readonly rejectFailed = (err: unknown): Promise<never> => Promise.reject(this.failed(err));
 
   private async call<T>(fn: () => Awaitable<T>): Promise<T> {
     try {

@@ -115,6 +115,28 @@ describeRedis('redis backend', () => {
     expect((await b.listUser(odd.userId as string, T0 + 1))[0]).toEqual(touched);
   });
 
+  it('decode cache: reuses a decoding only while the stored text is byte-identical', async () => {
+    const b = make();
+    await b.insert(rec('a', { data: '{"v":1}' }), T0, {});
+    const first = await b.get('a', T0);
+    expect(await b.get('a', T0)).toBe(first); // same text: the same decoded record
+    expect(await b.get('a', first?.expiresAt as number)).toBeNull(); // a reused record still expires
+    // Another client rewrites it behind our back: the new text is decoded, never the old one served.
+    await b.update('a', '{"v":2}', T0, {});
+    const second = await b.get('a', T0);
+    expect(second).not.toBe(first);
+    expect(second).toMatchObject({ data: '{"v":2}', version: 2 });
+    await admin.del(b.keys.session('a'));
+    expect(await b.get('a', T0)).toBeNull();
+    // Off: every read decodes afresh.
+    const plain = make({ decodeCache: 0 });
+    await plain.insert(rec('p'), T0, {});
+    const p1 = await plain.get('p', T0);
+    expect(await plain.get('p', T0)).not.toBe(p1);
+    expect(await plain.get('p', T0)).toEqual(p1);
+    expect(() => make({ decodeCache: -1 })).toThrowError(lapseError('LAPSE_INVALID_OPTION'));
+  });
+
   it('touch takes the later access time, counts accesses and keeps the absolute cap', async () => {
     const b = make();
     await b.insert(rec('s', { absoluteExpiresAt: T0 + 15 * MIN }), T0, {});

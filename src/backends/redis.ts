@@ -4,6 +4,7 @@ import { type Duration, parseDuration, parsePositiveDuration } from '../duration
 import { LapseError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Ended, LockState, SessionRecord } from '../session.js';
+import { GenerationalMap } from '../generational-map.js';
 import { decodeEnded, decodeRecord, decodeRecords, encodeRecord } from './redis/codec.js';
 import { checkReply } from './redis/codes.js';
 import { RedisConnection } from './redis/connection.js';
@@ -25,8 +26,19 @@ export interface RedisBackendOptions {
    * default '1m'. The sweep normally removes it first; see docs/redis.md, "Clocks".
    */
   expiryGrace?: Duration;
+  /**
+   * How many sessions keep their decoded form (default 10000; 0: none). A read whose stored
+   * text is byte-identical to the last one seen for that id reuses it, parsed data included,
+   * instead of decoding again. Every read still goes to Redis: this saves CPU, never freshness.
+   */
+  decodeCache?: number;
   /** Where connection problems are logged (default: Lapse's pino logger on stderr). */
   logger?: Logger;
+}
+
+interface Decoded {
+  text: string;
+  rec: SessionRecord;
 }
 
 const CLEAR_BATCH = 500;
@@ -51,6 +63,7 @@ export class RedisBackend implements Backend {
   private subscriber: Redis | undefined;
   private lease: RedisJobLease | undefined;
   private closed = false;
+  private readonly decoded: GenerationalMap<string, Decoded> | undefined;
 
   constructor(options: RedisBackendOptions = {}) {
     if (options.client && options.url !== undefined) {
@@ -67,6 +80,11 @@ export class RedisBackend implements Backend {
       logger: options.logger,
     });
     this.scripts = defineScripts(this.conn.client);
+    const decodeCache = options.decodeCache ?? 10_000;
+    if (!Number.isInteger(decodeCache) || decodeCache < 0) {
+      throw new LapseError('LAPSE_INVALID_OPTION', `redis(): decodeCache must be an integer >= 0 (got ${JSON.stringify(decodeCache)})`);
+    }
+    if (decodeCache > 0) this.decoded = new GenerationalMap(decodeCache);
   }
 
   /** The ioredis client in use (yours, or the one made from `url`). */
@@ -92,12 +110,29 @@ export class RedisBackend implements Backend {
     return { record: decodeRecord(rec.id, r[1] as string), ended: decodeEnded(r[2]) };
   }
 
-  async get(id: string, now: number): Promise<SessionRecord | null> {
-    const text = await this.conn.run('get', () => this.conn.client.get(this.keys.session(id)));
-    if (text === null) return null;
+  get(id: string, now: number): Promise<SessionRecord | null> {
+    const key = this.keys.session(id);
+    return this.conn.run(
+      'get',
+      () => this.conn.client.get(key),
+      (text) => {
+        if (text === null) return null;
+        const rec = this.decode(id, text);
+        // An expired session may linger until the sweep or Redis's own expiry: never return it.
+        return rec.expiresAt > now ? rec : null;
+      },
+    );
+  }
+
+  /** The record behind stored text, reusing the last decoding of this id when the text is the same. */
+  private decode(id: string, text: string): SessionRecord {
+    const memo = this.decoded;
+    if (!memo) return decodeRecord(id, text);
+    const last = memo.get(id);
+    if (last !== undefined && last.text === text) return last.rec;
     const rec = decodeRecord(id, text);
-    // An expired session may linger until the sweep or Redis's own expiry: never return it.
-    return rec.expiresAt > now ? rec : null;
+    memo.set(id, { text, rec });
+    return rec;
   }
 
   async touch(id: string, at: number, accesses: number, now: number): Promise<SessionRecord | null> {
@@ -244,6 +279,7 @@ export class RedisBackend implements Backend {
     if (this.closed) return;
     this.closed = true;
     this.listeners.clear();
+    this.decoded?.clear();
     const sub = this.subscriber;
     this.subscriber = undefined;
     try {

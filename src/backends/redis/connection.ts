@@ -30,6 +30,8 @@ export class RedisConnection {
   private readonly ownTimeout: boolean;
   private waiters = new Set<Waiter>();
   private inflight = 0;
+  private readonly failures = new Map<string, (err: unknown) => never>();
+  private readonly sentFailures = new Map<string, (err: unknown) => never>();
   private closed = false;
   private down = false;
   private logger: Logger | undefined;
@@ -46,38 +48,49 @@ export class RedisConnection {
   }
 
   /**
-   * Runs `fn` once connected. Failures are plain Errors naming the call: the store turns
-   * them into LAPSE_BACKEND_UNAVAILABLE (and counts them), so they are not wrapped here.
+   * Runs `fn` once connected and returns its reply, passed through `map` when given (one
+   * promise for both). Failures are plain Errors naming the call: the store turns them into
+   * LAPSE_BACKEND_UNAVAILABLE (and counts them), so they are not wrapped here.
    */
-  run<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  run<T, R = T>(what: string, fn: () => Promise<T>, map?: (value: T) => R): Promise<R> {
     if (this.closed) return Promise.reject(new LapseError('LAPSE_CLOSED', 'redis backend is closed'));
-    const fail = (err: unknown): never => {
-      if (err instanceof LapseError) throw err;
-      throw new Error(`redis ${what}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-    };
-    const call = (): Promise<T> => {
-      // Adaptive pipelining on our own client: alone, a command goes out at once (lowest
-      // latency); while others are in flight, it joins the next batched write (throughput).
-      if (this.owned) this.client.options.enableAutoPipelining = this.inflight > 0;
-      let p: Promise<T>;
-      try {
-        p = this.ownTimeout ? withTimeout(fn(), this.timeoutMs) : fn();
-      } catch (err) {
-        return Promise.reject(err).catch(fail);
-      }
-      this.inflight++;
-      return p.then(
-        (value) => {
-          this.inflight--;
-          return value;
-        },
-        (err: unknown) => {
-          this.inflight--;
-          return fail(err);
-        },
-      );
-    };
-    return this.client.status === 'ready' ? call() : this.ready().then(call, fail);
+    if (this.client.status === 'ready') return this.call(what, fn, map);
+    return this.ready().then(() => this.call(what, fn, map), this.failure(what, false));
+  }
+
+  private call<T, R>(what: string, fn: () => Promise<T>, map: ((value: T) => R) | undefined): Promise<R> {
+    // Adaptive pipelining on our own client: alone, a command goes out at once (lowest
+    // latency); while others are in flight, it joins the next batched write (throughput).
+    if (this.owned) this.client.options.enableAutoPipelining = this.inflight > 0;
+    let p: Promise<T>;
+    try {
+      p = this.ownTimeout ? withTimeout(fn(), this.timeoutMs) : fn();
+    } catch (err) {
+      return Promise.reject(err).catch(this.failure(what, false));
+    }
+    this.inflight++;
+    // This is every backend call's path: no closure per call on success.
+    return p.then(map ? (value) => map(this.settle(value)) : (this.settle as (value: T) => R), this.failure(what, true));
+  }
+
+  private readonly settle = <T>(value: T): T => {
+    this.inflight--;
+    return value;
+  };
+
+  /** The rejection handler of one kind of call, made once per name; `sent`: the call was in flight. */
+  private failure(what: string, sent: boolean): (err: unknown) => never {
+    const cache = sent ? this.sentFailures : this.failures;
+    let f = cache.get(what);
+    if (!f) {
+      f = (err: unknown): never => {
+        if (sent) this.inflight--;
+        if (err instanceof LapseError) throw err;
+        throw new Error(`redis ${what}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      };
+      cache.set(what, f);
+    }
+    return f;
   }
 
   /** Logs through the given logger, or a default one made on first use. */

@@ -1,3 +1,4 @@
+import { GenerationalMap } from '../../generational-map.js';
 import type { SessionRecord } from '../../session.js';
 
 /**
@@ -11,13 +12,7 @@ import type { SessionRecord } from '../../session.js';
  * every hit.
  */
 export class ReadCache {
-  // Two generations instead of one ordered Map: when the young one is full it becomes the
-  // old one and the previous old one is dropped whole. Keeps between max/2 and max records,
-  // approximates LRU, and costs O(1) per call with no iteration (evicting from the front
-  // of a Map one key at a time leaves deleted slots that every keys().next() walks over).
-  private young = new Map<string, SessionRecord>();
-  private old = new Map<string, SessionRecord>();
-  private readonly half: number;
+  private readonly records: GenerationalMap<string, SessionRecord>;
   private seen: number;
   /** Until when (monotonic ms) the last look at data_version holds. */
   private freshUntil = Number.NEGATIVE_INFINITY;
@@ -28,7 +23,7 @@ export class ReadCache {
     private readonly recheckMs = 0,
     private readonly monotonic: () => number = () => performance.now(),
   ) {
-    this.half = Math.max(1, Math.ceil(max / 2));
+    this.records = new GenerationalMap(max);
     this.seen = dataVersion();
   }
 
@@ -47,45 +42,26 @@ export class ReadCache {
   }
 
   has(id: string): boolean {
-    return this.young.has(id) || this.old.has(id);
+    return this.records.has(id);
   }
 
   get(id: string): SessionRecord | undefined {
-    const rec = this.young.get(id);
-    if (rec !== undefined) return rec;
-    const aging = this.old.get(id);
-    if (aging !== undefined) {
-      // Used again: back into the young generation, so it survives the next turnover.
-      this.old.delete(id);
-      this.put(aging);
-    }
-    return aging;
+    return this.records.get(id);
   }
 
   set(rec: SessionRecord): void {
-    this.old.delete(rec.id);
-    this.put(rec);
+    this.records.set(rec.id, rec);
   }
 
   delete(id: string): void {
-    this.young.delete(id);
-    this.old.delete(id);
+    this.records.delete(id);
   }
 
   clear(): void {
-    if (this.young.size > 0) this.young = new Map();
-    if (this.old.size > 0) this.old = new Map();
+    this.records.clear();
   }
 
   get size(): number {
-    return this.young.size + this.old.size;
-  }
-
-  private put(rec: SessionRecord): void {
-    this.young.set(rec.id, rec);
-    if (this.young.size >= this.half) {
-      this.old = this.young;
-      this.young = new Map();
-    }
+    return this.records.size;
   }
 }
