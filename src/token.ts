@@ -6,7 +6,9 @@ export const SECRET_BYTES = 32;
 
 const ID_LENGTH = 22; // base64url of 16 bytes
 const SECRET_LENGTH = 43; // base64url of 32 bytes
-const B64URL = /^[A-Za-z0-9_-]+$/;
+/** 1 for the characters of base64url (A-Z a-z 0-9 - _), by char code. */
+const B64URL_CHAR = new Uint8Array(128);
+for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_') B64URL_CHAR[c.charCodeAt(0)] = 1;
 
 // Random bytes come from the CSPRNG in 4 KiB refills: one system call per ~85
 // sessions instead of two per session (the same trick as crypto.randomUUID's cache).
@@ -48,11 +50,11 @@ export function formatToken(id: string, secret: string): string {
 /** Splits a token; returns null for anything that is not `<id>.<secret>` of the right shape. */
 export function parseToken(token: unknown): { id: string; secret: string } | null {
   if (typeof token !== 'string' || token.length !== ID_LENGTH + 1 + SECRET_LENGTH) return null;
-  if (token.charCodeAt(ID_LENGTH) !== 46 /* '.' */) return null;
-  const id = token.slice(0, ID_LENGTH);
-  const secret = token.slice(ID_LENGTH + 1);
-  if (!B64URL.test(id) || !B64URL.test(secret)) return null;
-  return { id, secret };
+  for (let i = 0; i < token.length; i++) {
+    const c = token.charCodeAt(i);
+    if (i === ID_LENGTH ? c !== 46 /* '.' */ : c > 127 || B64URL_CHAR[c] !== 1) return null;
+  }
+  return { id: token.slice(0, ID_LENGTH), secret: token.slice(ID_LENGTH + 1) };
 }
 
 /** Constant-time check that `secret` hashes to `storedHash`. */

@@ -129,10 +129,12 @@ export class SqliteBackend implements Backend {
         return null;
       }
     }
-    const row = this.st.read.get(id, now) as unknown[] | undefined;
+    const row = this.st.read.get(id) as unknown[] | undefined;
     if (!row) return null;
     const rec = fromTuple(id, row);
-    cache?.set(rec);
+    // Expired, swept or not: never returned (and not worth caching).
+    if (rec.expiresAt <= now) return null;
+    cache?.admit(rec);
     return rec;
   }
 

@@ -51,8 +51,11 @@ const ENDED = 'id, user_id, expires_at, absolute_expires_at';
  */
 export const SQL = {
   get: 'SELECT * FROM lapse_sessions WHERE id = ? AND expires_at > ?',
-  /** The read path: positional columns (no per-row key objects), mapped by fromTuple. */
-  read: `SELECT ${RECORD_COLUMNS} FROM lapse_sessions WHERE id = ? AND expires_at > ?`,
+  /**
+   * The read path: positional columns (no per-row key objects), mapped by fromTuple. The
+   * caller checks expiry on the record (one parameter less to bind and test per read).
+   */
+  read: `SELECT ${RECORD_COLUMNS} FROM lapse_sessions WHERE id = ?`,
   getAny: 'SELECT * FROM lapse_sessions WHERE id = ?',
   exists: 'SELECT 1 FROM lapse_sessions WHERE id = ?',
   insert: `INSERT INTO lapse_sessions (id, secret_hash, user_id, data, created_at, last_accessed_at, expires_at,
