@@ -34,6 +34,13 @@ class Entry implements SessionRecord {
   userAgent: string | null;
   dataText: string | undefined = undefined;
   dataValue: unknown = undefined;
+  /** True once removed from the backend: the expiry queue skips it without a Map lookup. */
+  dropped: true | undefined = undefined;
+  /** Neighbours in its user's list (least recently used first): O(1) unlinking, no hashing. */
+  userPrev: Entry | undefined = undefined;
+  userNext: Entry | undefined = undefined;
+  /** The list it is in (none without a user): dropping it needs no lookup by user id. */
+  userList: UserList | undefined = undefined;
 
   constructor(r: SessionRecord) {
     this.id = r.id;
@@ -50,6 +57,34 @@ class Entry implements SessionRecord {
     this.lock = r.lock;
     this.ip = r.ip;
     this.userAgent = r.userAgent;
+  }
+}
+
+/** One user's sessions, least recently used first, linked through the entries themselves. */
+class UserList {
+  head: Entry | undefined = undefined;
+  tail: Entry | undefined = undefined;
+  size = 0;
+
+  append(e: Entry): void {
+    e.userList = this;
+    e.userPrev = this.tail;
+    e.userNext = undefined;
+    if (this.tail) this.tail.userNext = e;
+    else this.head = e;
+    this.tail = e;
+    this.size++;
+  }
+
+  unlink(e: Entry): void {
+    if (e.userPrev) e.userPrev.userNext = e.userNext;
+    else this.head = e.userNext;
+    if (e.userNext) e.userNext.userPrev = e.userPrev;
+    else this.tail = e.userPrev;
+    e.userPrev = undefined;
+    e.userNext = undefined;
+    e.userList = undefined;
+    this.size--;
   }
 }
 
@@ -75,7 +110,7 @@ export class MemoryBackend implements Backend {
   readonly name = 'memory';
   /** Insertion order is recency: a touched entry is moved to the end. */
   private byId = new Map<string, Entry>();
-  private byUser = new Map<string, Set<string>>();
+  private byUser = new Map<string, UserList>();
   /** Expiry index; an entry stays queued at its old time after a touch and is re-queued lazily. */
   private queue = new ExpiryQueue<Entry>();
   /** Leases granted, by id, to count `locked` without a scan. */
@@ -194,25 +229,19 @@ export class MemoryBackend implements Backend {
 
   removeUser(userId: string, now: number, exceptId?: string): Ended[] {
     const ended: Ended[] = [];
-    const ids = this.byUser.get(userId);
-    if (!ids) return ended;
-    for (const id of [...ids]) {
-      if (id === exceptId) continue;
-      const e = this.byId.get(id) as Entry;
-      this.end(e, e.expiresAt <= now ? expiryReason(e) : 'revoked', ended);
-    }
+    const list = this.byUser.get(userId);
+    if (!list) return ended;
+    const victims: Entry[] = [];
+    for (let e = list.head; e; e = e.userNext) if (e.id !== exceptId) victims.push(e);
+    for (const e of victims) this.end(e, e.expiresAt <= now ? expiryReason(e) : 'revoked', ended);
     return ended;
   }
 
   listUser(userId: string, now: number): SessionRecord[] {
-    const ids = this.byUser.get(userId);
-    if (!ids) return [];
     const out: SessionRecord[] = [];
-    for (const id of ids) {
-      const e = this.byId.get(id) as Entry;
-      if (e.expiresAt > now) out.push(e);
-    }
-    return out.reverse();
+    // Most recently used first.
+    for (let e = this.byUser.get(userId)?.tail; e; e = e.userPrev) if (e.expiresAt > now) out.push(e);
+    return out;
   }
 
   lock(id: string, owner: string, ttlMs: number, now: number): LockState {
@@ -254,7 +283,7 @@ export class MemoryBackend implements Backend {
   }
 
   count(now: number): number {
-    return this.byId.size - this.queue.countDue(now, (e) => this.byId.get(e.id) === e && e.expiresAt <= now);
+    return this.byId.size - this.queue.countDue(now, (e) => !e.dropped && e.expiresAt <= now);
   }
 
   stats(now: number): BackendStats {
@@ -316,7 +345,7 @@ export class MemoryBackend implements Backend {
     const q = this.queue;
     for (let due = q.peekKey(); due !== undefined && due <= now; due = q.peekKey()) {
       const e = q.pop() as Entry;
-      if (this.byId.get(e.id) !== e) continue;
+      if (e.dropped) continue;
       if (e.expiresAt <= now) return e;
       q.push(e.expiresAt, e);
     }
@@ -338,10 +367,10 @@ export class MemoryBackend implements Backend {
 
   private capUser(userId: string, now: number, policy: InsertPolicy, ended: Ended[]): void {
     const cap = policy.maxSessionsPerUser;
-    const ids = this.byUser.get(userId);
-    if (cap === undefined || !ids) return;
-    while (ids.size >= cap) {
-      const e = this.byId.get(ids.values().next().value as string) as Entry;
+    const list = this.byUser.get(userId);
+    if (cap === undefined || !list) return;
+    while (list.size >= cap && list.head) {
+      const e = list.head;
       this.end(e, e.expiresAt <= now ? expiryReason(e) : 'evicted', ended);
     }
   }
@@ -350,9 +379,12 @@ export class MemoryBackend implements Backend {
     this.byId.set(e.id, e);
     this.queue.push(e.expiresAt, e);
     if (e.userId !== null) {
-      const ids = this.byUser.get(e.userId);
-      if (ids) ids.add(e.id);
-      else this.byUser.set(e.userId, new Set([e.id]));
+      let list = this.byUser.get(e.userId);
+      if (!list) {
+        list = new UserList();
+        this.byUser.set(e.userId, list);
+      }
+      list.append(e);
     }
     if (e.lock) this.locks.set(e.id, e.lock.expiresAt);
   }
@@ -360,22 +392,21 @@ export class MemoryBackend implements Backend {
   private bump(e: Entry): void {
     this.byId.delete(e.id);
     this.byId.set(e.id, e);
-    if (e.userId !== null) {
-      const ids = this.byUser.get(e.userId) as Set<string>;
-      ids.delete(e.id);
-      ids.add(e.id);
+    const list = e.userList;
+    if (list && list.tail !== e) {
+      list.unlink(e);
+      list.append(e);
     }
   }
 
   private drop(e: Entry): void {
+    e.dropped = true;
     this.byId.delete(e.id);
-    this.locks.delete(e.id);
-    if (e.userId !== null) {
-      const ids = this.byUser.get(e.userId);
-      if (ids) {
-        ids.delete(e.id);
-        if (ids.size === 0) this.byUser.delete(e.userId);
-      }
+    if (e.lock) this.locks.delete(e.id);
+    const list = e.userList;
+    if (list) {
+      list.unlink(e);
+      if (list.size === 0 && e.userId !== null) this.byUser.delete(e.userId);
     }
   }
 

@@ -58,6 +58,26 @@ export function parseRecord(line: string, n: number): SessionRecord {
   return rec as unknown as SessionRecord;
 }
 
+/** The fields of a record that travel (a backend's own bookkeeping on it does not; nor does a lease). */
+function exported(rec: SessionRecord): Omit<SessionRecord, 'lock'> & { lock: null } {
+  return {
+    id: rec.id,
+    secretHash: rec.secretHash,
+    userId: rec.userId,
+    data: rec.data,
+    createdAt: rec.createdAt,
+    lastAccessedAt: rec.lastAccessedAt,
+    expiresAt: rec.expiresAt,
+    absoluteExpiresAt: rec.absoluteExpiresAt,
+    idleTimeout: rec.idleTimeout,
+    accessCount: rec.accessCount,
+    version: rec.version,
+    lock: null,
+    ip: rec.ip,
+    userAgent: rec.userAgent,
+  };
+}
+
 async function write(out: Writable, text: string): Promise<void> {
   if (!out.write(text)) await once(out, 'drain');
 }
@@ -81,7 +101,7 @@ export function transferCommands(program: Command, io: CliIO): void {
         let n = 0;
         for (;;) {
           const page: SessionRecord[] = await backend.scan(after, PAGE, Date.now());
-          for (const rec of page) await write(out, `${JSON.stringify({ ...rec, lock: null })}\n`);
+          for (const rec of page) await write(out, `${JSON.stringify(exported(rec))}\n`);
           n += page.length;
           bar.update(n, Math.max(total, n));
           if (page.length < PAGE) break;
