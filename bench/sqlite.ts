@@ -218,8 +218,8 @@ notes.push(
   'Ratios are best of two alternating runs of each side.',
   `${fmt(N)} sessions in each file before timing. Both files: WAL, synchronous=NORMAL, 32 MiB page cache, one transaction per write. ` +
     'Lapse checkpoints from a worker thread; the bare file uses SQLite autocheckpoint.',
-  'validate = parse token + backend.get + SHA-256 + timingSafeEqual + JSON.parse of data; touch writes coalesced by touchInterval (5m here). ' +
-    'backend.get answers from a 10k-entry read cache checked against PRAGMA data_version (one cheap call per read), else one indexed SELECT.',
+  'validate = parse token + backend.get + SHA-256 + constant-time compare + JSON.parse of data; touch writes coalesced by touchInterval (5m here). ' +
+    'backend.get answers from a 10k-entry read cache (one miss in 8 admitted; a look at PRAGMA data_version, for other processes\' commits, holds 1 ms), else one primary-key SELECT.',
   'Uniform validate is read + write: each of the 100k sessions is validated about once while it is timed, so nearly every ' +
     'validation leaves an access the store must write (it flushes at 50 000 pending accesses, which this backend ' +
     'group-commits 500 touches per transaction); a bare SELECT writes nothing. The hot set is the usual request path: ' +
