@@ -54,7 +54,19 @@ export function parseToken(token: unknown): { id: string; secret: string } | nul
     const c = token.charCodeAt(i);
     if (i === ID_LENGTH ? c !== 46 /* '.' */ : c > 127 || B64URL_CHAR[c] !== 1) return null;
   }
-  return { id: token.slice(0, ID_LENGTH), secret: token.slice(ID_LENGTH + 1) };
+  return { id: detachedId(token), secret: token.slice(ID_LENGTH + 1) };
+}
+
+/**
+ * The id part of a token as a string that holds no reference to the token. `slice` would
+ * return a view into the token (V8 makes slices of 13+ characters views), and the id lives on
+ * as a key in caches and the pending-access map: the secret must not live on with it. Slices
+ * shorter than 13 characters are copies, and their concatenation is flattened into a string
+ * of its own the first time it is hashed.
+ */
+function detachedId(token: string): string {
+  const half = ID_LENGTH >> 1;
+  return token.slice(0, half) + token.slice(half, ID_LENGTH);
 }
 
 /** Constant-time check that `secret` hashes to `storedHash`. */
