@@ -49,9 +49,20 @@ export class ManualClock implements TimerClock {
   private t: number;
   private seq = 0;
   private timers = new Set<ManualTimer>();
+  private readonly settlers: Array<() => Promise<void>> = [];
 
   constructor(start = 0) {
     this.t = start;
+  }
+
+  /**
+   * Work `advance()` waits for before it fires each timer, besides a few turns of the event
+   * loop: calls over a real network (a Redis backend) take longer than those turns, and a
+   * step that started before the jump must register its next timer before time passes it.
+   * @example clock.waitFor(() => backendCallsDone());
+   */
+  waitFor(settler: () => Promise<void>): void {
+    this.settlers.push(settler);
   }
 
   now(): number {
@@ -71,7 +82,7 @@ export class ManualClock implements TimerClock {
   /** Moves time forward by `ms`, firing due timers in order and letting their promises settle. */
   async advance(ms: number | string): Promise<void> {
     const target = this.t + parseDuration(ms);
-    await settle(); // let work already under way register its timers first
+    await this.settled(); // let work already under way register its timers first
     for (;;) {
       let next: ManualTimer | undefined;
       for (const timer of this.timers) {
@@ -81,10 +92,15 @@ export class ManualClock implements TimerClock {
       this.timers.delete(next);
       this.t = Math.max(this.t, next.at);
       next.fn();
-      await settle();
+      await this.settled();
     }
     this.t = target;
+    await this.settled();
+  }
+
+  private async settled(): Promise<void> {
     await settle();
+    for (const s of this.settlers) await s();
   }
 
   /** Sets the time (never backwards) without firing timers past it first. */

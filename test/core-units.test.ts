@@ -124,6 +124,34 @@ describe('store options', () => {
   });
 });
 
+describe('ManualClock', () => {
+  it('waitFor: advance() waits for slow work before each timer, so its next timer still fires in order', async () => {
+    const clock = new ManualClock(0);
+    const fired: number[] = [];
+    // Work that takes real time (a network round trip) and then sets a timer 10 ms on.
+    let slow: Promise<void> | undefined;
+    const step = () => {
+      slow = new Promise<void>((r) => setTimeout(r, 30)).then(() => {
+        clock.setTimer(() => fired.push(clock.now()), 10);
+      });
+    };
+    clock.setTimer(step, 5);
+    const without = new ManualClock(0);
+    // Without waitFor the jump to 100 outruns the 30 ms of real work: nothing fires by then.
+    let late = false;
+    without.setTimer(() => {
+      void new Promise<void>((r) => setTimeout(r, 30)).then(() => without.setTimer(() => (late = true), 10));
+    }, 5);
+    await without.advance(100);
+    expect(late).toBe(false);
+    clock.waitFor(async () => {
+      await slow;
+    });
+    await clock.advance(100);
+    expect(fired).toEqual([15]);
+  });
+});
+
 describe('expiry queue', () => {
   it('pops in key order and counts due items without visiting the rest', () => {
     const q = new ExpiryQueue<{ k: number }>();

@@ -1,8 +1,6 @@
 import { afterAll, beforeAll } from 'vitest';
 import type { Backend } from '../../src/backend.js';
 import { redis } from '../../src/backends/redis.js';
-import type { ManualClock } from '../../src/clock.js';
-import { parseDuration } from '../../src/duration.js';
 import { silentLogger } from '../../src/logger.js';
 import { describeRedis, randomPrefix, type RedisServer, startRedis } from '../helpers/redis-server.js';
 import { runConformance } from './suite.js';
@@ -19,49 +17,13 @@ describeRedis('redis backend', () => {
 
   runConformance('redis', {
     make: ({ clock }) => {
+      // A Redis call is a real round trip: the fake clock waits for calls in flight before each timer.
       const inflight = trackInflight(redis({ url: server.url, prefix: randomPrefix(), logger: silentLogger }));
-      drainBeforeTimers(clock, inflight.drain);
+      clock.waitFor(inflight.drain);
       return inflight.backend;
     },
   });
 });
-
-/**
- * ManualClock.advance lets a few setImmediate turns pass between timers, enough for the
- * memory and SQLite backends, whose calls finish without real I/O. A Redis call is a real
- * round trip, so a store step that started before advance() (a lock retry, say) would set
- * its next timer only after the clock had already jumped past it. This makes advance()
- * first wait until no backend call is in flight, before every timer it fires.
- */
-function drainBeforeTimers(clock: ManualClock, drain: () => Promise<void>): void {
-  const due = new Map<unknown, number>();
-  const setTimer = clock.setTimer.bind(clock);
-  const clearTimer = clock.clearTimer.bind(clock);
-  const advance = clock.advance.bind(clock);
-  clock.setTimer = (fn, ms) => {
-    const handle: unknown = setTimer(() => {
-      due.delete(handle);
-      fn();
-    }, ms);
-    due.set(handle, clock.now() + Math.max(0, ms));
-    return handle;
-  };
-  clock.clearTimer = (handle) => {
-    due.delete(handle);
-    clearTimer(handle);
-  };
-  clock.advance = async (ms) => {
-    const target = clock.now() + parseDuration(ms);
-    for (let i = 0; i < 10_000; i++) {
-      await drain();
-      const next = Math.min(...due.values());
-      if (!(next <= target)) break;
-      await advance(Math.max(0, next - clock.now()));
-    }
-    await advance(target - clock.now());
-    await drain();
-  };
-}
 
 /** Counts a backend's calls in flight; drain() resolves once none is left after a few turns. */
 function trackInflight(target: Backend): { backend: Backend; drain: () => Promise<void> } {
