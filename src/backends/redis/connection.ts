@@ -29,9 +29,7 @@ export class RedisConnection {
   readonly timeoutMs: number;
   private readonly ownTimeout: boolean;
   private waiters = new Set<Waiter>();
-  private inflight = 0;
   private readonly failures = new Map<string, (err: unknown) => never>();
-  private readonly sentFailures = new Map<string, (err: unknown) => never>();
   private closed = false;
   private down = false;
   private logger: Logger | undefined;
@@ -55,40 +53,29 @@ export class RedisConnection {
   run<T, R = T>(what: string, fn: () => Promise<T>, map?: (value: T) => R): Promise<R> {
     if (this.closed) return Promise.reject(new LapseError('LAPSE_CLOSED', 'redis backend is closed'));
     if (this.client.status === 'ready') return this.call(what, fn, map);
-    return this.ready().then(() => this.call(what, fn, map), this.failure(what, false));
+    return this.ready().then(() => this.call(what, fn, map), this.failure(what));
   }
 
   private call<T, R>(what: string, fn: () => Promise<T>, map: ((value: T) => R) | undefined): Promise<R> {
-    // Adaptive pipelining on our own client: alone, a command goes out at once (lowest
-    // latency); while others are in flight, it joins the next batched write (throughput).
-    if (this.owned) this.client.options.enableAutoPipelining = this.inflight > 0;
     let p: Promise<T>;
     try {
       p = this.ownTimeout ? withTimeout(fn(), this.timeoutMs) : fn();
     } catch (err) {
-      return Promise.reject(err).catch(this.failure(what, false));
+      return Promise.reject(err).catch(this.failure(what));
     }
-    this.inflight++;
-    // This is every backend call's path: no closure per call on success.
-    return p.then(map ? (value) => map(this.settle(value)) : (this.settle as (value: T) => R), this.failure(what, true));
+    // This is every backend call's path: one promise, and no closure made per call.
+    return map ? p.then(map, this.failure(what)) : (p.catch(this.failure(what)) as unknown as Promise<R>);
   }
 
-  private readonly settle = <T>(value: T): T => {
-    this.inflight--;
-    return value;
-  };
-
-  /** The rejection handler of one kind of call, made once per name; `sent`: the call was in flight. */
-  private failure(what: string, sent: boolean): (err: unknown) => never {
-    const cache = sent ? this.sentFailures : this.failures;
-    let f = cache.get(what);
+  /** The rejection handler of one kind of call, made once per name. */
+  private failure(what: string): (err: unknown) => never {
+    let f = this.failures.get(what);
     if (!f) {
       f = (err: unknown): never => {
-        if (sent) this.inflight--;
         if (err instanceof LapseError) throw err;
         throw new Error(`redis ${what}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
       };
-      cache.set(what, f);
+      this.failures.set(what, f);
     }
     return f;
   }
@@ -160,11 +147,16 @@ export class RedisConnection {
 /**
  * Options for clients Lapse creates: bounded command time, no offline queue (a call
  * that failed is never replayed later), no resend of unanswered commands after a
- * reconnect, and endless reconnection at most every 500 ms. Auto-pipelining is switched
- * per call by RedisConnection.run.
+ * reconnect, and endless reconnection at most every 500 ms.
+ *
+ * Auto-pipelining always: commands issued in one tick go out in one write. Alone, a command
+ * waits one tick at most. Switching it per call (direct when nothing else was in flight) cost
+ * 3-4 µs of CPU per call at 50 concurrent callers: the first command after each batch of
+ * replies went out alone, and batches broke into small ones.
  */
 export function clientOptions(commandTimeoutMs: number) {
   return {
+    enableAutoPipelining: true,
     commandTimeout: commandTimeoutMs,
     connectTimeout: Math.max(commandTimeoutMs, 1000),
     maxRetriesPerRequest: 1,
