@@ -32,7 +32,7 @@ export class RedisConnection {
   private readonly failures = new Map<string, (err: unknown) => never>();
   private readonly sentFailures = new Map<string, (err: unknown) => never>();
   private inflight = 0;
-  /** Until when (monotonic ms) calls are batched: see call(). */
+  /** Until when (monotonic ms) calls are batched: see pipelineIfBusy(). */
   private batchUntil = 0;
   private closed = false;
   private down = false;
@@ -69,7 +69,7 @@ export class RedisConnection {
       return Promise.reject(err).catch(this.failure(what, false));
     }
     this.inflight++;
-    // This is every backend call's path: one promise, and no closure made per call.
+    // Every backend call's path: one promise; the handlers are shared (a mapped reply adds one closure).
     return p.then(map ? (value) => map(this.settle(value)) : (this.settle as (value: T) => R), this.failure(what, true));
   }
 
