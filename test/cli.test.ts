@@ -76,15 +76,21 @@ describe('lapse sessions / users', () => {
     expect([...page.sessions, ...rest.sessions].map((s: { id: string }) => s.id).sort()).toEqual([a, b, c].map((x) => x.session.id).sort());
     expect((await lapse(['sessions', 'list'])).out).toContain(a.session.id);
 
-    const show = await lapse(['sessions', 'show', a.session.id, '--json']);
+    const show = await lapse(['sessions', 'show', '--json', '--', a.session.id]);
     expect(JSON.parse(show.out)).toMatchObject({ id: a.session.id, userId: 'alice', data: { n: 1 } });
     expect((await lapse(['sessions', 'show', 'nope'])).code).toBe(1);
 
     const users = JSON.parse((await lapse(['users', 'sessions', 'alice', '--json'])).out);
     expect(users.map((s: { id: string }) => s.id).sort()).toEqual([a.session.id, b.session.id].sort());
 
-    expect((await lapse(['sessions', 'revoke', c.session.id])).out).toContain(`revoked ${c.session.id}`);
-    expect((await lapse(['sessions', 'revoke', c.session.id])).code).toBe(1);
+    // '--' before ids: a base64url id may start with '-' (one in 64), which reads as an option.
+    expect((await lapse(['sessions', 'revoke', '--', c.session.id])).out).toContain(`revoked ${c.session.id}`);
+    expect((await lapse(['sessions', 'revoke', '--', c.session.id])).code).toBe(1);
+    const dashed = await lapse(['sessions', 'revoke', '-dYxREnKAP-Y01ze3kF5yQ']);
+    expect(dashed.code).toBe(2);
+    expect(dashed.err).toContain("an id that starts with '-' goes after '--'");
+    // An option's value may start with '-'.
+    expect((await lapse(['users', 'revoke', 'nobody', '--except', '-dYxREnKAP-Y01ze3kF5yQ'])).out).toContain('revoked 0 sessions of nobody');
     const revoked = await lapse(['users', 'revoke', 'alice', '--except', a.session.id]);
     expect(revoked.out).toContain('revoked 1 session of alice');
 

@@ -40,7 +40,12 @@ export async function runCli(argv: string[], io: CliIO = processIO()): Promise<n
     await program.parseAsync(argv, { from: 'user' });
     return 0;
   } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    if (err instanceof CommanderError) {
+      const looksLikeId = err.code === 'commander.unknownOption' && /'-[A-Za-z0-9_-]{15,}'/.test(err.message);
+      // Session ids are base64url: one in 64 starts with '-', which reads as an option.
+      if (looksLikeId) io.stderr.write("lapse: an id that starts with '-' goes after '--', e.g. lapse sessions revoke -- -AbC…\n");
+      return err.exitCode === 0 ? 0 : 2;
+    }
     if (err instanceof LapseError) {
       io.stderr.write(`lapse: ${err.message} (${err.code})\n`);
       return err.code === 'LAPSE_INVALID_OPTION' || err.code === 'LAPSE_INVALID_INPUT' ? 2 : 1;

@@ -51,7 +51,7 @@ export function sessionsCommand(program: Command, io: CliIO): void {
 
   dataOptions(sessions.command('revoke').argument('<id>', 'session id'))
     .description('end a session by id (even when leased)')
-    .addHelpText('after', '\nExample:\n  $ lapse sessions revoke 3q2-7wE0eS1x0bYlq0cR1A')
+    .addHelpText('after', "\nExample:\n  $ lapse sessions revoke 3q2-7wE0eS1x0bYlq0cR1A\n  $ lapse sessions revoke -- -dYxREnKAP-Y01ze3kF5yQ   # an id that starts with '-'")
     .action(async (id: string, opts: Record<string, unknown>) => {
       const done = await withStore(configOf(opts, io), async (store) => {
         // An operator's revoke overrides a lease: take it over (wait up to its length), then delete.
