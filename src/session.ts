@@ -30,6 +30,12 @@ export interface SessionRecord {
   userAgent: string | null;
 }
 
+/** Every field of a SessionRecord, in one order: what snapshots and exports write. */
+export const RECORD_FIELDS = [
+  'id', 'secretHash', 'userId', 'data', 'createdAt', 'lastAccessedAt', 'expiresAt',
+  'absoluteExpiresAt', 'idleTimeout', 'accessCount', 'version', 'lock', 'ip', 'userAgent',
+] as const satisfies readonly (keyof SessionRecord)[];
+
 /** A session as Lapse hands it out. */
 export interface Session<T = unknown> {
   id: string;

@@ -2,16 +2,12 @@ import { existsSync, readFileSync, renameSync } from 'node:fs';
 import { mkdir, open, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from '../logger.js';
-import type { SessionRecord } from '../session.js';
+import { RECORD_FIELDS, type SessionRecord } from '../session.js';
 
 const FORMAT = 'lapse-snapshot';
 const VERSION = 1;
 const CHUNK = 2000;
 
-const FIELDS = [
-  'id', 'secretHash', 'userId', 'data', 'createdAt', 'lastAccessedAt', 'expiresAt',
-  'absoluteExpiresAt', 'idleTimeout', 'accessCount', 'version', 'lock', 'ip', 'userAgent',
-] as const satisfies readonly (keyof SessionRecord)[];
 
 /**
  * A snapshot file of the memory backend: a header line, one JSON array per session and
@@ -43,7 +39,7 @@ export class SnapshotFile {
 
   /** Writes `records` (taken now) as the new snapshot; concurrent calls are coalesced. */
   write(fence: number, records: Iterable<SessionRecord>): Promise<void> {
-    const rows = Array.from(records, (r) => FIELDS.map((f) => r[f]));
+    const rows = Array.from(records, (r) => RECORD_FIELDS.map((f) => r[f]));
     if (this.writing) {
       // A write is in flight; queue one more with the newest state.
       this.pending = { fence, rows };
@@ -69,7 +65,7 @@ export class SnapshotFile {
     const tmp = `${this.path}.tmp-${process.pid}`;
     const fh = await open(tmp, 'w', 0o600);
     try {
-      const header = { format: FORMAT, version: VERSION, fence, count: rows.length, fields: FIELDS, writtenAt: Date.now() };
+      const header = { format: FORMAT, version: VERSION, fence, count: rows.length, fields: RECORD_FIELDS, writtenAt: Date.now() };
       await fh.write(`${JSON.stringify(header)}\n`);
       for (let i = 0; i < rows.length; i += CHUNK) {
         let chunk = '';
@@ -103,9 +99,9 @@ function parse(text: string): { fence: number; records: SessionRecord[] } {
   const records: SessionRecord[] = [];
   for (let i = 1; i < lines.length - 1; i++) {
     const row = JSON.parse(lines[i] as string) as unknown[];
-    if (!Array.isArray(row) || row.length !== FIELDS.length) throw new Error(`bad record on line ${i + 1}`);
+    if (!Array.isArray(row) || row.length !== RECORD_FIELDS.length) throw new Error(`bad record on line ${i + 1}`);
     const rec = {} as Record<string, unknown>;
-    FIELDS.forEach((f, k) => {
+    RECORD_FIELDS.forEach((f, k) => {
       rec[f] = row[k];
     });
     if (typeof rec.id !== 'string' || typeof rec.expiresAt !== 'number' || typeof rec.data !== 'string') {

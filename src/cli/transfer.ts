@@ -5,7 +5,7 @@ import type { Readable, Writable } from 'node:stream';
 import type { Command } from 'commander';
 import { LapseError } from '../errors.js';
 import { progress } from '../progress.js';
-import { expiresAtOf, type SessionRecord } from '../session.js';
+import { expiresAtOf, RECORD_FIELDS, type SessionRecord } from '../session.js';
 import { type CliIO, json } from './io.js';
 import { configOf, dataOptions, withStore } from './store.js';
 
@@ -50,7 +50,7 @@ export function parseRecord(line: string, n: number): SessionRecord {
     throw new LapseError('LAPSE_INVALID_INPUT', `line ${n}: data is not JSON text`);
   }
   const rec = {} as Record<string, unknown>;
-  for (const k of ['id', 'secretHash', 'userId', 'data', 'ip', 'userAgent', ...NUMBERS]) rec[k] = v[k];
+  for (const k of RECORD_FIELDS) rec[k] = v[k];
   // A lease does not travel: it belongs to a process of the old deployment.
   rec.lock = null;
   // The expiry rule decides, not the file: backends may derive expiresAt from the other times.
@@ -59,23 +59,11 @@ export function parseRecord(line: string, n: number): SessionRecord {
 }
 
 /** The fields of a record that travel (a backend's own bookkeeping on it does not; nor does a lease). */
-function exported(rec: SessionRecord): Omit<SessionRecord, 'lock'> & { lock: null } {
-  return {
-    id: rec.id,
-    secretHash: rec.secretHash,
-    userId: rec.userId,
-    data: rec.data,
-    createdAt: rec.createdAt,
-    lastAccessedAt: rec.lastAccessedAt,
-    expiresAt: rec.expiresAt,
-    absoluteExpiresAt: rec.absoluteExpiresAt,
-    idleTimeout: rec.idleTimeout,
-    accessCount: rec.accessCount,
-    version: rec.version,
-    lock: null,
-    ip: rec.ip,
-    userAgent: rec.userAgent,
-  };
+function exported(rec: SessionRecord): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of RECORD_FIELDS) out[k] = rec[k];
+  out.lock = null;
+  return out;
 }
 
 async function write(out: Writable, text: string): Promise<void> {

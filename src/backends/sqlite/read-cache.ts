@@ -65,7 +65,7 @@ export class ReadCache {
    * kept record outlives a few young-generation GCs and is promoted, for nothing.
    */
   admit(rec: SessionRecord): void {
-    if (++this.misses % ADMIT_EVERY === 0) this.records.set(rec.id, rec);
+    if (++this.misses % ADMIT_EVERY === 0) this.set(rec);
   }
 
   delete(id: string): void {
