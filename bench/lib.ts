@@ -45,6 +45,36 @@ export async function measure(name: string, fn: (i: number) => unknown, ms = 150
   return res;
 }
 
+/**
+ * Two contenders measured in turns, `rounds` times, the order swapped every round: on a shared
+ * machine, neighbouring runs share the load of the moment, so the ratio is the median of the
+ * per-round ratios (a / b) and each side keeps its median round.
+ */
+export async function alternate(
+  rounds: number,
+  a: () => Promise<OpsResult>,
+  b: () => Promise<OpsResult>,
+): Promise<{ a: OpsResult; b: OpsResult; ratio: number }> {
+  const as: OpsResult[] = [];
+  const bs: OpsResult[] = [];
+  for (let round = 0; round < rounds; round++) {
+    if (round % 2 === 0) {
+      as.push(await a());
+      bs.push(await b());
+    } else {
+      bs.push(await b());
+      as.push(await a());
+    }
+  }
+  const ratios = as.map((r, i) => r.opsPerSec / (bs[i] as OpsResult).opsPerSec).sort((x, y) => x - y);
+  return { a: medianRound(as), b: medianRound(bs), ratio: ratios[Math.floor(rounds / 2)] as number };
+}
+
+/** The median of a list of rounds, by throughput. */
+export function medianRound(list: OpsResult[]): OpsResult {
+  return [...list].sort((x, y) => x.opsPerSec - y.opsPerSec)[Math.floor(list.length / 2)] as OpsResult;
+}
+
 /** Tracks the longest event-loop block while `work` runs. */
 export async function withLoopMonitor<T>(work: () => Promise<T>): Promise<{ result: T; maxBlockMs: number; totalMs: number }> {
   const h = monitorEventLoopDelay({ resolution: 1 });

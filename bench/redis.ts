@@ -10,7 +10,7 @@ import { redis } from '../dist/backends/redis.js';
 import { silentLogger } from '../dist/logger.js';
 import { createStore } from '../dist/store.js';
 import { startRedis } from '../test/helpers/redis-server.js';
-import { fmt, measure, type OpsResult, progress, writeResults } from './lib.js';
+import { alternate, fmt, measure, type OpsResult, progress, writeResults } from './lib.js';
 
 const MS = 1000;
 const ROUNDS = 5;
@@ -38,10 +38,6 @@ async function concurrent(name: string, fn: (i: number) => Promise<unknown>, cal
   const res = { name, ops, opsPerSec: (ops / elapsed) * 1000, nsPerOp: (elapsed * 1e6) / ops };
   progress(`${name}: ${fmt(res.opsPerSec)} ops/s`);
   return res;
-}
-
-function median(list: OpsResult[]): OpsResult {
-  return [...list].sort((a, b) => a.opsPerSec - b.opsPerSec)[Math.floor(list.length / 2)] as OpsResult;
 }
 
 async function usedMemory(client: Redis): Promise<number> {
@@ -84,22 +80,15 @@ try {
   }
   const pick = <T>(list: T[], i: number): T => list[i % list.length] as T;
 
-  // The machine is shared: raw and Lapse alternate in rounds and each keeps its median round.
+  // The machine is shared: raw and Lapse alternate in rounds (see alternate()).
   const pair = async (
     run: (name: string, fn: (i: number) => Promise<unknown>) => Promise<OpsResult>,
     names: [string, string],
     rawFn: (i: number) => Promise<unknown>,
     lapseFn: (i: number) => Promise<unknown>,
   ): Promise<{ raw: OpsResult; lapse: OpsResult; ratio: number }> => {
-    const raws: OpsResult[] = [];
-    const lapses: OpsResult[] = [];
-    for (let round = 0; round < ROUNDS; round++) {
-      raws.push(await run(names[0], rawFn));
-      lapses.push(await run(names[1], lapseFn));
-    }
-    // The ratio is the median of each round's ratio: neighbouring runs share the machine's load of the moment.
-    const ratios = lapses.map((l, i) => l.opsPerSec / (raws[i] as OpsResult).opsPerSec).sort((a, b) => a - b);
-    return { raw: median(raws), lapse: median(lapses), ratio: ratios[Math.floor(ratios.length / 2)] as number };
+    const r = await alternate(ROUNDS, () => run(names[1], lapseFn), () => run(names[0], rawFn));
+    return { raw: r.b, lapse: r.a, ratio: r.ratio };
   };
 
   const results: Array<{ mode: string; op: string; lapse: OpsResult; raw: OpsResult; ratio: number }> = [];
@@ -140,7 +129,7 @@ try {
     'validate = store.validate(token): one GET + SHA-256 check + the record decoded (JSON.parse of record and data, deep freeze) unless its stored text is byte-identical to the last one decoded for that id (decodeCache, on by default; every read still goes to Redis); expiry writes are coalesced, none fall in the run. Raw GET reads a string of the same data and decodes nothing.',
     'update = store.update(id, data): one Lua script (lease + version check, rewrite); create = one Lua script (caps, SET PX, 5 index writes).',
     `Target validate >= 0.7x raw GET: ${validateRatios.map((r) => r.toFixed(2)).join(' (sequential), ')} (${CALLERS} concurrent) -> ${validateRatios.every((r) => r >= 0.7) ? 'met' : 'NOT met'}.`,
-    `Shared 2-core machine, load average ${load} at the end of the timed part: absolute figures move a lot between runs; raw and Lapse alternate in ${ROUNDS} rounds; ops/s are the median round of each, the ratio is the median of the ${ROUNDS} per-round ratios.`,
+    `Shared 2-core machine, load average ${load} at the end of the timed part: absolute figures move a lot between runs; raw and Lapse alternate in ${ROUNDS} rounds, the order swapped every round; ops/s are the median round of each, the ratio is the median of the ${ROUNDS} per-round ratios.`,
     `Memory per session (user, ${dataText.length} B data, ip, user agent, all indexes; ${MEMORY_SESSIONS} sessions): ${Math.round(perSession)} bytes of used_memory; the session key alone: ${keyBytes} bytes (MEMORY USAGE).`,
   ]);
 } finally {

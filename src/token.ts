@@ -74,15 +74,32 @@ export function verifySecret(secret: string, storedHash: string): boolean {
   return constantTimeEqual(hash('sha256', secret, 'base64url'), storedHash);
 }
 
+/** Room for the two strings constantTimeEqual compares without allocating (digests are 43 or 64 chars). */
+const COMPARE_MAX = 128;
+const compareScratch = Buffer.allocUnsafeSlow(2 * COMPARE_MAX);
+/** Per length, the two views of compareScratch that timingSafeEqual reads. */
+const compareViews: [Buffer, Buffer][] = [];
+
 /**
  * `crypto.timingSafeEqual` over two ASCII strings (base64url or hex digests): the time taken
  * depends only on their length, never on where they differ. Comparing the digests' text
- * spares decoding the stored one into bytes: 1.1 µs for hash-and-compare here, against 2.1 µs
- * for the Buffer-to-Buffer form.
+ * spares decoding the stored one into bytes (the Buffer-to-Buffer form costs ~0.8 µs more per
+ * hash-and-compare here), and writing both into one scratch buffer spares a Buffer per string
+ * (~0.2 µs).
  */
 export function constantTimeEqual(a: string, b: string): boolean {
-  if (a.length !== b.length) return false;
-  return timingSafeEqual(Buffer.from(a, 'latin1'), Buffer.from(b, 'latin1'));
+  const n = a.length;
+  if (n !== b.length) return false;
+  if (n > COMPARE_MAX) return timingSafeEqual(Buffer.from(a, 'latin1'), Buffer.from(b, 'latin1'));
+  let views = compareViews[n];
+  if (views === undefined) {
+    views = [compareScratch.subarray(0, n), compareScratch.subarray(COMPARE_MAX, COMPARE_MAX + n)];
+    compareViews[n] = views;
+  }
+  // Synchronous from here to the compare: no other call can reuse the scratch in between.
+  compareScratch.write(a, 0, n, 'latin1');
+  compareScratch.write(b, COMPARE_MAX, n, 'latin1');
+  return timingSafeEqual(views[0], views[1]);
 }
 
 /** True when `s` holds a space, a control character or DEL. */

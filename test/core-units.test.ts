@@ -4,7 +4,7 @@ import { encodeData } from '../src/data.js';
 import { parseDuration } from '../src/duration.js';
 import { isLapseError } from '../src/errors.js';
 import { createStore } from '../src/store.js';
-import { formatToken, hashSecret, newId, newSecret, parseToken, verifySecret } from '../src/token.js';
+import { constantTimeEqual, formatToken, hashSecret, newId, newSecret, parseToken, verifySecret } from '../src/token.js';
 import { expiresAtOf, expiryReason, toSession } from '../src/session.js';
 import { ExpiryQueue } from '../src/backends/expiry-queue.js';
 
@@ -52,6 +52,20 @@ describe('tokens', () => {
     expect(verifySecret(newSecret(), hash)).toBe(false);
     expect(verifySecret(secret, '')).toBe(false);
     expect(verifySecret(secret, 'short')).toBe(false);
+  });
+  it('constantTimeEqual tells equal strings from different ones, at any length and position', () => {
+    // Lengths on both sides of the scratch buffer's 128, each compared in turn (views are cached per length).
+    for (const n of [0, 1, 43, 64, 128, 129, 300, 43]) {
+      const a = 'x'.repeat(n);
+      expect(constantTimeEqual(a, 'x'.repeat(n))).toBe(true);
+      for (const at of n === 0 ? [] : [0, n >> 1, n - 1]) {
+        expect(constantTimeEqual(a, `${a.slice(0, at)}y${a.slice(at + 1)}`)).toBe(false);
+      }
+      expect(constantTimeEqual(a, `${a}x`)).toBe(false);
+    }
+    const h = hashSecret(newSecret());
+    expect(constantTimeEqual(h, h.slice(0))).toBe(true);
+    expect(constantTimeEqual(h, hashSecret(newSecret()))).toBe(false);
   });
   it('parseToken refuses every other shape', () => {
     const good = formatToken(newId(), newSecret());
