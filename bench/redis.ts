@@ -100,7 +100,7 @@ try {
       store.validate(pick(tokens, i)),
     );
     results.push({ mode, op: 'validate vs GET', ...get });
-    // Lapse's own client auto-pipelines; a raw client can too. Shown so the comparison is fair both ways.
+    // Lapse's own client sends the commands of one tick in one write; a raw client can batch with auto-pipelining. Shown so the comparison is fair both ways.
     const getAp = await pair(run, [`${mode} raw GET (auto-pipelined)`, `${mode} validate`], (i) => rawAp.get(`raw:${i % TOKENS}`), (i) =>
       store.validate(pick(tokens, i)),
     );
@@ -125,7 +125,7 @@ try {
   }));
   const validateRatios = results.filter((r) => r.op === 'validate vs GET').map((r) => r.ratio);
   writeResults('redis', 'Lapse on Redis vs raw ioredis (same server)', rows, [
-    `redis-server ${(await raw.info('server')).match(/redis_version:(\S+)/)?.[1]} on 127.0.0.1; raw = a default ioredis client (no pipelining) unless marked; Lapse's client auto-pipelines while calls overlap (direct writes for a caller alone). Sessions carry ${dataText.length} bytes of JSON data.`,
+    `redis-server ${(await raw.info('server')).match(/redis_version:(\S+)/)?.[1]} on 127.0.0.1; raw = a default ioredis client (no pipelining) unless marked; Lapse's client corks its socket for the rest of a tick, so the commands of one tick leave in one writev (docs/redis.md). Sessions carry ${dataText.length} bytes of JSON data.`,
     'validate = store.validate(token): one GET + SHA-256 check + the record decoded (JSON.parse of record and data, deep freeze) unless its stored text is byte-identical to the last one decoded for that id (decodeCache, on by default; every read still goes to Redis); expiry writes are coalesced, none fall in the run. Raw GET reads a string of the same data and decodes nothing.',
     'update = store.update(id, data): one Lua script (lease + version check, rewrite); create = one Lua script (caps, SET PX, 5 index writes).',
     `Target validate >= 0.7x raw GET: ${validateRatios.map((r) => r.toFixed(2)).join(' (sequential), ')} (${CALLERS} concurrent) -> ${validateRatios.every((r) => r >= 0.7) ? 'met' : 'NOT met'}.`,

@@ -137,6 +137,39 @@ describeRedis('redis backend', () => {
     expect(() => make({ decodeCache: -1 })).toThrowError(lapseError('LAPSE_INVALID_OPTION'));
   });
 
+  it('sends the commands of one tick in one socket write, and a lone call at once', async () => {
+    const b = make();
+    for (const id of ['w0', 'w1', 'w2']) await b.insert(rec(id, { data: `{"id":"${id}"}` }), T0, {});
+    // Count what reaches the real socket: corked writes leave together through _writev.
+    type Socket = { _write: (...args: unknown[]) => unknown; _writev: (chunks: unknown[], cb: unknown) => unknown };
+    const socket = (b as unknown as { conn: { client: { stream: Socket } } }).conn.client.stream;
+    const calls = { write: 0, writev: 0, chunks: 0 };
+    const write = socket._write;
+    const writev = socket._writev;
+    socket._write = function (this: unknown, ...args: unknown[]) {
+      calls.write++;
+      return write.apply(this, args);
+    };
+    socket._writev = function (this: unknown, chunks: unknown[], cb: unknown) {
+      calls.writev++;
+      calls.chunks += chunks.length;
+      return writev.call(this, chunks, cb);
+    };
+    try {
+      const reads = await Promise.all(Array.from({ length: 30 }, (_, i) => b.get(`w${i % 3}`, T0)));
+      expect(reads.map((r) => r?.data)).toEqual(Array.from({ length: 30 }, (_, i) => `{"id":"w${i % 3}"}`));
+      expect(calls).toEqual({ write: 0, writev: 1, chunks: 30 });
+      // A call alone still goes out (at the end of its tick) and is answered.
+      calls.writev = 0;
+      calls.chunks = 0;
+      expect((await b.get('w1', T0))?.data).toBe('{"id":"w1"}');
+      expect(calls.write + calls.writev).toBe(1);
+    } finally {
+      socket._write = write;
+      socket._writev = writev;
+    }
+  });
+
   it('touch takes the later access time, counts accesses and keeps the absolute cap', async () => {
     const b = make();
     await b.insert(rec('s', { absoluteExpiresAt: T0 + 15 * MIN }), T0, {});
