@@ -66,9 +66,14 @@ export const SQL = {
       last_accessed_at = @last_accessed_at, expires_at = @expires_at, idle_timeout = @idle_timeout, ip = @ip,
       user_agent = @user_agent, version = version + 1, recency = ${NEXT_RECENCY}
     WHERE id = @id RETURNING *`,
-  touch: `UPDATE lapse_sessions SET last_accessed_at = @last_accessed_at, expires_at = @expires_at,
+  /**
+   * One statement per touch, the expiry rule (expiresAtOf) in SQL: the later of the two access
+   * times, capped by the absolute expiry. SET expressions all read the row as it was.
+   */
+  touch: `UPDATE lapse_sessions SET last_accessed_at = max(last_accessed_at, @at),
+      expires_at = min(max(last_accessed_at, @at) + idle_timeout, absolute_expires_at),
       access_count = access_count + @accesses, recency = ${NEXT_RECENCY}
-    WHERE id = @id RETURNING *`,
+    WHERE id = @id AND expires_at > @now RETURNING ${RECORD_COLUMNS}`,
   setData: 'UPDATE lapse_sessions SET data = ?, version = version + 1 WHERE id = ? RETURNING *',
   remove: 'DELETE FROM lapse_sessions WHERE id = ?',
   rotate: `UPDATE lapse_sessions SET id = @next, secret_hash = @secret_hash, last_accessed_at = @now,
@@ -102,6 +107,7 @@ export function prepareAll(db: Db): Record<StatementName, Statement> {
   // Single values come back bare; the read path takes positional rows (see fromTuple).
   for (const name of ['userCount', 'counter', 'due', 'locked', 'nextFence', 'exists'] as const) out[name].pluck();
   out.read.raw();
+  out.touch.raw();
   return out;
 }
 

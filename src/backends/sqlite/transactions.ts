@@ -3,7 +3,7 @@ import type { BackendStats, InsertPolicy } from '../../backend.js';
 import { LapseError } from '../../errors.js';
 import { type Ended, type EndReason, expiresAtOf, expiryReason, type LockState, type SessionRecord } from '../../session.js';
 import type { Db } from './open.js';
-import { type EndedRow, type SessionRow, type StatementName, toParams, toRecord } from './statements.js';
+import { type EndedRow, fromTuple, type SessionRow, type StatementName, toParams, toRecord } from './statements.js';
 
 /** One queued touch, as the group commit hands it over. */
 export interface TouchArgs {
@@ -106,16 +106,9 @@ class SessionOps {
   }
 
   touch(id: string, at: number, accesses: number, now: number): SessionRecord | null {
-    const row = this.st.get.get(id, now) as SessionRow | undefined;
-    if (!row) return null;
-    const last = Math.max(row.last_accessed_at, at);
-    const updated = this.st.touch.get({
-      id,
-      last_accessed_at: last,
-      expires_at: expiresAtOf(last, row.idle_timeout, row.absolute_expires_at),
-      accesses,
-    }) as SessionRow;
-    return toRecord(updated);
+    // One statement: no read first, and the record comes back as a tuple (see fromTuple).
+    const row = this.st.touch.get({ id, at, accesses, now }) as unknown[] | undefined;
+    return row ? fromTuple(id, row) : null;
   }
 
   update(id: string, data: string, now: number, expectedVersion?: number, fence?: number): SessionRecord {
