@@ -1,3 +1,17 @@
+import { LapseError } from './errors.js';
+
+/**
+ * The entry count a cache option asks for (`fallback` when unset; 0 turns the cache off), or
+ * LAPSE_INVALID_OPTION naming `name` for anything but a whole number >= 0.
+ */
+export function cacheEntries(value: unknown, fallback: number, name: string): number {
+  const n = value ?? fallback;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) {
+    throw new LapseError('LAPSE_INVALID_OPTION', `${name} must be an integer >= 0 (got ${JSON.stringify(n)})`);
+  }
+  return n;
+}
+
 /**
  * A bounded map that approximates LRU in O(1) per call with no iteration: two generations
  * instead of one ordered Map. When the young one fills up it becomes the old one and the

@@ -4,7 +4,7 @@ import { type Duration, parseDuration, parsePositiveDuration } from '../duration
 import { LapseError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Ended, LockState, SessionRecord } from '../session.js';
-import { GenerationalMap } from '../generational-map.js';
+import { cacheEntries, GenerationalMap } from '../generational-map.js';
 import { decodeEnded, decodeRecord, decodeRecords, encodeRecord } from './redis/codec.js';
 import { checkReply } from './redis/codes.js';
 import { RedisConnection } from './redis/connection.js';
@@ -80,10 +80,7 @@ export class RedisBackend implements Backend {
       logger: options.logger,
     });
     this.scripts = defineScripts(this.conn.client);
-    const decodeCache = options.decodeCache ?? 10_000;
-    if (!Number.isInteger(decodeCache) || decodeCache < 0) {
-      throw new LapseError('LAPSE_INVALID_OPTION', `redis(): decodeCache must be an integer >= 0 (got ${JSON.stringify(decodeCache)})`);
-    }
+    const decodeCache = cacheEntries(options.decodeCache, 10_000, 'redis(): decodeCache');
     if (decodeCache > 0) this.decoded = new GenerationalMap(decodeCache);
   }
 

@@ -60,8 +60,7 @@ export class SqliteBackend implements Backend {
   private lease: JobLease | undefined;
   private closed = false;
   private closing: Promise<void> | undefined;
-  /** Rows per sweep transaction, adapted to SWEEP_SLICE_MS. */
-  /** Starts small: the first chunk may meet a cold page cache; it grows at most twofold per step. */
+  /** Rows per sweep transaction, adapted to SWEEP_SLICE_MS; starts small (the first chunk may meet a cold page cache). */
   private sweepChunk = SWEEP_MIN_CHUNK;
   /** Rows written by bulk writers since the checkpoint worker last caught up. */
   private writtenSinceCheckpoint = 0;

@@ -1,5 +1,6 @@
 import type { Clock } from '../../clock.js';
 import { type Duration, parseDuration, parsePositiveDuration } from '../../duration.js';
+import { cacheEntries } from '../../generational-map.js';
 import { LapseError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 
@@ -56,10 +57,7 @@ export function resolveSqliteOptions(options: SqliteOptions): ResolvedSqliteOpti
   if (synchronous !== 'normal' && synchronous !== 'full') {
     throw new LapseError('LAPSE_INVALID_OPTION', `sqlite: synchronous must be 'normal' or 'full' (got ${JSON.stringify(synchronous)})`);
   }
-  const readCache = options.readCache ?? 10_000;
-  if (!Number.isInteger(readCache) || readCache < 0) {
-    throw new LapseError('LAPSE_INVALID_OPTION', `sqlite: readCache must be an integer >= 0 (got ${JSON.stringify(readCache)})`);
-  }
+  const readCache = cacheEntries(options.readCache, 10_000, 'sqlite: readCache');
   const cacheSizeMiB = options.cacheSizeMiB ?? 32;
   if (typeof cacheSizeMiB !== 'number' || !(cacheSizeMiB > 0)) {
     throw new LapseError('LAPSE_INVALID_OPTION', `sqlite: cacheSizeMiB must be a number > 0 (got ${JSON.stringify(cacheSizeMiB)})`);
