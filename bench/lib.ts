@@ -46,28 +46,56 @@ export async function measure(name: string, fn: (i: number) => unknown, ms = 150
 }
 
 /**
- * Two contenders measured in turns, `rounds` times, the order swapped every round: on a shared
- * machine, neighbouring runs share the load of the moment, so the ratio is the median of the
- * per-round ratios (a / b) and each side keeps its median round.
+ * Contenders measured in turns, `rounds` times, the order rotated every round (two sides swap):
+ * on a shared machine, neighbouring runs share the load of the moment, so each side's ratio
+ * to the side at `base` is the median of its per-round ratios, and each side keeps its median round.
  */
+export async function inTurns(
+  rounds: number,
+  sides: (() => Promise<OpsResult>)[],
+  base = sides.length - 1,
+): Promise<{ results: OpsResult[]; ratios: number[] }> {
+  const runs: OpsResult[][] = sides.map(() => []);
+  for (let round = 0; round < rounds; round++) {
+    for (let k = 0; k < sides.length; k++) {
+      const s = (k + round) % sides.length;
+      (runs[s] as OpsResult[]).push(await (sides[s] as () => Promise<OpsResult>)());
+    }
+  }
+  const baseRuns = runs[base] as OpsResult[];
+  const ratios = runs.map((list) => {
+    const perRound = list.map((r, i) => r.opsPerSec / (baseRuns[i] as OpsResult).opsPerSec).sort((x, y) => x - y);
+    return perRound[Math.floor(rounds / 2)] as number;
+  });
+  return { results: runs.map(medianRound), ratios };
+}
+
+/** Two contenders in turns (see inTurns): each side's median round, and the median per-round ratio a / b. */
 export async function alternate(
   rounds: number,
   a: () => Promise<OpsResult>,
   b: () => Promise<OpsResult>,
 ): Promise<{ a: OpsResult; b: OpsResult; ratio: number }> {
-  const as: OpsResult[] = [];
-  const bs: OpsResult[] = [];
-  for (let round = 0; round < rounds; round++) {
-    if (round % 2 === 0) {
-      as.push(await a());
-      bs.push(await b());
-    } else {
-      bs.push(await b());
-      as.push(await a());
-    }
-  }
-  const ratios = as.map((r, i) => r.opsPerSec / (bs[i] as OpsResult).opsPerSec).sort((x, y) => x - y);
-  return { a: medianRound(as), b: medianRound(bs), ratio: ratios[Math.floor(rounds / 2)] as number };
+  const { results, ratios } = await inTurns(rounds, [a, b]);
+  return { a: results[0] as OpsResult, b: results[1] as OpsResult, ratio: ratios[0] as number };
+}
+
+/**
+ * A fixed pseudo-random order over `n` items (xorshift32 from `seed`): each call of the
+ * returned function gives the next index. Two sides made with the same seed see the same
+ * items in the same order, and a side's cursor carries on across its turns, so uniform
+ * traffic stays uniform instead of restarting at item 0 every turn.
+ */
+export function uniformOrder(n: number, seed = 2463534242): () => number {
+  let x = seed >>> 0;
+  return () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x % n;
+  };
 }
 
 /** The median of a list of rounds, by throughput. */
