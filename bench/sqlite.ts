@@ -295,7 +295,7 @@ await sweep();
 tmp.cleanup();
 notes.push(
   `Noise floor: an idle event loop on this machine saw gaps up to ${idleGap.toFixed(1)} ms during the run (shared 2-core host).`,
-  `Ratios: Lapse and bare take turns of ${TURN_MS} ms, ${ROUNDS} rounds, the order swapped every round; ops/s are each side's median round, the ratio is the median of the per-round ratios.`,
+  `Ratios: Lapse and bare (and for random validate the minimal floor) take turns of ${TURN_MS} ms, ${ROUNDS} rounds, the order rotated every round; ops/s are each side's median round, the ratio is the median of the per-round ratios to the bare side.`,
   `${fmt(N)} sessions in each file before timing. Both files: WAL, synchronous=NORMAL, 32 MiB page cache, one transaction per write. ` +
     'Lapse checkpoints from a worker thread; the bare file uses SQLite autocheckpoint.',
   'validate = parse token + backend.get + SHA-256 + constant-time compare + JSON.parse of data; touch writes coalesced by touchInterval (5m here). ' +
