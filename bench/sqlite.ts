@@ -7,6 +7,7 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { type SqliteBackend, sqlite } from '../dist/backends/sqlite.js';
+import { SQL } from '../dist/backends/sqlite/statements.js';
 import { silentLogger } from '../dist/logger.js';
 import { createStore } from '../dist/store.js';
 import { constantTimeEqual, formatToken, hashSecret, newId, newSecret } from '../dist/token.js';
@@ -69,12 +70,7 @@ async function pair(aName: string, a: (i: number) => unknown, bName: string, b: 
  * It is the reference for how close Lapse's own validate is to the floor of the platform.
  */
 function minimalValidate(backend: SqliteBackend): (token: string) => Promise<unknown> {
-  const read = backend.db
-    .prepare(
-      'SELECT secret_hash, user_id, data, created_at, last_accessed_at, absolute_expires_at, idle_timeout, ' +
-        'access_count, version, lock_owner, lock_fence, lock_expires_at, ip, user_agent FROM lapse_sessions WHERE id = ?',
-    )
-    .raw();
+  const read = backend.db.prepare(SQL.read).raw();
   const accesses = new Map<string, { n: number; at: number }>();
   return (token) => {
     const id = token.slice(0, 11) + token.slice(11, 22);
