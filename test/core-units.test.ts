@@ -63,6 +63,10 @@ describe('tokens', () => {
       }
       expect(constantTimeEqual(a, `${a}x`)).toBe(false);
     }
+    // Characters above U+00FF count whole: U+0101 is not U+0001, at either length class.
+    expect(constantTimeEqual('\u0101', '\u0001')).toBe(false);
+    expect(constantTimeEqual(`${'x'.repeat(200)}\u0101`, `${'x'.repeat(200)}\u0001`)).toBe(false);
+    expect(constantTimeEqual('\u0101\u{1F600}', '\u0101\u{1F600}')).toBe(true);
     const h = hashSecret(newSecret());
     expect(constantTimeEqual(h, h.slice(0))).toBe(true);
     expect(constantTimeEqual(h, hashSecret(newSecret()))).toBe(false);

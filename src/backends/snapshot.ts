@@ -8,7 +8,6 @@ const FORMAT = 'lapse-snapshot';
 const VERSION = 1;
 const CHUNK = 2000;
 
-
 /**
  * A snapshot file of the memory backend: a header line, one JSON array per session and
  * an end line with the count. Written to a temp file, fsynced, then renamed over the old
