@@ -7,7 +7,8 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { type SqliteBackend, sqlite } from '../dist/backends/sqlite.js';
-import { SQL } from '../dist/backends/sqlite/statements.js';
+import { homeSlot } from '../dist/backends/sqlite/slot.js';
+import { ID_COLUMN, SQL } from '../dist/backends/sqlite/statements.js';
 import { silentLogger } from '../dist/logger.js';
 import { createStore } from '../dist/store.js';
 import { constantTimeEqual, formatToken, hashSecret, newId, newSecret } from '../dist/token.js';
@@ -64,9 +65,9 @@ async function pair(aName: string, a: (i: number) => unknown, bName: string, b: 
 
 /**
  * The least any validate can do under Lapse's contract, written inline with nothing else: split
- * the token, read the session's columns by primary key (the statement Lapse runs), SHA-256 the
- * secret and compare it in constant time, count the access in a Map, parse the data, build the
- * session and settle a promise. No token-shape check, no read cache, no lease or expiry logic.
+ * the token, read the session's columns at its home slot (the statement Lapse runs) and check
+ * the slot held this id, SHA-256 the secret and compare it in constant time, count the access in
+ * a Map, parse the data, build the session and settle a promise. No token-shape check, no read cache, no lease or expiry logic.
  * It is the reference for how close Lapse's own validate is to the floor of the platform.
  */
 function minimalValidate(backend: SqliteBackend): (token: string) => Promise<unknown> {
@@ -74,8 +75,8 @@ function minimalValidate(backend: SqliteBackend): (token: string) => Promise<unk
   const accesses = new Map<string, { n: number; at: number }>();
   return (token) => {
     const id = token.slice(0, 11) + token.slice(11, 22);
-    const row = read.get(id) as unknown[] | undefined;
-    if (!row || !constantTimeEqual(hashSecret(token.slice(23)), row[0] as string)) return Promise.resolve(null);
+    const row = read.get(homeSlot(id)) as unknown[] | undefined;
+    if (!row || row[ID_COLUMN] !== id || !constantTimeEqual(hashSecret(token.slice(23)), row[0] as string)) return Promise.resolve(null);
     const now = Date.now();
     const seen = accesses.get(id);
     if (seen) {

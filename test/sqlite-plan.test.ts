@@ -81,6 +81,10 @@ const EXPECTED: [StatementName, string][] = [
   ['removeUser', 'USING INDEX lapse_sessions_user (user_id=?)'],
   ['locked', 'USING COVERING INDEX lapse_sessions_lock (lock_expires_at>?)'],
   ['get', '(id=?)'],
+  ['read', 'USING INTEGER PRIMARY KEY (rowid=?)'],
+  ['readById', '(id=?)'],
+  ['insert', 'USING INTEGER PRIMARY KEY (rowid=?)'],
+  ['rotate', 'USING INTEGER PRIMARY KEY (rowid=?)'],
   ['touch', 'USING COVERING INDEX lapse_sessions_recency'],
   ['scan', '(id>?)'],
 ];

@@ -10,7 +10,8 @@ import { sqliteJobLease } from './sqlite/job-lease.js';
 import { type Db, openDatabase } from './sqlite/open.js';
 import { resolveSqliteOptions, type SqliteOptions } from './sqlite/options.js';
 import { ReadCache } from './sqlite/read-cache.js';
-import { fromTuple, prepareAll, type SessionRow, type StatementName, toRecord } from './sqlite/statements.js';
+import { homeSlot } from './sqlite/slot.js';
+import { fromTuple, ID_COLUMN, prepareAll, type SessionRow, type StatementName, toRecord } from './sqlite/statements.js';
 import { nextTurn, TouchQueue } from './sqlite/touch-queue.js';
 import { type Transactions, transactions } from './sqlite/transactions.js';
 
@@ -138,7 +139,9 @@ export class SqliteBackend implements Backend {
         return null;
       }
     }
-    const row = this.st.read.get(id) as unknown[] | undefined;
+    // At home nearly always; else (displaced, or not there at all) by the id's index.
+    let row = this.st.read.get(homeSlot(id)) as unknown[] | undefined;
+    if (row === undefined || row[ID_COLUMN] !== id) row = this.st.readById.get(id) as unknown[] | undefined;
     if (!row) return null;
     const rec = fromTuple(id, row);
     // Expired, swept or not: never returned (and not worth caching).

@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { LapseError } from '../../errors.js';
 import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from './schema.js';
+import { HOME_SLOT_SQL, homeSlot } from './slot.js';
 
 export type Db = Database.Database;
 
@@ -35,6 +36,7 @@ export function openDatabase(path: string, opts: OpenOptions): Db {
   }
   try {
     inspect(db, path);
+    db.function(HOME_SLOT_SQL, { deterministic: true }, homeSlot);
     // WAL lets readers run beside one writer and other processes; it is a property of the
     // file, set once. synchronous=NORMAL in WAL loses no commit when a process dies, only
     // (possibly) the last ones when the operating system or the power goes.

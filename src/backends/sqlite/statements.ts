@@ -1,9 +1,12 @@
 import type { Statement } from 'better-sqlite3';
 import { type DataCache, expiresAtOf, type SessionRecord } from '../../session.js';
 import type { Db } from './open.js';
+import { homeSlot } from './slot.js';
 
 /** A row of lapse_sessions as better-sqlite3 returns it. */
 export interface SessionRow {
+  /** Where the row lives (see slot.ts). */
+  slot: number;
   id: string;
   secret_hash: string;
   user_id: string | null;
@@ -33,16 +36,24 @@ export interface EndedRow {
 
 /**
  * The columns of a record, in the order `fromTuple` reads them. Not `id` (the caller has
- * it) nor `expires_at` (it follows from the expiry rule): every column returned costs a
+ * it; the reads add it last, to check whom the slot holds) nor `expires_at` (it follows from the expiry rule): every column returned costs a
  * conversion to a JS value, and the read path is the hottest there is.
  */
 const RECORD_COLUMNS =
   'secret_hash, user_id, data, created_at, last_accessed_at, absolute_expires_at, idle_timeout, ' +
   'access_count, version, lock_owner, lock_fence, lock_expires_at, ip, user_agent';
+/** Where the `read` and `readById` tuples carry the id, after RECORD_COLUMNS. */
+export const ID_COLUMN = 14;
 
 // Recency is the order of last access, one step per touch, tie-free within a millisecond.
 // max() over its index is one seek, so no counter row is needed.
 const NEXT_RECENCY = '(SELECT coalesce(max(recency), 0) + 1 FROM lapse_sessions)';
+/**
+ * The slot for an id whose home slot (@slot, see slot.ts) is taken by another session: the
+ * next free negative one. min() over the primary key is one seek.
+ */
+const SLOT = `CASE WHEN EXISTS (SELECT 1 FROM lapse_sessions WHERE slot = @slot)
+      THEN (SELECT min(coalesce(min(slot), 0), 0) - 1 FROM lapse_sessions) ELSE @slot END`;
 const ENDED = 'id, user_id, expires_at, absolute_expires_at';
 
 /**
@@ -52,15 +63,18 @@ const ENDED = 'id, user_id, expires_at, absolute_expires_at';
 export const SQL = {
   get: 'SELECT * FROM lapse_sessions WHERE id = ? AND expires_at > ?',
   /**
-   * The read path: positional columns (no per-row key objects), mapped by fromTuple. The
+   * The read path: the row at an id's home slot (see slot.ts), as positional columns (no
+   * per-row key objects) mapped by fromTuple, with the id last for the caller to check. The
    * caller checks expiry on the record (one parameter less to bind and test per read).
    */
-  read: `SELECT ${RECORD_COLUMNS} FROM lapse_sessions WHERE id = ?`,
+  read: `SELECT ${RECORD_COLUMNS}, id FROM lapse_sessions WHERE slot = ?`,
+  /** The read path for an id not at its home slot: the same columns, by the id's index. */
+  readById: `SELECT ${RECORD_COLUMNS}, id FROM lapse_sessions WHERE id = ?`,
   getAny: 'SELECT * FROM lapse_sessions WHERE id = ?',
   exists: 'SELECT 1 FROM lapse_sessions WHERE id = ?',
-  insert: `INSERT INTO lapse_sessions (id, secret_hash, user_id, data, created_at, last_accessed_at, expires_at,
+  insert: `INSERT INTO lapse_sessions (slot, id, secret_hash, user_id, data, created_at, last_accessed_at, expires_at,
       absolute_expires_at, idle_timeout, access_count, version, recency, lock_owner, lock_fence, lock_expires_at, ip, user_agent)
-    VALUES (@id, @secret_hash, @user_id, @data, @created_at, @last_accessed_at, @expires_at, @absolute_expires_at,
+    VALUES (${SLOT}, @id, @secret_hash, @user_id, @data, @created_at, @last_accessed_at, @expires_at, @absolute_expires_at,
       @idle_timeout, @access_count, @version, ${NEXT_RECENCY}, @lock_owner, @lock_fence, @lock_expires_at, @ip, @user_agent)`,
   replace: `UPDATE lapse_sessions SET secret_hash = @secret_hash, user_id = @user_id, data = @data,
       last_accessed_at = @last_accessed_at, expires_at = @expires_at, idle_timeout = @idle_timeout, ip = @ip,
@@ -76,7 +90,7 @@ export const SQL = {
     WHERE id = @id AND expires_at > @now RETURNING ${RECORD_COLUMNS}`,
   setData: 'UPDATE lapse_sessions SET data = ?, version = version + 1 WHERE id = ? RETURNING *',
   remove: 'DELETE FROM lapse_sessions WHERE id = ?',
-  rotate: `UPDATE lapse_sessions SET id = @next, secret_hash = @secret_hash, last_accessed_at = @now,
+  rotate: `UPDATE lapse_sessions SET slot = ${SLOT}, id = @next, secret_hash = @secret_hash, last_accessed_at = @now,
       expires_at = @expires_at, lock_owner = NULL, lock_fence = NULL, lock_expires_at = NULL, recency = ${NEXT_RECENCY}
     WHERE id = @id RETURNING *`,
   removeUser: `DELETE FROM lapse_sessions WHERE user_id = ? AND id IS NOT ? RETURNING ${ENDED}`,
@@ -107,6 +121,7 @@ export function prepareAll(db: Db): Record<StatementName, Statement> {
   // Single values come back bare; the read path takes positional rows (see fromTuple).
   for (const name of ['userCount', 'counter', 'due', 'locked', 'nextFence', 'exists'] as const) out[name].pluck();
   out.read.raw();
+  out.readById.raw();
   out.touch.raw();
   return out;
 }
@@ -169,6 +184,7 @@ export function fromTuple(id: string, t: unknown[]): SessionRecord & DataCache {
 /** A record as named parameters for the insert statement. */
 export function toParams(rec: SessionRecord): Omit<SessionRow, 'recency'> {
   return {
+    slot: homeSlot(rec.id),
     id: rec.id,
     secret_hash: rec.secretHash,
     user_id: rec.userId,

@@ -3,6 +3,7 @@ import type { BackendStats, InsertPolicy } from '../../backend.js';
 import { LapseError } from '../../errors.js';
 import { type Ended, type EndReason, expiresAtOf, expiryReason, type LockState, type SessionRecord } from '../../session.js';
 import type { Db } from './open.js';
+import { homeSlot } from './slot.js';
 import { type EndedRow, fromTuple, type SessionRow, type StatementName, toParams, toRecord } from './statements.js';
 
 /** One queued touch, as the group commit hands it over. */
@@ -135,6 +136,7 @@ class SessionOps {
     const moved = this.st.rotate.get({
       id,
       next: nextId,
+      slot: homeSlot(nextId),
       secret_hash: secretHash,
       now,
       expires_at: expiresAtOf(now, row.idle_timeout, row.absolute_expires_at),
