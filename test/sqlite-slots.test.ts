@@ -140,6 +140,31 @@ describe('sqlite schema v1 -> v2', () => {
     expect(b.stats(now)).toMatchObject({ sessions: 251, users: 2 });
   });
 
+  it('a process that finds the file locked past busyTimeout while opening gets LAPSE_BACKEND_UNAVAILABLE', async () => {
+    await b.close();
+    const file = join(tmp.dir, 'v1.db');
+    v1File(file, 10, Date.now());
+    const holder = new Database(file);
+    holder.exec('BEGIN IMMEDIATE');
+    try {
+      const err = (() => {
+        try {
+          sqlite({ path: file, busyTimeout: 50 });
+        } catch (e) {
+          return e as { code?: string; message: string };
+        }
+      })();
+      expect(err?.code).toBe('LAPSE_BACKEND_UNAVAILABLE');
+      expect(err?.message).toContain(file);
+    } finally {
+      holder.exec('ROLLBACK');
+      holder.close();
+    }
+    b = sqlite({ path: file }); // and once the lock is free, it opens and migrates
+    expect(b.db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    expect(b.count(Date.now())).toBe(10);
+  });
+
   it('a session whose home slot is taken during the move gets a negative slot, and none is lost', () => {
     // The migration's SQL on its own, with a hash that sends two ids to one slot.
     const db = new Database(':memory:');

@@ -1,7 +1,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, readSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { LapseError } from '../../errors.js';
+import { backendError, LapseError } from '../../errors.js';
 import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from './schema.js';
 import { HOME_SLOT_SQL, homeSlot } from './slot.js';
 
@@ -51,6 +51,9 @@ export function openDatabase(path: string, opts: OpenOptions): Db {
     return db;
   } catch (err) {
     db.close();
+    // Another connection held the write lock past busyTimeout (a long write, or another
+    // process migrating the file): the file is fine, it could not be had in time.
+    if ((err as { code?: unknown }).code === 'SQLITE_BUSY') throw backendError(err, `sqlite: the file ${path} stayed locked`);
     throw err;
   }
 }
