@@ -296,7 +296,7 @@ notes.push(
   `${fmt(N)} sessions in each file before timing. Both files: WAL, synchronous=NORMAL, 32 MiB page cache, one transaction per write. ` +
     'Lapse checkpoints from a worker thread; the bare file uses SQLite autocheckpoint.',
   'validate = parse token + backend.get + SHA-256 + constant-time compare + JSON.parse of data; touch writes coalesced by touchInterval (5m here). ' +
-    'backend.get answers from a 10k-entry read cache (one miss in 8 admitted; a look at PRAGMA data_version, for other processes\' commits, holds 1 ms), else one primary-key SELECT.',
+    'backend.get answers from a 10k-entry read cache (one miss in 8 admitted; a look at PRAGMA data_version, for other processes\' commits, holds 1 ms), else one SELECT at the session\'s home slot, the table\'s INTEGER PRIMARY KEY (docs/sqlite.md, Slots).',
   'Uniform validate: sessions drawn at random from the 100k (the same seeded draws for every side, each side carrying ' +
     'on across its turns), so the 10k-entry read cache serves a few % at most and nearly every validation is a SELECT. ' +
     'Nearly every one also leaves a coalesced access (not due within touchInterval) for the store to write later: at the ' +
@@ -304,12 +304,13 @@ notes.push(
     'timed on its own (the write-behind row, right after the uniform turns); a bare SELECT writes nothing. The hot set is ' +
     'the usual request path: each session validated many times per touchInterval, one write per session per flush.',
   'Reference row: the least a validate can do under the contract, inline in this file with nothing else (minimalValidate: ' +
-    'split the token, the same 14-column primary-key read, SHA-256 and constant-time compare, count the access in a Map, ' +
+    'split the token, the same 14-column read at the home slot, SHA-256 and constant-time compare, count the access in a Map, ' +
     'JSON.parse, build the session, settle a promise), timed in the same turns as Lapse and the bare SELECT. It is the ' +
-    'floor on a cache miss: on Node 20 better-sqlite3 12 builds each row value by value (its one-call Array::New path ' +
-    'needs Node >= 22), so the 14 columns a session needs cost ~25 % of a bare SELECT on their own, and SHA-256 of the ' +
-    'secret, the parse and the promise most of the rest. What Lapse adds above it: the token shape check, the read-cache ' +
+    'floor on a cache miss: the read of 15 values (on Node 20 better-sqlite3 12 builds a row value by value; its ' +
+    'one-call Array::New path needs Node >= 22), SHA-256 of the secret, the parse and the promise. What Lapse adds above ' +
+    'it: the token shape check, the read-cache ' +
     'lookups, the record object, lease and expiry state, the deep freeze of data.',
-  'create = INSERT plus index upkeep (expiry, recency, per-user) and the counter triggers; bare = INSERT into a two-column table.',
+  'create = INSERT at the home slot (random places in the table, where the bare table appends) plus index upkeep (id, expiry, ' +
+    'recency, per-user) and the counter triggers; bare = INSERT into a two-column table.',
 );
 writeResults('sqlite', 'Lapse SQLite backend vs bare better-sqlite3', rows, notes);

@@ -44,7 +44,26 @@ const SESSION_TRIGGERS = `
   END;
 `;
 
-/** The columns of lapse_sessions after id, in v1 and v2 alike. */
+/** The columns of lapse_sessions after id, the same in v1 and v2. */
+const SESSION_COLUMN_DEFS = `
+    secret_hash         TEXT NOT NULL,
+    user_id             TEXT,
+    data                TEXT NOT NULL,
+    created_at          INTEGER NOT NULL,
+    last_accessed_at    INTEGER NOT NULL,
+    expires_at          INTEGER NOT NULL,
+    absolute_expires_at INTEGER NOT NULL,
+    idle_timeout        INTEGER NOT NULL,
+    access_count        INTEGER NOT NULL,
+    version             INTEGER NOT NULL,
+    recency             INTEGER NOT NULL,
+    lock_owner          TEXT,
+    lock_fence          INTEGER,
+    lock_expires_at     INTEGER,
+    ip                  TEXT,
+    user_agent          TEXT`;
+
+/** Their names, in that order. */
 const SESSION_COLUMNS =
   'secret_hash, user_id, data, created_at, last_accessed_at, expires_at, absolute_expires_at, idle_timeout, ' +
   'access_count, version, recency, lock_owner, lock_fence, lock_expires_at, ip, user_agent';
@@ -70,22 +89,7 @@ export const MIGRATIONS: readonly string[] = [
 
   CREATE TABLE lapse_sessions (
     id                  TEXT NOT NULL PRIMARY KEY,
-    secret_hash         TEXT NOT NULL,
-    user_id             TEXT,
-    data                TEXT NOT NULL,
-    created_at          INTEGER NOT NULL,
-    last_accessed_at    INTEGER NOT NULL,
-    expires_at          INTEGER NOT NULL,
-    absolute_expires_at INTEGER NOT NULL,
-    idle_timeout        INTEGER NOT NULL,
-    access_count        INTEGER NOT NULL,
-    version             INTEGER NOT NULL,
-    recency             INTEGER NOT NULL,
-    lock_owner          TEXT,
-    lock_fence          INTEGER,
-    lock_expires_at     INTEGER,
-    ip                  TEXT,
-    user_agent          TEXT
+${SESSION_COLUMN_DEFS}
   );
   ${SESSION_INDEXES}
   ${SESSION_TRIGGERS}
@@ -113,22 +117,7 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TABLE lapse_sessions (
     slot                INTEGER PRIMARY KEY,
     id                  TEXT NOT NULL UNIQUE,
-    secret_hash         TEXT NOT NULL,
-    user_id             TEXT,
-    data                TEXT NOT NULL,
-    created_at          INTEGER NOT NULL,
-    last_accessed_at    INTEGER NOT NULL,
-    expires_at          INTEGER NOT NULL,
-    absolute_expires_at INTEGER NOT NULL,
-    idle_timeout        INTEGER NOT NULL,
-    access_count        INTEGER NOT NULL,
-    version             INTEGER NOT NULL,
-    recency             INTEGER NOT NULL,
-    lock_owner          TEXT,
-    lock_fence          INTEGER,
-    lock_expires_at     INTEGER,
-    ip                  TEXT,
-    user_agent          TEXT
+${SESSION_COLUMN_DEFS}
   );
   INSERT OR IGNORE INTO lapse_sessions (slot, id, ${SESSION_COLUMNS})
     SELECT ${HOME_SLOT_SQL}(id), id, ${SESSION_COLUMNS} FROM lapse_sessions_v1 ORDER BY 1;
