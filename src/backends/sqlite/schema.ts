@@ -45,8 +45,7 @@ const SESSION_TRIGGERS = `
 `;
 
 /** The columns of lapse_sessions after id, the same in v1 and v2. */
-const SESSION_COLUMN_DEFS = `
-    secret_hash         TEXT NOT NULL,
+const SESSION_COLUMN_DEFS = `    secret_hash         TEXT NOT NULL,
     user_id             TEXT,
     data                TEXT NOT NULL,
     created_at          INTEGER NOT NULL,

@@ -35,9 +35,10 @@ export interface EndedRow {
 }
 
 /**
- * The columns of a record, in the order `fromTuple` reads them. Not `id` (the caller has
- * it; the reads add it last, to check whom the slot holds) nor `expires_at` (it follows from the expiry rule): every column returned costs a
- * conversion to a JS value, and the read path is the hottest there is.
+ * The columns of a record, in the order `fromTuple` reads them. Not `id` (the caller has it;
+ * the reads add it last, to check whom the slot holds) nor `expires_at` (it follows from the
+ * expiry rule): every column returned costs a conversion to a JS value, and the read path is
+ * the hottest there is.
  */
 const RECORD_COLUMNS =
   'secret_hash, user_id, data, created_at, last_accessed_at, absolute_expires_at, idle_timeout, ' +
@@ -49,8 +50,9 @@ export const ID_COLUMN = 14;
 // max() over its index is one seek, so no counter row is needed.
 const NEXT_RECENCY = '(SELECT coalesce(max(recency), 0) + 1 FROM lapse_sessions)';
 /**
- * The slot for an id whose home slot (@slot, see slot.ts) is taken by another session: the
- * next free negative one. min() over the primary key is one seek.
+ * The slot of a session: its home slot (@slot, see slot.ts), or, when another session holds
+ * that, one below the lowest slot in use and never above -1. min() over the primary key is
+ * one seek.
  */
 const SLOT = `CASE WHEN EXISTS (SELECT 1 FROM lapse_sessions WHERE slot = @slot)
       THEN (SELECT min(coalesce(min(slot), 0), 0) - 1 FROM lapse_sessions) ELSE @slot END`;
