@@ -4,8 +4,9 @@
  * A session's home slot is a 52-bit hash of its id, so a read by id is one search of the table's
  * own B-tree. A TEXT primary key would be two: its index for the rowid, then the table for the
  * row. In the rare case that another session already holds an id's home slot (about one chance
- * in 2^52 per pair of live sessions), the id gets the next free negative slot instead, and reads
- * that do not find an id at home look it up by its UNIQUE index (see SqliteBackend.get).
+ * in 2^52 per pair of live sessions), the id gets a negative slot instead (one below the lowest
+ * in use), and reads that do not find an id at home look it up by its UNIQUE index (see
+ * SqliteBackend.get).
  *
  * This function is part of the file format: files in the field hold rows at these slots, and
  * the v1 -> v2 migration calls it from SQL (as `lapse_home_slot`). Never change it.
