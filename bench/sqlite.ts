@@ -67,8 +67,9 @@ async function pair(aName: string, a: (i: number) => unknown, bName: string, b: 
  * The least any validate can do under Lapse's contract, written inline with nothing else: split
  * the token, read the session's columns at its home slot (the statement Lapse runs) and check
  * the slot held this id, SHA-256 the secret and compare it in constant time, count the access in
- * a Map, parse the data, build the session and settle a promise. No token-shape check, no read cache, no lease or expiry logic.
- * It is the reference for how close Lapse's own validate is to the floor of the platform.
+ * a Map, parse the data, build the session and settle a promise. No token-shape check, no read
+ * cache, no lease or expiry logic. It is the reference for how close Lapse's own validate is to
+ * the floor of the platform.
  */
 function minimalValidate(backend: SqliteBackend): (token: string) => Promise<unknown> {
   const read = backend.db.prepare(SQL.read).raw();
@@ -308,8 +309,7 @@ notes.push(
     'JSON.parse, build the session, settle a promise), timed in the same turns as Lapse and the bare SELECT. It is the ' +
     'floor on a cache miss: the read of 15 values (on Node 20 better-sqlite3 12 builds a row value by value; its ' +
     'one-call Array::New path needs Node >= 22), SHA-256 of the secret, the parse and the promise. What Lapse adds above ' +
-    'it: the token shape check, the read-cache ' +
-    'lookups, the record object, lease and expiry state, the deep freeze of data.',
+    'it: the token shape check, the read-cache lookups, the record object, lease and expiry state, the deep freeze of data.',
   'create = INSERT at the home slot (random places in the table, where the bare table appends) plus index upkeep (id, expiry, ' +
     'recency, per-user) and the counter triggers; bare = INSERT into a two-column table.',
 );

@@ -62,10 +62,10 @@ const SESSION_COLUMN_DEFS = `    secret_hash         TEXT NOT NULL,
     ip                  TEXT,
     user_agent          TEXT`;
 
-/** Their names, in that order. */
-const SESSION_COLUMNS =
-  'secret_hash, user_id, data, created_at, last_accessed_at, expires_at, absolute_expires_at, idle_timeout, ' +
-  'access_count, version, recency, lock_owner, lock_fence, lock_expires_at, ip, user_agent';
+/** Their names, in that order: the first word of each definition. */
+const SESSION_COLUMNS = SESSION_COLUMN_DEFS.split(',')
+  .map((def) => def.trim().split(/\s+/)[0])
+  .join(', ');
 
 /**
  * `MIGRATIONS[v]` brings a database from version v to v + 1. Append only: a released

@@ -43,8 +43,8 @@ export interface EndedRow {
 const RECORD_COLUMNS =
   'secret_hash, user_id, data, created_at, last_accessed_at, absolute_expires_at, idle_timeout, ' +
   'access_count, version, lock_owner, lock_fence, lock_expires_at, ip, user_agent';
-/** Where the `read` and `readById` tuples carry the id, after RECORD_COLUMNS. */
-export const ID_COLUMN = 14;
+/** Where the `read` and `readById` tuples carry the id: right after RECORD_COLUMNS. */
+export const ID_COLUMN = RECORD_COLUMNS.split(',').length;
 
 // Recency is the order of last access, one step per touch, tie-free within a millisecond.
 // max() over its index is one seek, so no counter row is needed.
