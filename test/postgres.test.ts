@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { postgres } from '../src/backends/postgres/index.js';
-import { namer, statements } from '../src/backends/postgres/statements.js';
+import { statements } from '../src/backends/postgres/statements.js';
 import { schemaNames } from '../src/backends/postgres/names.js';
 import { ManualClock } from '../src/clock.js';
 import { isLapseError, LapseError } from '../src/errors.js';
