@@ -167,8 +167,7 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
           CASE WHEN g % 100 = 0 THEN g END, CASE WHEN g % 100 = 0 THEN t + 60000 END, NULL, NULL
         FROM generate_series(1, 20000) g, (SELECT $1::bigint AS t) n`, [now]);
       await admin.query(`SELECT setval('${q}.lapse_recency', 20001)`);
-      await admin.query(`UPDATE ${q}.lapse_counters SET value = 20000 WHERE key = 'sessions';
-        UPDATE ${q}.lapse_counters SET value = 500 WHERE key = 'users';
+      await admin.query(`UPDATE ${q}.lapse_counters SET sessions = 20000, users = 500 WHERE shard = 0;
         INSERT INTO ${q}.lapse_users SELECT 'user-' || g, 40 FROM generate_series(0, 499) g;
         ANALYZE ${q}.lapse_sessions; ANALYZE ${q}.lapse_users`);
 

@@ -22,6 +22,9 @@ import {
 
 /** Rows one sweep transaction removes at most: its locks are held for a few ms, never for the whole sweep. */
 const SWEEP_BATCH = 500;
+/** Server-side aborts of a whole statement that are safe to run again: deadlock_detected, serialization_failure. */
+const RETRYABLE = new Set(['40P01', '40001']);
+const RETRIES = 3;
 /** At most one pool error line per this long: a restart fails every idle connection at once. */
 const LOG_EVERY_MS = 5_000;
 
@@ -216,8 +219,21 @@ export class PostgresBackend implements Backend {
   /** One named statement, once the schema is ready; failures mapped (errors.ts). */
   private run(what: string, st: Named, values: unknown[]): Promise<QueryResult> {
     if (this.closed) return Promise.reject(new LapseError('LAPSE_CLOSED', 'postgres backend is closed'));
-    if (this.migrated) return this.pool.query({ ...st, values }).catch(this.failure(what));
-    return this.ready().then(() => this.pool.query({ ...st, values }).catch(this.failure(what)));
+    if (this.migrated) return this.query(what, st, values, 0);
+    return this.ready().then(() => this.query(what, st, values, 0));
+  }
+
+  /**
+   * Every call is one statement, so one the server aborted (a deadlock it broke, rare: see the
+   * lock order in schema.ts) changed nothing and is run again, a bounded number of times.
+   */
+  private query(what: string, st: Named, values: unknown[], attempt: number): Promise<QueryResult> {
+    const p = this.pool.query({ ...st, values });
+    if (attempt >= RETRIES) return p.catch(this.failure(what));
+    return p.catch((err: unknown) => {
+      if (RETRYABLE.has((err as { code?: string }).code ?? '') && !this.closed) return this.query(what, st, values, attempt + 1);
+      return this.failure(what)(err);
+    });
   }
 
   /** The rejection handler of one kind of call, made once per name. */

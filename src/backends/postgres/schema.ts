@@ -22,6 +22,11 @@ export const REFUSALS = {
   LX423: 'LAPSE_LOCKED',
 } as const;
 
+/** Rows the session and user totals are split over (see lapse_counters). */
+const COUNTER_SHARDS = 16;
+/** This connection's counter row. */
+const SHARD = `pg_backend_pid() % ${COUNTER_SHARDS}`;
+
 /** Wall time of the database in ms: the one clock every node of a job lease shares. */
 export const DB_NOW_MS = '(extract(epoch from clock_timestamp()) * 1000)::bigint';
 
@@ -71,10 +76,12 @@ export const MIGRATIONS: readonly ((n: SchemaNames) => string)[] = [
   CREATE INDEX lapse_sessions_user ON ${s}.lapse_sessions (user_id, recency) WHERE user_id IS NOT NULL;
   CREATE INDEX lapse_sessions_lock ON ${s}.lapse_sessions (lock_expires_at) WHERE lock_expires_at IS NOT NULL;
 
-  -- Counts kept in the transaction that changes the rows, so stats never scan.
+  -- Counts kept in the transaction that changes the rows, so stats never scan. The totals are
+  -- split over ${COUNTER_SHARDS} rows, each connection writing its own (by backend pid): one row would
+  -- make every insert and delete of every connection wait for the previous one's commit.
   CREATE TABLE ${s}.lapse_users (user_id text PRIMARY KEY, sessions bigint NOT NULL);
-  CREATE TABLE ${s}.lapse_counters (key text PRIMARY KEY, value bigint NOT NULL);
-  INSERT INTO ${s}.lapse_counters (key, value) VALUES ('sessions', 0), ('users', 0);
+  CREATE TABLE ${s}.lapse_counters (shard int PRIMARY KEY, sessions bigint NOT NULL, users bigint NOT NULL);
+  INSERT INTO ${s}.lapse_counters (shard, sessions, users) SELECT g, 0, 0 FROM generate_series(0, ${COUNTER_SHARDS - 1}) g;
 
   -- Order of last access, and fencing numbers: both only ever grow, across every process.
   CREATE SEQUENCE ${s}.lapse_recency;
@@ -83,27 +90,38 @@ export const MIGRATIONS: readonly ((n: SchemaNames) => string)[] = [
   CREATE TABLE ${s}.lapse_leases (key text PRIMARY KEY, token text NOT NULL, expires_at bigint NOT NULL);
   CREATE INDEX lapse_leases_expires ON ${s}.lapse_leases (expires_at);
 
-  -- The counting helpers run only under the write lock (see names.ts), so they never race.
-  ${fn('lapse_count_up(p_user text)', 'void', `BEGIN
-    UPDATE ${s}.lapse_counters SET value = value + 1 WHERE key = 'sessions';
-    IF p_user IS NULL THEN RETURN; END IF;
-    UPDATE ${s}.lapse_users SET sessions = sessions + 1 WHERE user_id = p_user;
-    IF NOT FOUND THEN
-      INSERT INTO ${s}.lapse_users (user_id, sessions) VALUES (p_user, 1);
-      UPDATE ${s}.lapse_counters SET value = value + 1 WHERE key = 'users';
+  -- Lock order, everywhere: session rows, then lapse_users rows in user_id order, then this
+  -- connection's counter shard, last. Rows taken to make room are taken with SKIP LOCKED, so a
+  -- writer holding a user's row never waits for a session row (see docs/postgres.md).
+  ${fn('lapse_count_up(p_user text)', 'void', `DECLARE fresh boolean := false;
+  BEGIN
+    IF p_user IS NOT NULL THEN
+      INSERT INTO ${s}.lapse_users AS u (user_id, sessions) VALUES (p_user, 1)
+        ON CONFLICT (user_id) DO UPDATE SET sessions = u.sessions + 1 RETURNING (xmax = 0) INTO fresh;
     END IF;
+    UPDATE ${s}.lapse_counters SET sessions = sessions + 1, users = users + fresh::int WHERE shard = ${SHARD};
   END;`)}
 
-  ${fn('lapse_count_down(p_users text[], p_n bigint)', 'void', `DECLARE gone bigint;
+  ${fn('lapse_count_down(p_users text[], p_n bigint)', 'void', `DECLARE gone bigint := 0;
   BEGIN
     IF p_n = 0 THEN RETURN; END IF;
-    UPDATE ${s}.lapse_counters SET value = value - p_n WHERE key = 'sessions';
-    IF p_users IS NULL OR cardinality(p_users) = 0 THEN RETURN; END IF;
-    UPDATE ${s}.lapse_users x SET sessions = x.sessions - c.n
-      FROM (SELECT u, count(*) AS n FROM unnest(p_users) AS u WHERE u IS NOT NULL GROUP BY u) c WHERE x.user_id = c.u;
-    WITH g AS (DELETE FROM ${s}.lapse_users WHERE user_id = ANY (p_users) AND sessions <= 0 RETURNING 1)
-      SELECT count(*) INTO gone FROM g;
-    IF gone > 0 THEN UPDATE ${s}.lapse_counters SET value = value - gone WHERE key = 'users'; END IF;
+    IF p_users IS NOT NULL AND cardinality(p_users) > 0 THEN
+      PERFORM 1 FROM ${s}.lapse_users WHERE user_id = ANY (p_users) ORDER BY user_id FOR UPDATE;
+      UPDATE ${s}.lapse_users x SET sessions = x.sessions - c.n
+        FROM (SELECT u, count(*) AS n FROM unnest(p_users) AS u WHERE u IS NOT NULL GROUP BY u) c WHERE x.user_id = c.u;
+      WITH g AS (DELETE FROM ${s}.lapse_users WHERE user_id = ANY (p_users) AND sessions <= 0 RETURNING 1)
+        SELECT count(*) INTO gone FROM g;
+    END IF;
+    UPDATE ${s}.lapse_counters SET sessions = sessions - p_n, users = users - gone WHERE shard = ${SHARD};
+  END;`)}
+
+  -- Locks a user's row (made when missing) before its sessions are counted against its cap.
+  ${fn('lapse_hold_user(p_user text)', 'bigint', `DECLARE n bigint; fresh boolean;
+  BEGIN
+    INSERT INTO ${s}.lapse_users AS u (user_id, sessions) VALUES (p_user, 0)
+      ON CONFLICT (user_id) DO UPDATE SET sessions = u.sessions RETURNING sessions, (xmax = 0) INTO n, fresh;
+    IF fresh THEN UPDATE ${s}.lapse_counters SET users = users + 1 WHERE shard = ${SHARD}; END IF;
+    RETURN n;
   END;`)}
 
   -- Removes one row that a caller holds, and reports it.
@@ -115,11 +133,10 @@ export const MIGRATIONS: readonly ((n: SchemaNames) => string)[] = [
   ${fn('lapse_cap_user(p_user text, p_now bigint, p_cap bigint, INOUT ended json[])', 'json[]', `DECLARE n bigint; e record;
   BEGIN
     IF p_cap IS NULL THEN RETURN; END IF;
-    SELECT sessions INTO n FROM ${s}.lapse_users WHERE user_id = p_user;
-    n := coalesce(n, 0);
+    n := ${s}.lapse_hold_user(p_user);
     WHILE n >= p_cap LOOP
       SELECT id, user_id, expires_at, absolute_expires_at INTO e FROM ${s}.lapse_sessions
-        WHERE user_id = p_user ORDER BY recency LIMIT 1;
+        WHERE user_id = p_user ORDER BY recency LIMIT 1 FOR UPDATE SKIP LOCKED;
       EXIT WHEN NOT FOUND;
       PERFORM ${s}.lapse_end(e.id, e.user_id);
       ended := ended || ${ended('e', 'evicted')};
@@ -135,7 +152,8 @@ export const MIGRATIONS: readonly ((n: SchemaNames) => string)[] = [
     'json',
     `DECLARE r ${s}.lapse_sessions; e record; ended json[] := '{}'; n bigint;
   BEGIN
-    PERFORM pg_advisory_xact_lock(${n.writeLock});
+    -- Only a global cap needs every insert in turn: the count it checks must not move meanwhile.
+    IF p_max IS NOT NULL THEN PERFORM pg_advisory_xact_lock(${n.writeLock}); END IF;
     SELECT * INTO r FROM ${s}.lapse_sessions WHERE id = p_id FOR UPDATE;
     IF FOUND AND r.expires_at > p_now THEN
       IF NOT p_replace THEN
@@ -146,6 +164,7 @@ export const MIGRATIONS: readonly ((n: SchemaNames) => string)[] = [
         ended := ${s}.lapse_cap_user(p_user, p_now, p_max_user, ended);
       END IF;
       IF p_user IS DISTINCT FROM r.user_id THEN
+        PERFORM 1 FROM ${s}.lapse_users WHERE user_id IN (p_user, r.user_id) ORDER BY user_id FOR UPDATE;
         PERFORM ${s}.lapse_count_down(ARRAY[r.user_id], 1);
         PERFORM ${s}.lapse_count_up(p_user);
       END IF;
@@ -161,13 +180,15 @@ export const MIGRATIONS: readonly ((n: SchemaNames) => string)[] = [
     END IF;
     IF p_user IS NOT NULL THEN ended := ${s}.lapse_cap_user(p_user, p_now, p_max_user, ended); END IF;
     IF p_max IS NOT NULL THEN
-      SELECT value INTO n FROM ${s}.lapse_counters WHERE key = 'sessions';
+      SELECT sum(sessions) INTO n FROM ${s}.lapse_counters;
       WHILE n >= p_max LOOP
         -- An expired session makes room before any live one is evicted.
-        SELECT id, user_id, expires_at, absolute_expires_at INTO e FROM ${s}.lapse_sessions ORDER BY expires_at LIMIT 1;
+        SELECT id, user_id, expires_at, absolute_expires_at INTO e FROM ${s}.lapse_sessions
+          ORDER BY expires_at LIMIT 1 FOR UPDATE SKIP LOCKED;
         EXIT WHEN NOT FOUND;
         IF e.expires_at > p_now THEN
-          SELECT id, user_id, expires_at, absolute_expires_at INTO e FROM ${s}.lapse_sessions ORDER BY recency LIMIT 1;
+          SELECT id, user_id, expires_at, absolute_expires_at INTO e FROM ${s}.lapse_sessions
+            ORDER BY recency LIMIT 1 FOR UPDATE SKIP LOCKED;
         END IF;
         PERFORM ${s}.lapse_end(e.id, e.user_id);
         ended := ended || ${ended('e', 'evicted')};
@@ -196,7 +217,6 @@ export const MIGRATIONS: readonly ((n: SchemaNames) => string)[] = [
 
   ${fn('lapse_remove(p_id text, p_now bigint, p_fence bigint, p_force boolean)', 'json', `DECLARE r ${s}.lapse_sessions;
   BEGIN
-    PERFORM pg_advisory_xact_lock(${n.writeLock});
     SELECT * INTO r FROM ${s}.lapse_sessions WHERE id = p_id FOR UPDATE;
     IF NOT FOUND OR r.expires_at <= p_now THEN RETURN NULL; END IF;
     IF NOT p_force AND ${leased('r')} THEN ${refuseLeased('r')} END IF;
@@ -222,7 +242,6 @@ export const MIGRATIONS: readonly ((n: SchemaNames) => string)[] = [
 
   ${fn('lapse_remove_user(p_user text, p_now bigint, p_except text)', 'json', `DECLARE out json; n bigint;
   BEGIN
-    PERFORM pg_advisory_xact_lock(${n.writeLock});
     WITH d AS (DELETE FROM ${s}.lapse_sessions WHERE user_id = p_user AND id IS DISTINCT FROM p_except
       RETURNING id, user_id, expires_at, absolute_expires_at)
     SELECT coalesce(json_agg(${ended('d', 'revoked')}), '[]'::json), count(*) INTO out, n FROM d;
@@ -233,7 +252,6 @@ export const MIGRATIONS: readonly ((n: SchemaNames) => string)[] = [
   -- One bounded batch: rows other transactions hold are skipped (the next sweep gets them).
   ${fn('lapse_sweep(p_now bigint, p_limit int)', 'json', `DECLARE out json; n bigint; users text[];
   BEGIN
-    PERFORM pg_advisory_xact_lock(${n.writeLock});
     WITH d AS (DELETE FROM ${s}.lapse_sessions WHERE ctid = ANY (ARRAY(
         SELECT ctid FROM ${s}.lapse_sessions WHERE expires_at <= p_now ORDER BY expires_at LIMIT p_limit FOR UPDATE SKIP LOCKED))
       RETURNING id, user_id, expires_at, absolute_expires_at)
@@ -279,7 +297,7 @@ export const MIGRATIONS: readonly ((n: SchemaNames) => string)[] = [
     PERFORM pg_advisory_xact_lock(${n.writeLock});
     DELETE FROM ${s}.lapse_sessions;
     DELETE FROM ${s}.lapse_users;
-    UPDATE ${s}.lapse_counters SET value = 0 WHERE key IN ('sessions', 'users');
+    UPDATE ${s}.lapse_counters SET sessions = 0, users = 0;
   END;`)}
   `;
   },

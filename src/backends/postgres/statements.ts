@@ -56,14 +56,13 @@ export function statements(n: SchemaNames) {
     // Stored minus expired-not-yet-swept: the second part reads only the expiry index's head.
     count: named(
       'count',
-      `SELECT (SELECT value FROM ${s}.lapse_counters WHERE key = 'sessions')
+      `SELECT (SELECT sum(sessions) FROM ${s}.lapse_counters)
         - (SELECT count(*) FROM ${s}.lapse_sessions WHERE expires_at <= $1)`,
       'array',
     ),
     stats: named(
       'stats',
-      `SELECT (SELECT value FROM ${s}.lapse_counters WHERE key = 'sessions'),
-        (SELECT value FROM ${s}.lapse_counters WHERE key = 'users'),
+      `SELECT (SELECT sum(sessions) FROM ${s}.lapse_counters), (SELECT sum(users) FROM ${s}.lapse_counters),
         (SELECT count(*) FROM ${s}.lapse_sessions WHERE lock_expires_at > $1)`,
       'array',
     ),
