@@ -34,6 +34,8 @@ const DATA = { userName: 'alice@example.com', roles: ['user', 'editor'], cart: [
 
 async function serve(side: 'lapse' | 'express-session', url: string): Promise<void> {
   const { default: express } = await import('express');
+  // Each login is another user: people log in, not one person fifty times at once.
+  let logins = 0;
   const app = express();
   if (side === 'lapse') {
     const { lapse } = await import('../dist/integrations/express.js');
@@ -44,7 +46,7 @@ async function serve(side: 'lapse' | 'express-session', url: string): Promise<vo
       req.lapse.update<{ n?: number }>((prev) => ({ ...prev, n: (prev.n ?? 0) + 1 })).then((s) => res.json(s.data), next);
     });
     app.post('/login', (req, res, next) => {
-      req.lapse.login({ userId: 'alice', data: DATA }).then(() => res.json({ ok: true }), next);
+      req.lapse.login({ userId: `user-${logins++}`, data: DATA }).then(() => res.json({ ok: true }), next);
     });
   } else {
     const { default: session } = await import('express-session');
@@ -63,7 +65,7 @@ async function serve(side: 'lapse' | 'express-session', url: string): Promise<vo
     });
     app.post('/login', (req, res, next) => {
       const s = req.session as unknown as S;
-      s.userId = 'alice';
+      s.userId = `user-${logins++}`;
       s.data = DATA;
       req.session.save((err) => (err ? next(err) : res.json({ ok: true })));
     });
@@ -191,7 +193,11 @@ async function main(): Promise<void> {
       'express-session': await spawnApp('express-session', url),
     };
     children.push(apps.lapse.child, apps['express-session'].child);
-    const cookies = { lapse: await login(apps.lapse.base), 'express-session': await login(apps['express-session'].base) };
+    // One session per connection on each side, so the write route measures writes, not 50 writers fighting over one session.
+    const cookies = {
+      lapse: await Promise.all(Array.from({ length: CONNECTIONS }, () => login(apps.lapse.base))),
+      'express-session': await Promise.all(Array.from({ length: CONNECTIONS }, () => login(apps['express-session'].base))),
+    };
     const routes = [
       { route: 'GET /read', method: 'GET', path: '/read', cookie: true },
       { route: 'POST /write', method: 'POST', path: '/write', cookie: true },
@@ -202,9 +208,15 @@ async function main(): Promise<void> {
       const runs: Record<'lapse' | 'express-session', number[]> = { lapse: [], 'express-session': [] };
       let failures = 0;
       const drive = async (side: 'lapse' | 'express-session', duration: number) => {
+        let k = 0;
+        const list = cookies[side];
         const out = await autocannon({
-          url: `${apps[side].base}${r.path}`, method: r.method, connections: CONNECTIONS, duration,
-          headers: r.cookie ? { cookie: cookies[side] } : {},
+          url: apps[side].base, connections: CONNECTIONS, duration,
+          requests: [{
+            method: r.method, path: r.path,
+            setupRequest: (req: { headers?: Record<string, string> }) =>
+              r.cookie ? { ...req, headers: { ...req.headers, cookie: list[k++ % list.length] } } : req,
+          }],
         });
         failures += out.non2xx + out.errors + out.timeouts;
         return out.requests.average;
