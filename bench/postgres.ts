@@ -16,7 +16,7 @@ import { postgres } from '../dist/backends/postgres/index.js';
 import { silentLogger } from '../dist/logger.js';
 import { createStore } from '../dist/store.js';
 import { startPostgres } from '../test/helpers/postgres-server.js';
-import { alternate, fmt, type OpsResult, progress, withLoopMonitor, writeResults } from './lib.js';
+import { alternate, concurrent, fmt, type OpsResult, progress, withLoopMonitor, writeResults } from './lib.js';
 
 const MS = 1500;
 const ROUNDS = 5;
@@ -78,27 +78,6 @@ async function serve(side: 'lapse' | 'express-session', url: string): Promise<vo
 
 // ---- parent ----
 
-/** `callers` loops calling `fn` at once for about `ms`; total throughput. */
-async function concurrent(name: string, fn: (i: number) => Promise<unknown>, callers = CALLERS, ms = MS): Promise<OpsResult> {
-  let i = 0;
-  const loop = async (until: number): Promise<number> => {
-    let n = 0;
-    while (performance.now() < until) {
-      await fn(i++);
-      n++;
-    }
-    return n;
-  };
-  await Promise.all(Array.from({ length: callers }, () => loop(performance.now() + Math.min(300, ms / 4))));
-  const start = performance.now();
-  const counts = await Promise.all(Array.from({ length: callers }, () => loop(start + ms)));
-  const elapsed = performance.now() - start;
-  const ops = counts.reduce((a, b) => a + b, 0);
-  const res = { name, ops, opsPerSec: (ops / elapsed) * 1000, nsPerOp: (elapsed * 1e6) / ops };
-  progress(`${name}: ${fmt(res.opsPerSec)} ops/s`);
-  return res;
-}
-
 function spawnApp(side: string, url: string): Promise<{ child: ChildProcess; base: string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), 'serve', side, url], { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
@@ -150,7 +129,7 @@ async function main(): Promise<void> {
     let bareN = 0;
     const results: { op: string; lapse: OpsResult; bare: OpsResult; ratio: number }[] = [];
     const pair = async (op: string, lapseFn: (i: number) => Promise<unknown>, bareFn: (i: number) => Promise<unknown>) => {
-      const r = await alternate(ROUNDS, () => concurrent(`lapse ${op}`, lapseFn), () => concurrent(`bare ${op}`, bareFn));
+      const r = await alternate(ROUNDS, () => concurrent(`lapse ${op}`, lapseFn, CALLERS, MS), () => concurrent(`bare ${op}`, bareFn, CALLERS, MS));
       results.push({ op, lapse: r.a, bare: r.b, ratio: r.ratio });
     };
     await pair('validate vs SELECT', (i) => store.validate(pick(tokens, i)), (i) => bare.query({ ...q.get, values: [`raw${i % TOKENS}`] }));

@@ -11,7 +11,7 @@ import { UnlockListener } from './notifications.js';
 import { type PostgresOptions, resolvePostgresOptions } from './options.js';
 import {
   fromJson,
-  fromTuple,
+  recordOf,
   insertArgs,
   type Named,
   namer,
@@ -99,7 +99,7 @@ export class PostgresBackend implements Backend {
     return this.run('get', this.st.get, [id]).then((r) => {
       const row = r.rows[0] as unknown[] | undefined;
       if (!row) return null;
-      const rec = fromTuple(row);
+      const rec = recordOf(row);
       // Expired, swept or not: never returned.
       return rec.expiresAt > now ? rec : null;
     });
@@ -107,7 +107,7 @@ export class PostgresBackend implements Backend {
 
   async touch(id: string, at: number, accesses: number, now: number): Promise<SessionRecord | null> {
     const row = (await this.run('touch', this.st.touch, [id, at, accesses, now])).rows[0] as unknown[] | undefined;
-    return row ? fromTuple(row) : null;
+    return row ? recordOf(row) : null;
   }
 
   async update(id: string, data: string, now: number, opts: { expectedVersion?: number; fence?: number }) {
@@ -131,7 +131,7 @@ export class PostgresBackend implements Backend {
   }
 
   async listUser(userId: string, now: number): Promise<SessionRecord[]> {
-    return (await this.run('listUser', this.st.listUser, [userId, now])).rows.map((t) => fromTuple(t as unknown[]));
+    return (await this.run('listUser', this.st.listUser, [userId, now])).rows.map((t) => recordOf(t as unknown[]));
   }
 
   async lock(id: string, owner: string, ttlMs: number, now: number): Promise<LockState> {
@@ -168,7 +168,7 @@ export class PostgresBackend implements Backend {
   }
 
   async scan(afterId: string | null, limit: number, now: number): Promise<SessionRecord[]> {
-    return (await this.run('scan', this.st.scan, [afterId ?? '', now, limit])).rows.map((t) => fromTuple(t as unknown[]));
+    return (await this.run('scan', this.st.scan, [afterId ?? '', now, limit])).rows.map((t) => recordOf(t as unknown[]));
   }
 
   async clear(): Promise<void> {

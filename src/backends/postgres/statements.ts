@@ -1,5 +1,6 @@
 import pg from 'pg';
-import { expiresAtOf, type SessionRecord } from '../../session.js';
+import type { SessionRecord } from '../../session.js';
+import { fromTuple, ID_COLUMN, type SessionRow, toRecord } from '../sqlite/statements.js';
 import type { SchemaNames } from './names.js';
 
 /** bigint columns (times, counts, versions, fences) come back as JS numbers: all stay below 2^53. */
@@ -16,10 +17,13 @@ export interface Named {
   rowMode?: 'array';
 }
 
-/** The columns a record is read with, in the order fromTuple takes them. */
+/**
+ * The columns a record is read with: the SQLite backend's order (its fromTuple maps them, and
+ * the same conversions apply), then the id.
+ */
 const RECORD_COLUMNS =
-  'id, secret_hash, user_id, data, created_at, last_accessed_at, absolute_expires_at, idle_timeout, ' +
-  'access_count, version, lock_owner, lock_fence, lock_expires_at, ip, user_agent';
+  'secret_hash, user_id, data, created_at, last_accessed_at, absolute_expires_at, idle_timeout, ' +
+  'access_count, version, lock_owner, lock_fence, lock_expires_at, ip, user_agent, id';
 
 /** Makes named statements of one schema: the name carries the schema's tag, so two schemas never share one. */
 export function namer(n: SchemaNames): (key: string, text: string, rowMode?: 'array') => Named {
@@ -83,67 +87,16 @@ export function statements(n: SchemaNames) {
 export type Statements = ReturnType<typeof statements>;
 
 /** A row of the array-mode reads (RECORD_COLUMNS) as a record; expiresAt follows from the expiry rule. */
-export function fromTuple(t: unknown[]): SessionRecord {
-  const [id, secretHash, userId, data, createdAt, lastAccessedAt, absoluteExpiresAt, idleTimeout, accessCount, version,
-    lockOwner, lockFence, lockExpiresAt, ip, userAgent] = t as [
-    string, string, string | null, string, number, number, number, number, number, number,
-    string | null, number | null, number | null, string | null, string | null,
-  ];
-  return {
-    id,
-    secretHash,
-    userId,
-    data,
-    createdAt,
-    lastAccessedAt,
-    expiresAt: expiresAtOf(lastAccessedAt, idleTimeout, absoluteExpiresAt),
-    absoluteExpiresAt,
-    idleTimeout,
-    accessCount,
-    version,
-    lock: lockFence === null ? null : { owner: lockOwner ?? '', fence: lockFence, expiresAt: lockExpiresAt ?? 0 },
-    ip,
-    userAgent,
-  };
+export function recordOf(t: unknown[]): SessionRecord {
+  return fromTuple(t[ID_COLUMN] as string, t);
 }
 
-/** A row of lapse_sessions as the functions return it (row_to_json), as a record. */
-export interface SessionJson {
-  id: string;
-  secret_hash: string;
-  user_id: string | null;
-  data: string;
-  created_at: number;
-  last_accessed_at: number;
-  expires_at: number;
-  absolute_expires_at: number;
-  idle_timeout: number;
-  access_count: number;
-  version: number;
-  lock_owner: string | null;
-  lock_fence: number | null;
-  lock_expires_at: number | null;
-  ip: string | null;
-  user_agent: string | null;
-}
+/** A row of lapse_sessions as the functions return it (row_to_json): the SQLite backend's row shape, less its slot. */
+export type SessionJson = Omit<SessionRow, 'slot'>;
 
+/** A function's row as a record. */
 export function fromJson(r: SessionJson): SessionRecord {
-  return {
-    id: r.id,
-    secretHash: r.secret_hash,
-    userId: r.user_id,
-    data: r.data,
-    createdAt: r.created_at,
-    lastAccessedAt: r.last_accessed_at,
-    expiresAt: r.expires_at,
-    absoluteExpiresAt: r.absolute_expires_at,
-    idleTimeout: r.idle_timeout,
-    accessCount: r.access_count,
-    version: r.version,
-    lock: r.lock_fence === null ? null : { owner: r.lock_owner ?? '', fence: r.lock_fence, expiresAt: r.lock_expires_at ?? 0 },
-    ip: r.ip,
-    userAgent: r.user_agent,
-  };
+  return toRecord(r as SessionRow);
 }
 
 /** A record as the insert function's arguments 1-16. */
