@@ -4,7 +4,7 @@ import type { Awaitable, Backend, BackendStats } from './backend.js';
 import { memory } from './backends/memory.js';
 import { timerClock, type TimerClock } from './clock.js';
 import { encodeData } from './data.js';
-import type { Duration } from './duration.js';
+import { type Duration, MAX_LEASE_MS } from './duration.js';
 import { CleanupSteps } from './cleanup.js';
 import { backendError, isLapseError, LapseError } from './errors.js';
 import { checkCreateInput, checkId, checkUserId, inputDuration, type CreateInput } from './input.js';
@@ -254,7 +254,7 @@ export class SessionStore {
   async lock(id: string, opts: { owner?: string; ttl?: Duration; wait?: Duration } = {}): Promise<Lease> {
     this.assertOpen();
     checkId(id);
-    const ttl = opts.ttl === undefined ? this.opts.lockTimeout : inputDuration(opts.ttl, 'ttl');
+    const ttl = opts.ttl === undefined ? this.opts.lockTimeout : inputDuration(opts.ttl, 'ttl', MAX_LEASE_MS);
     const wait = opts.wait === undefined ? 0 : inputDuration(opts.wait, 'wait');
     const owner = opts.owner ?? randomUUID();
     if (typeof owner !== 'string' || owner.length === 0 || owner.length > 256) {
@@ -270,7 +270,7 @@ export class SessionStore {
         return makeLease(id, state, ttl, {
           extend: (fence, next) => this.call(() => this.backend.extendLock(id, fence, next, this.clock.now())),
           release: (fence) => this.unlock(id, fence),
-        }, (v) => inputDuration(v, 'ttl'));
+        }, (v) => inputDuration(v, 'ttl', MAX_LEASE_MS));
       } catch (err) {
         if (!isLapseError(err, 'LAPSE_LOCKED') || wait === 0) throw err;
       }
