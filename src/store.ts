@@ -14,6 +14,7 @@ import { defaultLogger, type Logger } from './logger.js';
 import { Scheduler } from './scheduler.js';
 import { activeLock, type Ended, newRecord, type Session, type SessionRecord, toSession } from './session.js';
 import { type ResolvedOptions, resolveOptions, type StoreOptions, touchIntervalFor } from './store-options.js';
+import { type WriteHealth, WriteHealthTracker } from './write-health.js';
 import { formatToken, hashSecret, newId, newSecret, parseToken, verifySecret } from './token.js';
 
 export type { StoreOptions } from './store-options.js';
@@ -73,6 +74,7 @@ export class SessionStore {
   private closing: Promise<void> | undefined;
   private readonly ownScheduler: boolean;
   private readonly unsubscribe: (() => void) | undefined;
+  private readonly writes: WriteHealthTracker;
 
   constructor(options: StoreOptions = {}) {
     this.opts = resolveOptions(options);
@@ -80,6 +82,7 @@ export class SessionStore {
     this.logger = options.logger ?? defaultLogger();
     this.backend = options.backend ?? memory({ clock: this.clock, logger: this.logger });
     this.waiters = new LockWaiters(this.clock);
+    this.writes = new WriteHealthTracker(this.backend);
     this.unsubscribe = this.backend.onUnlock?.((id) => this.waiters.notify(id));
     this.ownScheduler = !options.scheduler;
     this.scheduler =
@@ -427,6 +430,14 @@ export class SessionStore {
     return this.closing;
   }
 
+  /**
+   * Whether writes are being kept: the backend's own report, and, after a backend failure was
+   * seen, a probe write (never while all is well). What /health answers on.
+   */
+  writeHealth(): Promise<WriteHealth> {
+    return this.writes.check(this.clock.now());
+  }
+
   get closed(): boolean {
     return this.closing !== undefined;
   }
@@ -591,9 +602,13 @@ export class SessionStore {
   }
 
   private failed(err: unknown): LapseError {
-    if (err instanceof LapseError) return err;
+    if (err instanceof LapseError) {
+      if (err.code === 'LAPSE_BACKEND_UNAVAILABLE') this.writes.failed(err.message);
+      return err;
+    }
     this.counters.backendErrors++;
     const e = backendError(err, `${this.backend.name} backend failed`);
+    this.writes.failed(e.message);
     if (this.events.listenerCount('error') > 0) this.events.emit('error', e);
     return e;
   }

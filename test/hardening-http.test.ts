@@ -22,12 +22,10 @@ let admin: Record<string, string>;
 let appKey: Record<string, string>;
 let clock: ManualClock;
 let cleanup: () => void;
-let dir: string;
 
 async function start(extra: Record<string, unknown> = {}) {
   const tmp = tempDir('lapse-harden-');
   cleanup = tmp.cleanup;
-  dir = tmp.dir;
   clock = new ManualClock(1_700_000_000_000);
   app = await createServer({ backend: 'memory', dataDir: tmp.dir, logLevel: 'silent', clock, sweepInterval: 'off', liveConnections: false, ...extra });
   admin = { authorization: `Bearer ${app.lapse.generatedAdminKey}` };

@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createServer, type LapseServer } from '../src/server/index.js';
 import { describeRedis, randomPrefix, type RedisServer, startRedis } from './helpers/redis-server.js';
@@ -47,5 +48,30 @@ describeRedis('the service on Redis', () => {
     }
     expect(status).toBe(200);
     expect((await post('/v1/sessions', {})).statusCode).toBe(201);
+  });
+
+  it('answers /health 503 while Redis refuses writes but still serves reads, and 200 once writes get through', async () => {
+    const admin = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    await admin.connect();
+    try {
+      expect((await app.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200);
+      // A primary that must reach a replica before it writes: reads work, every write is refused.
+      await admin.config('SET', 'min-replicas-to-write', '1');
+      const create = await app.inject({ method: 'POST', url: '/v1/sessions', headers, payload: {} });
+      expect(create.statusCode).toBe(503);
+      const down = await app.inject({ method: 'GET', url: '/health' });
+      expect(down.statusCode).toBe(503);
+      expect(down.json()).toEqual({ status: 'unavailable' });
+      const detail = (await app.inject({ method: 'GET', url: '/health', headers })).json();
+      expect(detail).toMatchObject({ status: 'unavailable', reads: true, writes: false });
+      expect(detail.error.message).toMatch(/NOREPLICAS/);
+      await admin.config('SET', 'min-replicas-to-write', '0');
+      // No other write comes (a balancer took the node out): the probe write proves recovery.
+      expect((await app.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200);
+      expect((await app.inject({ method: 'GET', url: '/health', headers })).json()).toMatchObject({ reads: true, writes: true });
+    } finally {
+      await admin.config('SET', 'min-replicas-to-write', '0').catch(() => undefined);
+      admin.disconnect();
+    }
   });
 });

@@ -265,7 +265,7 @@ describe('auth', () => {
   it('answers 401 without a key, with an unknown key and with a malformed header', async () => {
     const headerSets: Record<string, string>[] = [{}, { authorization: 'Bearer lapse_app_nope' }, { authorization: 'Basic abc' }, { authorization: 'Bearer' }];
     for (const headers of headerSets) {
-      for (const [method, url] of [['POST', '/v1/sessions/validate'], ['GET', '/health'], ['GET', '/metrics'], ...adminRoutes] as [Method, string][]) {
+      for (const [method, url] of [['POST', '/v1/sessions/validate'], ['GET', '/health/connections'], ['GET', '/metrics'], ...adminRoutes] as [Method, string][]) {
         const r = await call(method, url, headers, method === 'GET' ? undefined : {});
         expect(r.status, `${method} ${url}`).toBe(401);
         expect(r.body.error.code).toBe('LAPSE_UNAUTHORIZED');
@@ -284,9 +284,12 @@ describe('auth', () => {
   it('stops accepting a revoked key', async () => {
     const { key, record } = app.lapse.keys.create('temp');
     const headers = { authorization: `Bearer ${key}` };
-    expect((await call('GET', '/health', headers)).status).toBe(200);
+    expect((await call('GET', '/metrics', headers)).status).toBe(200);
+    expect((await call('GET', '/health', headers)).body).toMatchObject({ status: 'ok', backend: 'memory' });
     app.lapse.keys.revoke(record.id);
-    expect((await call('GET', '/health', headers)).status).toBe(401);
+    expect((await call('GET', '/metrics', headers)).status).toBe(401);
+    // /health stays public, but tells a revoked key no more than anyone else.
+    expect((await call('GET', '/health', headers)).body).toEqual({ status: 'ok' });
   });
 
   it('serves the admin page without a key, and 404 for unknown routes', async () => {
@@ -337,7 +340,7 @@ describe('security defaults', () => {
       expect(pre.headers['access-control-allow-headers']).toContain('authorization');
       const other = await cors.inject({ method: 'OPTIONS', url: '/v1/sessions/validate', headers: { origin: 'https://evil.example' } });
       expect(other.headers['access-control-allow-origin']).toBeUndefined();
-      const denied = await cors.inject({ method: 'GET', url: '/health', headers: { origin: 'https://a.example' } });
+      const denied = await cors.inject({ method: 'GET', url: '/metrics', headers: { origin: 'https://a.example' } });
       expect(denied.statusCode).toBe(401);
       expect(denied.headers['access-control-allow-origin']).toBe('https://a.example');
     } finally {

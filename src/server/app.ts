@@ -3,6 +3,7 @@ import type { DestinationStream } from 'pino';
 import { type Clock, systemClock } from '../clock.js';
 import { createStore, type SessionStore } from '../store.js';
 import { installAuth } from './auth.js';
+import { installJsonBody } from './body.js';
 import { openBackend } from './backend.js';
 import { resolveConfig, type ServerConfigInput, storeOptionsOf } from './config.js';
 import type { ConnectionsProvider, LapseContext, LapseServer } from './context.js';
@@ -112,6 +113,7 @@ export async function createServer(options: CreateServerOptions = {}): Promise<L
   const openapi = new OpenApiCollector();
   openapi.attach(app);
   installErrorHandlers(app);
+  installJsonBody(app);
   await installSecurityHeaders(app);
   installCors(app, config.corsOrigins);
   installAuth(app, keys);

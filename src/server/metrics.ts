@@ -1,4 +1,4 @@
-import { Counter, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { type HistogramSeries, HotCounter, HotHistogram } from './hot-metrics.js';
 import type { SessionStore, StoreEventName } from '../store.js';
 
@@ -25,6 +25,8 @@ export class ServerMetrics {
 
   constructor(private readonly store: SessionStore) {
     const registers = [this.registry];
+    // process_* and nodejs_* (CPU, memory, event-loop lag, GC, handles): read when scraped.
+    collectDefaultMetrics({ register: this.registry });
     this.sessions = new Gauge({ name: 'lapse_sessions', help: 'Stored sessions (expired ones not yet swept included)', registers });
     this.users = new Gauge({ name: 'lapse_users', help: 'Distinct users with a stored session', registers });
     this.locked = new Gauge({ name: 'lapse_sessions_locked', help: 'Sessions with a lease in force', registers });
