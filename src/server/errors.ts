@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ERROR_CODES, LapseError, type LapseErrorCode } from '../errors.js';
+import type { OutageLog } from './outage.js';
 
 /** The error body of every failing route. */
 export interface ErrorBody {
@@ -55,12 +56,15 @@ export function withoutUrlValues(message: string, request: FastifyRequest): stri
   return out;
 }
 
-/** Installs the error and not-found handlers that answer with the Lapse error body. */
-export function installErrorHandlers(app: FastifyInstance): void {
+/** Installs the error and not-found handlers that answer with the Lapse error body; backend outages go to `outage`. */
+export function installErrorHandlers(app: FastifyInstance, outage?: OutageLog): void {
   app.setErrorHandler((err: unknown, request: FastifyRequest, reply: FastifyReply) => {
     const { status, body: out } = httpError(err);
     out.error.message = withoutUrlValues(out.error.message, request);
-    if (status >= 500) request.log.error({ reqId: request.id, err, code: out.error.code }, 'request failed');
+    const unavailable = out.error.code === 'LAPSE_BACKEND_UNAVAILABLE' || out.error.code === 'LAPSE_CLOSED';
+    // A backend outage is logged once, by the outage log, not once per request.
+    if (unavailable && outage) outage.failedRequest(out.error.code, out.error.message);
+    else if (status >= 500) request.log.error({ reqId: request.id, err, code: out.error.code }, 'request failed');
     else request.log.debug({ reqId: request.id, code: out.error.code, status }, 'request refused');
     reply.code(status);
     if (status === 503) reply.header('retry-after', '1');
