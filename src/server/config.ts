@@ -70,7 +70,7 @@ export const SETTINGS: readonly Spec[] = [
   { key: 'accessLog', env: 'LAPSE_ACCESS_LOG', flag: '--access-log <on|off>', help: 'one log line per request (at info)', def: 'on', parse: bool },
   { key: 'bodyLimit', env: 'LAPSE_BODY_LIMIT', flag: '--body-limit <size>', help: 'largest request body; larger is 413', def: '1mb', parse: bytes },
   { key: 'corsOrigins', env: 'LAPSE_CORS_ORIGINS', flag: '--cors-origins <list>', help: 'comma-separated origins allowed by CORS (off when empty)', def: '', parse: origins },
-  { key: 'trustProxy', env: 'LAPSE_TRUST_PROXY', flag: '--trust-proxy <off|on|list>', help: "client address from X-Forwarded-For: 'off', the proxies' addresses/CIDRs, or 'on' (trusts every hop: clients can pick their address)", def: 'off', parse: proxy },
+  { key: 'trustProxy', env: 'LAPSE_TRUST_PROXY', flag: '--trust-proxy <setting>', help: "client address from X-Forwarded-For: 'off', the proxies' addresses/CIDRs, or 'on' (trusts every hop: clients can pick their address)", def: 'off', parse: proxy },
   { key: 'rateLimit', env: 'LAPSE_RATE_LIMIT', flag: '--rate-limit <n/window>', help: "failed token checks per client address (a valid token is never refused), e.g. '600/1m', or 'off'", def: '600/1m', parse: rate },
   { key: 'idleTimeout', env: 'LAPSE_IDLE_TIMEOUT', flag: '--idle-timeout <duration>', help: 'sliding expiry of sessions', def: '30m', parse: duration },
   { key: 'absoluteTimeout', env: 'LAPSE_ABSOLUTE_TIMEOUT', flag: '--absolute-timeout <duration>', help: 'hard cap from creation', def: '12h', parse: duration },
