@@ -1,3 +1,5 @@
+import { uniformOrder } from './lib.js';
+
 /**
  * Two-sample statistics for timing comparisons: is one path slower than another, and by how
  * much, with what confidence. Samples are per-call durations (any unit).
@@ -36,22 +38,11 @@ export function mannWhitney(a: readonly number[], b: readonly number[]): { u: nu
   return { u, z: variance > 0 ? (u - mean) / Math.sqrt(variance) : 0 };
 }
 
-/** A small seeded PRNG (mulberry32), so a bootstrap can be replayed. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** 95 % bootstrap confidence interval of median(a) - median(b) (percentile method). */
 export function bootstrapMedianDiff(a: readonly number[], b: readonly number[], rounds = 1000, seed = 7): { lo: number; hi: number } {
-  const next = rng(seed);
-  const resample = (xs: readonly number[]) => Array.from({ length: xs.length }, () => xs[Math.floor(next() * xs.length)] as number);
-  const diffs = Array.from({ length: rounds }, () => median(resample(a)) - median(resample(b))).sort((x, y) => x - y);
+  const pickA = uniformOrder(a.length, seed);
+  const pickB = uniformOrder(b.length, seed + 1);
+  const resample = (xs: readonly number[], pick: () => number) => Array.from({ length: xs.length }, () => xs[pick()] as number);
+  const diffs = Array.from({ length: rounds }, () => median(resample(a, pickA)) - median(resample(b, pickB))).sort((x, y) => x - y);
   return { lo: diffs[Math.floor(rounds * 0.025)] as number, hi: diffs[Math.ceil(rounds * 0.975) - 1] as number };
 }
