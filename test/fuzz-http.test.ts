@@ -113,7 +113,7 @@ function hostileBody(): string | undefined {
     case 9: {
       deepSent++;
       const field = r.pick(['data', 'data', 'token', 'ttl', 'owner', 'fence', 'userId']);
-      return `{"${field}":${deepText(r.pick([65, 2500, 100_000, 300_000]))}}`;
+      return `{"${field}":${deepText(r.pick([65, 2500, 20_000]))}}`;
     }
     case 10: {
       absurdSent++;
@@ -255,5 +255,5 @@ describe('HTTP fuzz', () => {
     const view = await fetch(`${base}/v1/sessions/${session.id}`, { headers });
     expect(((await view.json()) as { session: { data: unknown } }).session.data).toEqual({ ok: true });
     expect(logLines.filter((l) => l.includes('"level":50'))).toEqual([]);
-  });
+  }, 90_000);
 });
