@@ -166,8 +166,10 @@ describe('/health and writes', () => {
       const detail = await app.inject({ method: 'GET', url: '/health', headers: admin });
       expect(detail.json()).toMatchObject({ status: 'unavailable', reads: true, writes: false });
       expect(detail.json().error.message).toContain('read-only');
+      expect((await app.inject({ method: 'GET', url: '/metrics', headers: admin })).body).toMatch(/^lapse_backend_up 0$/m);
       degraded = null;
       expect((await app.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200);
+      expect((await app.inject({ method: 'GET', url: '/metrics', headers: admin })).body).toMatch(/^lapse_backend_up 1$/m);
     } finally {
       await store.close();
     }
