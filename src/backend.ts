@@ -19,6 +19,12 @@ export interface BackendStats {
   locked: number;
 }
 
+/** A backend's own report on its writes (Backend.health). */
+export interface BackendHealth {
+  writable: boolean;
+  reason?: string | null;
+}
+
 /**
  * A lease used by the Scheduler so that a job runs on one node only.
  * `acquire` returns a token when this caller got the key, null when another holds it.
@@ -127,6 +133,12 @@ export interface Backend {
 
   /** Cheap round trip that throws when the backend cannot serve. */
   ping(): Awaitable<void>;
+
+  /**
+   * Optional, cheap and synchronous: whether what is written is being kept (a memory backend
+   * whose snapshots fail answers `{ writable: false, reason }`). /health turns 503 on it.
+   */
+  health?(): BackendHealth;
 
   /** Optional: tells `listener` when a lease on `id` was released, by any process. */
   onUnlock?(listener: (id: string) => void): () => void;

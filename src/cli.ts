@@ -1,6 +1,15 @@
 #!/usr/bin/env node
 /** The `lapse` binary: `lapse serve`, and tools that work on the data folder. */
-import { runCli } from './cli/program.js';
+import { isBrokenPipe, runCli } from './cli/program.js';
+
+// `lapse … | head`: once the reader is gone, writes fail with EPIPE on the stream, outside any
+// command's await. Stop quietly, as a command line tool does when its reader stops.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err) => {
+    if (isBrokenPipe(err)) process.exit(0);
+    throw err;
+  });
+}
 
 // Backends keep their background handles unref'd (a library must not hold a process open),
 // so while a command awaits one (closing a store waits for the SQLite checkpoint worker) the

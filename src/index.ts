@@ -4,7 +4,8 @@ export type { StoreEvent, StoreEventName, StoreOptions, StoreStats } from './sto
 export type { CreateInput } from './input.js';
 export type { Lease, LeaseRef } from './lease-handle.js';
 export type { Session, SessionRecord, EndReason, Ended, LockState } from './session.js';
-export type { Awaitable, Backend, BackendStats, InsertPolicy, JobLease } from './backend.js';
+export type { Awaitable, Backend, BackendHealth, BackendStats, InsertPolicy, JobLease } from './backend.js';
+export type { WriteHealth } from './write-health.js';
 export { memory, MemoryBackend } from './backends/memory.js';
 export type { MemoryOptions } from './backends/memory.js';
 export { Scheduler } from './scheduler.js';
@@ -12,7 +13,8 @@ export type { JobContext, JobFn, JobInfo, SchedulerOptions } from './scheduler.j
 export { memoryJobLease } from './lease.js';
 export { ERROR_CODES, LapseError, isLapseError } from './errors.js';
 export type { LapseErrorCode } from './errors.js';
-export { parseDuration } from './duration.js';
+export { MAX_DURATION_MS, MAX_LEASE_MS, parseDuration } from './duration.js';
+export { MAX_DATA_DEPTH } from './data.js';
 export type { Duration } from './duration.js';
 export { ManualClock, systemClock } from './clock.js';
 export type { Clock, TimerClock } from './clock.js';

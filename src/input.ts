@@ -1,4 +1,4 @@
-import { type Duration, parsePositiveDuration } from './duration.js';
+import { type Duration, MAX_DURATION_MS, parsePositiveDuration } from './duration.js';
 import { LapseError } from './errors.js';
 import { isValidId } from './token.js';
 
@@ -56,9 +56,9 @@ export function checkCreateInput(input: unknown) {
 }
 
 /** A duration given per call: bad values are the caller's input, not configuration. */
-export function inputDuration(v: Duration, name: string): number {
+export function inputDuration(v: Duration, name: string, max = MAX_DURATION_MS): number {
   try {
-    return parsePositiveDuration(v, name);
+    return parsePositiveDuration(v, name, max);
   } catch (err) {
     throw new LapseError('LAPSE_INVALID_INPUT', (err as Error).message);
   }

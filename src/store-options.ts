@@ -1,6 +1,6 @@
 import type { Backend } from './backend.js';
 import type { Clock } from './clock.js';
-import { type Duration, parseDuration, parsePositiveDuration } from './duration.js';
+import { type Duration, MAX_LEASE_MS, parseDuration, parsePositiveDuration } from './duration.js';
 import { LapseError } from './errors.js';
 import type { Logger } from './logger.js';
 import type { Scheduler } from './scheduler.js';
@@ -65,7 +65,7 @@ export function resolveOptions(o: StoreOptions): ResolvedOptions {
     maxSessions: count(o.maxSessions, 'maxSessions'),
     maxSessionsPerUser: count(o.maxSessionsPerUser, 'maxSessionsPerUser'),
     touchInterval: o.touchInterval === undefined ? undefined : parseDuration(o.touchInterval, 'touchInterval'),
-    lockTimeout: parsePositiveDuration(o.lockTimeout ?? '30s', 'lockTimeout'),
+    lockTimeout: parsePositiveDuration(o.lockTimeout ?? '30s', 'lockTimeout', MAX_LEASE_MS),
     sweepInterval: o.sweepInterval === false ? false : parsePositiveDuration(o.sweepInterval ?? '1m', 'sweepInterval'),
     maxDataBytes: count(o.maxDataBytes, 'maxDataBytes') ?? 256 * 1024,
   };

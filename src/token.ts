@@ -74,6 +74,19 @@ export function verifySecret(secret: string, storedHash: string): boolean {
   return constantTimeEqual(hash('sha256', secret, 'base64url'), storedHash);
 }
 
+/** The hash of a secret no one holds: what a miss compares against, so that it costs what a wrong secret does. */
+const DUMMY_HASH = hashSecret(newSecret());
+
+/**
+ * verifySecret against the stored hash, or, when there is no record, against a dummy hash (and
+ * false): an unknown id then takes the time a known id with a wrong secret takes, so the
+ * answer's timing does not tell whether an id is live.
+ */
+export function verifySecretOrDummy(secret: string, storedHash: string | undefined): boolean {
+  const match = verifySecret(secret, storedHash ?? DUMMY_HASH);
+  return match && storedHash !== undefined;
+}
+
 /** Room, in characters, for the two strings constantTimeEqual compares without allocating (digests are 43 or 64). */
 const COMPARE_MAX = 128;
 /** Two bytes a character (UTF-16): every string is written whole, none truncated to a byte. */

@@ -45,3 +45,25 @@ describe('bench helpers', () => {
     expect(results.map((r) => r.opsPerSec)).toEqual([20, 5, 20]);
   });
 });
+
+describe('bench statistics', () => {
+  it('median, Mann–Whitney and the bootstrap interval tell a real shift from none', async () => {
+    const { bootstrapMedianDiff, mannWhitney, median } = await import('../bench/stats.js');
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 2, 3])).toBe(2.5);
+    // Deterministic, interleaved "samples": b is a shifted by 5.
+    const a = Array.from({ length: 400 }, (_, i) => 100 + ((i * 37) % 50));
+    const b = a.map((x) => x + 5);
+    const same = mannWhitney(a, [...a].reverse());
+    expect(Math.abs(same.z)).toBeLessThan(0.01);
+    const shifted = mannWhitney(b, a);
+    expect(shifted.z).toBeGreaterThan(3);
+    expect(mannWhitney(a, b).z).toBeCloseTo(-shifted.z, 6);
+    const ci = bootstrapMedianDiff(b, a, 500);
+    expect(ci.lo).toBeLessThanOrEqual(5);
+    expect(ci.hi).toBeGreaterThanOrEqual(5);
+    const none = bootstrapMedianDiff(a, [...a].reverse(), 500);
+    expect(none.lo).toBeLessThanOrEqual(0);
+    expect(none.hi).toBeGreaterThanOrEqual(0);
+  });
+});

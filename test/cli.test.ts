@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -112,8 +113,10 @@ describe('lapse sessions / users', () => {
     const sweep = await lapse(['sweep', '--json']);
     expect(sweep.code).toBe(0);
     expect(JSON.parse(sweep.out)).toEqual({ expired: 3 });
-    const jobs = JSON.parse((await lapse(['jobs', 'list', '--json'])).out);
-    expect(jobs.map((j: { id: string }) => j.id)).toEqual(['session_cleanup']);
+    // A listing of this process's own jobs would show runs: 0 whatever the service did: refused.
+    const local = await lapse(['jobs', 'list', '--json']);
+    expect(local.code).toBe(2);
+    expect(local.err).toContain('--url');
     const run = await lapse(['jobs', 'run', 'session_cleanup', '--json']);
     expect(JSON.parse(run.out)).toMatchObject({ id: 'session_cleanup', result: { deleted: 0 } });
     expect((await lapse(['jobs', 'run', 'nope'])).code).toBe(1);
@@ -176,6 +179,54 @@ describe('progress', () => {
     let spin = '';
     progress({ label: 'sweep', stream: { isTTY: true, write: (s: string) => (spin += s) }, unit: 'removed' }).update(7);
     expect(spin).toMatch(/sweep [|/\\-] 7 removed/);
+  });
+});
+
+describe('lapse jobs list --url', () => {
+  it("lists a running service's jobs, and reports 401 and 404 as themselves", async () => {
+    const { createServer } = await import('../src/server/index.js');
+    const server = await createServer({ backend: 'memory', dataDir: join(dir, 'srv'), logLevel: 'silent', liveConnections: false });
+    await server.listen({ host: '127.0.0.1', port: 0 });
+    const url = `http://127.0.0.1:${(server.server.address() as { port: number }).port}`;
+    try {
+      await server.inject({ method: 'POST', url: '/v1/jobs/session_cleanup/run', headers: { authorization: `Bearer ${server.lapse.generatedAdminKey}` } });
+      const ok = await lapse(['jobs', 'list', '--url', url, '--json'], { env: { LAPSE_ADMIN_KEY: server.lapse.generatedAdminKey as string } });
+      expect(ok.code).toBe(0);
+      expect(JSON.parse(ok.out)).toEqual([expect.objectContaining({ id: 'session_cleanup', runs: 1 })]);
+      const badKey = await lapse(['jobs', 'list', '--url', url], { env: { LAPSE_ADMIN_KEY: 'lapse_admin_wrong' } });
+      expect(badKey.code).toBe(1);
+      expect(badKey.err).toContain('LAPSE_UNAUTHORIZED');
+      const noJob = await lapse(['jobs', 'run', 'nope', '--url', url], { env: { LAPSE_ADMIN_KEY: server.lapse.generatedAdminKey as string } });
+      expect(noJob.err).toContain('LAPSE_NOT_FOUND');
+      const wrongPath = await lapse(['jobs', 'list', '--url', `${url}/nothing-here`], { env: { LAPSE_ADMIN_KEY: server.lapse.generatedAdminKey as string } });
+      expect(wrongPath.err).toContain('LAPSE_NOT_FOUND');
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('the built binary in a pipe', () => {
+  const CLI = join(import.meta.dirname, '..', 'dist', 'cli.js');
+  const sh = (script: string, env: NodeJS.ProcessEnv = {}) =>
+    spawnSync('/bin/sh', ['-c', script], { env: { PATH: process.env.PATH, LAPSE_DATA_DIR: join(dir, 'data'), ...env }, encoding: 'utf8', timeout: 60_000 });
+
+  it('prints its version', () => {
+    const r = sh(`"${process.execPath}" "${CLI}" --version`);
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim()).toBe(JSON.parse(readFileSync(join(import.meta.dirname, '..', 'package.json'), 'utf8')).version);
+  });
+
+  it('stops quietly when the reader of its output stops', async () => {
+    const help = sh(`"${process.execPath}" "${CLI}" serve --help | head -1`);
+    expect(help.stdout).toContain('Usage');
+    expect(help.stderr).toBe('');
+    const store = openDb();
+    // Far more than a pipe holds, so export is still writing when head goes.
+    for (let i = 0; i < 3000; i++) await store.create({ userId: `u${i % 50}`, data: { pad: 'x'.repeat(1000) } });
+    await store.close();
+    const out = sh(`"${process.execPath}" "${CLI}" export | head -c 100 > /dev/null`);
+    expect(out.stderr).toBe('');
   });
 });
 

@@ -92,7 +92,11 @@ describe('lapse serve (built CLI, real HTTP, SQLite)', () => {
     const health = await fetch(`${first.url}/health`, { headers });
     expect(health.status).toBe(200);
     expect(await health.json()).toMatchObject({ status: 'ok', backend: 'sqlite' });
-    expect((await fetch(`${first.url}/health`)).status).toBe(401);
+    // Public for probes, and then it says only up or down.
+    const open = await fetch(`${first.url}/health`);
+    expect(open.status).toBe(200);
+    expect(await open.json()).toEqual({ status: 'ok' });
+    expect((await fetch(`${first.url}/metrics`)).status).toBe(401);
 
     const created = await post(first.url, '/v1/sessions', { userId: 'alice', data: { plan: 'pro' } });
     expect(created.status).toBe(201);

@@ -87,7 +87,7 @@ function hostileValue(depth = 0): unknown {
     case 1: return r.pick([0, -1, 1e308, -0, 2 ** 53 + 1, 3.5, Number.MAX_SAFE_INTEGER]);
     case 2: return r.str(r.int(40));
     case 3: return r.pick([true, false]);
-    case 4: return r.pick(['30s', '-5m', '0', '9999999d', 'NaN', '1e9ms', '', '  ']);
+    case 4: return r.pick(['30s', '-5m', '0', '9999999d', 'NaN', '1e9ms', '', '  ', '99999999999999999999d', '401d', 1e300, 34_560_000_001, 2 ** 31]);
     case 5: return `${r.str(22, 'abcXYZ019-_')}.${r.str(43, 'abcXYZ019-_')}`;
     case 6: return 'x'.repeat(r.int(3000));
     case 7: return Array.from({ length: r.int(5) }, () => hostileValue(depth + 1));
@@ -100,8 +100,26 @@ function hostileValue(depth = 0): unknown {
   }
 }
 
+/** `levels` arrays or objects deep, as text (a value that deep could not even be built on the stack). */
+function deepText(levels: number): string {
+  return r.int(2) === 0 ? `${'['.repeat(levels)}${']'.repeat(levels)}` : `${'{"a":'.repeat(levels)}1${'}'.repeat(levels)}`;
+}
+
+let deepSent = 0;
+let absurdSent = 0;
+
 function hostileBody(): string | undefined {
-  switch (r.int(9)) {
+  switch (r.int(11)) {
+    case 9: {
+      deepSent++;
+      const field = r.pick(['data', 'data', 'token', 'ttl', 'owner', 'fence', 'userId']);
+      return `{"${field}":${deepText(r.pick([65, 2500, 20_000]))}}`;
+    }
+    case 10: {
+      absurdSent++;
+      const field = r.pick(['idleTimeout', 'absoluteTimeout', 'ttl', 'wait']);
+      return JSON.stringify({ [field]: r.pick([1e300, '99999999999999999999d', '401d', '25h', 34_560_000_001, Number.MAX_SAFE_INTEGER]) });
+    }
     case 0: return undefined;
     case 1: return r.str(r.int(200)); // not JSON
     case 2: return `{"token": "${r.str(10)}`; // truncated
@@ -207,8 +225,26 @@ describe('HTTP fuzz', () => {
     }
     expect(fiveXX).toEqual([]);
     expect(sent).toBeGreaterThanOrEqual(2000);
+    expect(deepSent).toBeGreaterThan(50);
+    expect(absurdSent).toBeGreaterThan(50);
     // The mix really hit the refusals it means to.
     for (const s of [400, 401, 403, 404, 413]) expect(statuses.get(s) ?? 0, `status ${s}`).toBeGreaterThan(0);
+
+    // Straight at the routes that take data and durations, so each of them is surely hit.
+    const { session: target } = (await (await fetch(`${base}/v1/sessions`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: '{}' })).json()) as { session: { id: string } };
+    const aimed: [string, string, string][] = [];
+    for (const levels of [65, 2500, 100_000]) {
+      aimed.push(['POST', '/v1/sessions', `{"data":${deepText(levels)}}`], ['PATCH', `/v1/sessions/${target.id}`, `{"data":${deepText(levels)}}`]);
+    }
+    for (const v of ['1e300', '"99999999999999999999d"', '"401d"']) {
+      aimed.push(['POST', '/v1/sessions', `{"idleTimeout":${v}}`], ['POST', '/v1/sessions', `{"absoluteTimeout":${v}}`], ['POST', `/v1/sessions/${target.id}/lock`, `{"ttl":${v}}`]);
+    }
+    for (const [method, url, body] of aimed) {
+      const res = await fetch(`${base}${url}`, { method, headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body });
+      const answer = (await res.json()) as { error?: { code: string } };
+      expect(res.status, `${method} ${url} ${body.slice(0, 40)}`).toBe(400);
+      expect(answer.error?.code).toBe('LAPSE_INVALID_INPUT');
+    }
 
     const headers = { authorization: `Bearer ${admin}`, 'content-type': 'application/json' };
     const health = await fetch(`${base}/health`, { headers });
@@ -219,5 +255,5 @@ describe('HTTP fuzz', () => {
     const view = await fetch(`${base}/v1/sessions/${session.id}`, { headers });
     expect(((await view.json()) as { session: { data: unknown } }).session.data).toEqual({ ok: true });
     expect(logLines.filter((l) => l.includes('"level":50'))).toEqual([]);
-  });
+  }, 90_000);
 });

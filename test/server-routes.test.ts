@@ -265,7 +265,7 @@ describe('auth', () => {
   it('answers 401 without a key, with an unknown key and with a malformed header', async () => {
     const headerSets: Record<string, string>[] = [{}, { authorization: 'Bearer lapse_app_nope' }, { authorization: 'Basic abc' }, { authorization: 'Bearer' }];
     for (const headers of headerSets) {
-      for (const [method, url] of [['POST', '/v1/sessions/validate'], ['GET', '/health'], ['GET', '/metrics'], ...adminRoutes] as [Method, string][]) {
+      for (const [method, url] of [['POST', '/v1/sessions/validate'], ['GET', '/health/connections'], ['GET', '/metrics'], ...adminRoutes] as [Method, string][]) {
         const r = await call(method, url, headers, method === 'GET' ? undefined : {});
         expect(r.status, `${method} ${url}`).toBe(401);
         expect(r.body.error.code).toBe('LAPSE_UNAUTHORIZED');
@@ -284,9 +284,12 @@ describe('auth', () => {
   it('stops accepting a revoked key', async () => {
     const { key, record } = app.lapse.keys.create('temp');
     const headers = { authorization: `Bearer ${key}` };
-    expect((await call('GET', '/health', headers)).status).toBe(200);
+    expect((await call('GET', '/metrics', headers)).status).toBe(200);
+    expect((await call('GET', '/health', headers)).body).toMatchObject({ status: 'ok', backend: 'memory' });
     app.lapse.keys.revoke(record.id);
-    expect((await call('GET', '/health', headers)).status).toBe(401);
+    expect((await call('GET', '/metrics', headers)).status).toBe(401);
+    // /health stays public, but tells a revoked key no more than anyone else.
+    expect((await call('GET', '/health', headers)).body).toEqual({ status: 'ok' });
   });
 
   it('serves the admin page without a key, and 404 for unknown routes', async () => {
@@ -337,7 +340,7 @@ describe('security defaults', () => {
       expect(pre.headers['access-control-allow-headers']).toContain('authorization');
       const other = await cors.inject({ method: 'OPTIONS', url: '/v1/sessions/validate', headers: { origin: 'https://evil.example' } });
       expect(other.headers['access-control-allow-origin']).toBeUndefined();
-      const denied = await cors.inject({ method: 'GET', url: '/health', headers: { origin: 'https://a.example' } });
+      const denied = await cors.inject({ method: 'GET', url: '/metrics', headers: { origin: 'https://a.example' } });
       expect(denied.statusCode).toBe(401);
       expect(denied.headers['access-control-allow-origin']).toBe('https://a.example');
     } finally {
@@ -346,7 +349,7 @@ describe('security defaults', () => {
     }
   });
 
-  it('limits failed token checks per address (429), then lets the address in after the window', async () => {
+  it('limits failed token checks per address (429 instead of 401), never refusing a valid token', async () => {
     const tmp = tempDir('lapse-rl-');
     const c = new ManualClock(1_700_000_000_000);
     const limited = await createServer({ backend: 'memory', dataDir: tmp.dir, logLevel: 'silent', rateLimit: '3/1m', clock: c, sweepInterval: 'off' });
@@ -355,15 +358,16 @@ describe('security defaults', () => {
       limited.inject({ method: 'POST', url, headers: key, payload, remoteAddress });
     try {
       const { token } = (await post('/v1/sessions', {})).json();
-      for (let i = 0; i < 3; i++) expect((await post('/v1/sessions/validate', { token: 'bad' })).statusCode).toBe(401);
-      const blocked = await post('/v1/sessions/validate', { token });
+      for (let i = 0; i < 2; i++) expect((await post('/v1/sessions/validate', { token: 'bad' })).statusCode).toBe(401);
+      const blocked = await post('/v1/sessions/validate', { token: 'bad' });
       expect(blocked.statusCode).toBe(429);
       expect(blocked.json().error.code).toBe('LAPSE_RATE_LIMITED');
       expect(Number(blocked.headers['retry-after'])).toBeGreaterThan(0);
-      expect((await post('/v1/sessions/rotate', { token })).statusCode).toBe(429);
-      expect((await post('/v1/sessions/validate', { token }, '10.0.0.2')).statusCode).toBe(200);
-      await c.advance('61s');
       expect((await post('/v1/sessions/validate', { token })).statusCode).toBe(200);
+      expect((await post('/v1/sessions/rotate', { token: 'bad' })).statusCode).toBe(429);
+      expect((await post('/v1/sessions/validate', { token: 'bad' }, '10.0.0.2')).statusCode).toBe(401);
+      await c.advance('61s');
+      expect((await post('/v1/sessions/validate', { token: 'bad' })).statusCode).toBe(401);
     } finally {
       await limited.close();
       tmp.cleanup();

@@ -133,6 +133,7 @@ export class SqliteBackend implements Backend {
     if (cache?.has(id)) {
       cache.sync();
       const hit = cache.get(id);
+      if (hit === null) return null;
       if (hit !== undefined) {
         if (hit.expiresAt > now) return hit;
         cache.delete(id);
@@ -142,7 +143,10 @@ export class SqliteBackend implements Backend {
     // At home nearly always; else (displaced, or not there at all) by the id's index.
     let row = this.st.read.get(homeSlot(id)) as unknown[] | undefined;
     if (row === undefined || row[ID_COLUMN] !== id) row = this.st.readById.get(id) as unknown[] | undefined;
-    if (!row) return null;
+    if (!row) {
+      cache?.admitMissing(id);
+      return null;
+    }
     const rec = fromTuple(id, row);
     // Expired, swept or not: never returned (and not worth caching).
     if (rec.expiresAt <= now) return null;

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { LapseError } from '../errors.js';
+import { ERROR_CODES, LapseError, type LapseErrorCode } from '../errors.js';
 import type { JobInfo } from '../job.js';
 import { progress } from '../progress.js';
 import { type CliIO, iso, json, table } from './io.js';
@@ -19,8 +19,29 @@ async function remote(io: CliIO, opts: { url?: string; key?: string }, method: s
     throw new LapseError('LAPSE_BACKEND_UNAVAILABLE', `cannot reach ${base}: ${(err as Error).message}`, { cause: err });
   });
   const body = (await res.json().catch(() => ({}))) as { error?: { code?: string; message?: string } };
-  if (!res.ok) throw new LapseError('LAPSE_BACKEND_UNAVAILABLE', `${base} answered ${res.status}: ${body.error?.message ?? 'no details'}`);
+  if (!res.ok) throw new LapseError(answeredCode(res.status, body.error?.code), `${base} answered ${res.status}: ${body.error?.message ?? 'no details'}`);
   return body;
+}
+
+/** The service's own error code when it sent one we know; else what its status means. 401 is a bad key, not an outage. */
+function answeredCode(status: number, code: string | undefined): LapseErrorCode {
+  if (code !== undefined && Object.hasOwn(ERROR_CODES, code)) return code as LapseErrorCode;
+  if (status === 401) return 'LAPSE_UNAUTHORIZED';
+  if (status === 403) return 'LAPSE_FORBIDDEN';
+  if (status === 404) return 'LAPSE_NOT_FOUND';
+  return status < 500 ? 'LAPSE_INVALID_INPUT' : 'LAPSE_BACKEND_UNAVAILABLE';
+}
+
+/** The service to ask: `jobs list` has nothing to show without one (a fresh process has run no job). */
+function serviceUrl(io: CliIO, opts: { url?: string }): string {
+  const url = opts.url ?? io.env.LAPSE_URL;
+  if (!url) {
+    throw new LapseError(
+      'LAPSE_INVALID_INPUT',
+      "jobs list shows a running service's jobs and their runs: pass --url http://127.0.0.1:7411 (or set LAPSE_URL) and LAPSE_ADMIN_KEY",
+    );
+  }
+  return url;
 }
 
 const jobRow = (j: JobInfo) => ({
@@ -37,15 +58,12 @@ const jobRow = (j: JobInfo) => ({
 export function jobsCommand(program: Command, io: CliIO): void {
   const jobs = program.command('jobs').description("the store's scheduled jobs (session_cleanup)");
 
-  remoteOptions(dataOptions(jobs.command('list')))
-    .description('list jobs; with --url, the run history of a running service')
+  remoteOptions(jobs.command('list'))
+    .description("a running service's jobs with their run history (needs --url or LAPSE_URL)")
     .option('--json', 'print JSON')
-    .addHelpText('after', '\nExample:\n  $ lapse jobs list\n  $ LAPSE_ADMIN_KEY=lapse_admin_… lapse jobs list --url http://127.0.0.1:7411')
+    .addHelpText('after', '\nExample:\n  $ LAPSE_ADMIN_KEY=lapse_admin_… lapse jobs list --url http://127.0.0.1:7411')
     .action(async (opts: { url?: string; key?: string; json?: boolean }) => {
-      const list =
-        opts.url || io.env.LAPSE_URL
-          ? ((await remote(io, opts, 'GET', '/v1/jobs')) as { jobs: JobInfo[] }).jobs
-          : await withStore(configOf(opts, io), async (store) => store.scheduler.list(), { sweepInterval: '1m' });
+      const list = ((await remote(io, { ...opts, url: serviceUrl(io, opts) }, 'GET', '/v1/jobs')) as { jobs: JobInfo[] }).jobs;
       if (opts.json) return json(io, list);
       table(io, list.map(jobRow), ['id', 'schedule', 'runs', 'failures', 'lastRun', 'nextRun', 'lastError']);
     });

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { LapseError } from '../errors.js';
 import { type CliIO, processIO } from './io.js';
@@ -7,10 +8,19 @@ import { serveCommand } from './serve.js';
 import { sessionsCommand, usersCommand } from './sessions.js';
 import { transferCommands } from './transfer.js';
 
+/** This package's version, from its package.json (two folders up from src/cli and from dist/cli). */
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+/** True for the error a write gets once the reader of a pipe has gone (`lapse … | head`). */
+export function isBrokenPipe(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === 'EPIPE';
+}
+
 /** The `lapse` command line, writing to `io`. */
 export function buildProgram(io: CliIO): Command {
   const program = new Command('lapse')
     .description('Lapse: session lifecycle service and tools')
+    .version(VERSION, '-V, --version', 'print the version')
     .showHelpAfterError()
     .configureOutput({ writeOut: (s) => void io.stdout.write(s), writeErr: (s) => void io.stderr.write(s) })
     .addHelpText('after', '\nExample:\n  $ lapse serve\n  $ lapse keys create --name web\n  $ lapse sessions list --json');
@@ -40,6 +50,8 @@ export async function runCli(argv: string[], io: CliIO = processIO()): Promise<n
     await program.parseAsync(argv, { from: 'user' });
     return 0;
   } catch (err) {
+    // The reader stopped reading (`| head`): what it did not want is not an error to report.
+    if (isBrokenPipe(err)) return 0;
     if (err instanceof CommanderError) {
       const looksLikeId = err.code === 'commander.unknownOption' && /'-[A-Za-z0-9_-]{15,}'/.test(err.message);
       // Session ids are base64url: one in 64 starts with '-', which reads as an option.

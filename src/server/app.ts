@@ -3,6 +3,7 @@ import type { DestinationStream } from 'pino';
 import { type Clock, systemClock } from '../clock.js';
 import { createStore, type SessionStore } from '../store.js';
 import { installAuth } from './auth.js';
+import { installJsonBody } from './body.js';
 import { openBackend } from './backend.js';
 import { resolveConfig, type ServerConfigInput, storeOptionsOf } from './config.js';
 import type { ConnectionsProvider, LapseContext, LapseServer } from './context.js';
@@ -13,6 +14,7 @@ import { createLogger, installAccessLog } from './log.js';
 import { ServerMetrics } from './metrics.js';
 import { installSecurityHeaders } from './security.js';
 import { OpenApiCollector } from './openapi.js';
+import { OutageLog } from './outage.js';
 import { FailureLimiter } from './rate-limit.js';
 import { adminSessionRoutes } from './routes/admin-sessions.js';
 import { healthRoutes } from './routes/health.js';
@@ -111,11 +113,13 @@ export async function createServer(options: CreateServerOptions = {}): Promise<L
 
   const openapi = new OpenApiCollector();
   openapi.attach(app);
-  installErrorHandlers(app);
+  const outage = new OutageLog(logger.child({ component: 'backend' }), clock);
+  installErrorHandlers(app, outage);
+  installJsonBody(app);
   await installSecurityHeaders(app);
   installCors(app, config.corsOrigins);
   installAuth(app, keys);
-  installAccessLog(app, { accessLog: config.accessLog, metrics });
+  installAccessLog(app, { accessLog: config.accessLog, metrics, outage });
 
   await app.register(sessionRoutes(ctx));
   await app.register(adminSessionRoutes(ctx));

@@ -31,7 +31,8 @@ export function roleOf(request: FastifyRequest): Role {
   return (request.routeOptions.config as RouteConfig).role ?? 'admin';
 }
 
-function bearer(header: string | undefined): string | null {
+/** The key in `Authorization: Bearer <key>`, or null. */
+export function bearer(header: string | undefined): string | null {
   if (!header) return null;
   const space = header.indexOf(' ');
   if (space < 0 || header.slice(0, space).toLowerCase() !== 'bearer') return null;

@@ -36,12 +36,31 @@ export function bool(v: unknown, where: string): boolean {
   throw bad(where, 'true or false', v);
 }
 
+const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/**
+ * Which X-Forwarded-For hops to believe: off, on (every hop: the client picks its own
+ * address), or the proxies' addresses/CIDRs (the address is the last hop they did not add).
+ */
+export function proxy(v: unknown, where: string): ServerConfig['trustProxy'] {
+  if (typeof v === 'boolean') return v;
+  if (Array.isArray(v) && v.every((a) => typeof a === 'string')) v = v.join(',');
+  const s = typeof v === 'string' ? v.trim().toLowerCase() : '';
+  if (['1', 'true', 'yes', 'on'].includes(s)) return true;
+  if (['0', 'false', 'no', 'off'].includes(s)) return false;
+  const list = s.split(',').map((a) => a.trim()).filter((a) => a !== '');
+  if (list.length === 0 || !list.every((a) => PROXY_NAMES.has(a) || /^[0-9a-f:.]+(\/\d{1,3})?$/.test(a))) {
+    throw bad(where, "'off', 'on', or a comma-separated list of proxy addresses/CIDRs (or loopback, linklocal, uniquelocal)", v);
+  }
+  return list;
+}
+
 export function duration(v: unknown, where: string): Duration {
   if (typeof v !== 'number' && typeof v !== 'string') throw bad(where, "a duration such as '30s' or '5m'", v);
   try {
     if (parseDuration(v) <= 0) throw new Error('zero');
   } catch {
-    throw bad(where, "a duration greater than zero, such as '30s', '5m', '6h' or '7d'", v);
+    throw bad(where, "a duration greater than zero and at most 400 days, such as '30s', '5m', '6h' or '7d'", v);
   }
   return v;
 }

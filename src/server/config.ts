@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Duration } from '../duration.js';
 import { LapseError } from '../errors.js';
 import {
-  adminKey, backendUrl, bool, bytes, duration, int, LOG_LEVELS, type LogLevel, level, optionalDuration, optionalInt, origins, rate, sweep, text,
+  adminKey, backendUrl, bool, bytes, duration, int, LOG_LEVELS, type LogLevel, level, optionalDuration, optionalInt, origins, proxy, rate, sweep, text,
 } from './config-values.js';
 
 export { LOG_LEVELS, type LogLevel } from './config-values.js';
@@ -36,7 +36,8 @@ export interface ServerConfig extends ServiceStoreOptions {
   bodyLimit: number;
   /** Origins allowed by CORS; empty means CORS is off. */
   corsOrigins: string[];
-  trustProxy: boolean;
+  /** Which X-Forwarded-For hops give the client address: false, true (all: spoofable), or the proxies' addresses/CIDRs. */
+  trustProxy: boolean | string[];
   /** Failed token checks allowed per client address per window; false turns the limit off. */
   rateLimit: { max: number; windowMs: number } | false;
 }
@@ -69,8 +70,8 @@ export const SETTINGS: readonly Spec[] = [
   { key: 'accessLog', env: 'LAPSE_ACCESS_LOG', flag: '--access-log <on|off>', help: 'one log line per request (at info)', def: 'on', parse: bool },
   { key: 'bodyLimit', env: 'LAPSE_BODY_LIMIT', flag: '--body-limit <size>', help: 'largest request body; larger is 413', def: '1mb', parse: bytes },
   { key: 'corsOrigins', env: 'LAPSE_CORS_ORIGINS', flag: '--cors-origins <list>', help: 'comma-separated origins allowed by CORS (off when empty)', def: '', parse: origins },
-  { key: 'trustProxy', env: 'LAPSE_TRUST_PROXY', flag: '--trust-proxy <on|off>', help: 'take the client address from X-Forwarded-For', def: 'off', parse: bool },
-  { key: 'rateLimit', env: 'LAPSE_RATE_LIMIT', flag: '--rate-limit <n/window>', help: "failed token checks per client address, e.g. '600/1m', or 'off'", def: '600/1m', parse: rate },
+  { key: 'trustProxy', env: 'LAPSE_TRUST_PROXY', flag: '--trust-proxy <setting>', help: "client address from X-Forwarded-For: 'off', the proxies' addresses/CIDRs, or 'on' (trusts every hop: clients can pick their address)", def: 'off', parse: proxy },
+  { key: 'rateLimit', env: 'LAPSE_RATE_LIMIT', flag: '--rate-limit <n/window>', help: "failed token checks per client address (a valid token is never refused), e.g. '600/1m', or 'off'", def: '600/1m', parse: rate },
   { key: 'idleTimeout', env: 'LAPSE_IDLE_TIMEOUT', flag: '--idle-timeout <duration>', help: 'sliding expiry of sessions', def: '30m', parse: duration },
   { key: 'absoluteTimeout', env: 'LAPSE_ABSOLUTE_TIMEOUT', flag: '--absolute-timeout <duration>', help: 'hard cap from creation', def: '12h', parse: duration },
   { key: 'maxSessions', env: 'LAPSE_MAX_SESSIONS', flag: '--max-sessions <n>', help: 'LRU eviction beyond this many sessions', parse: optionalInt('a whole number >= 1') },

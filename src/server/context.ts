@@ -4,7 +4,7 @@ import type { SessionStore } from '../store.js';
 import type { ServerConfig } from './config.js';
 import type { KeyRing } from './keys.js';
 import type { ServerMetrics } from './metrics.js';
-import type { FailureLimiter } from './rate-limit.js';
+import type { FailureLimit } from './rate-limit.js';
 
 /** Live-connection counts, as the Socket.IO tracker's `stats()` gives them. */
 export interface ConnectionStats {
@@ -33,7 +33,8 @@ export interface LapseContext {
   readonly store: SessionStore;
   readonly keys: KeyRing;
   readonly metrics: ServerMetrics;
-  readonly limiter: FailureLimiter | null;
+  /** The failed-token-check limit (HTTP routes and the Socket.IO handshake share it); null when off. */
+  readonly limiter: FailureLimit | null;
   readonly clock: Clock;
   /** The admin key made on this start (to print once), or null. */
   readonly generatedAdminKey: string | null;

@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ERROR_CODES, LapseError, type LapseErrorCode } from '../errors.js';
+import type { OutageLog } from './outage.js';
 
 /** The error body of every failing route. */
 export interface ErrorBody {
@@ -34,11 +35,36 @@ function safeMessage(e: Partial<FastifyError>): string {
   return typeof e.message === 'string' ? e.message.slice(0, 200) : 'invalid request';
 }
 
-/** Installs the error and not-found handlers that answer with the Lapse error body. */
-export function installErrorHandlers(app: FastifyInstance): void {
+/** Shorter values cannot be a token or a key (a secret alone is 43 characters). */
+const SECRET_MIN = 16;
+
+/**
+ * The message with every path and query value of the request blanked. Ids appear in the
+ * library's messages ("no live session <id>"), and what a caller put in the URL where an id
+ * goes may be a token: an answer must not hand it back (nor the log line written from it).
+ */
+export function withoutUrlValues(message: string, request: FastifyRequest): string {
+  let out = message;
+  for (const source of [request.params, request.query]) {
+    if (typeof source !== 'object' || source === null) continue;
+    for (const [name, value] of Object.entries(source as Record<string, unknown>)) {
+      if (typeof value !== 'string' || value.length < SECRET_MIN) continue;
+      // JSON.stringify'd in some messages, so its escaped form is blanked too.
+      for (const form of [value, JSON.stringify(value).slice(1, -1)]) out = out.split(form).join(`<${name}>`);
+    }
+  }
+  return out;
+}
+
+/** Installs the error and not-found handlers that answer with the Lapse error body; backend outages go to `outage`. */
+export function installErrorHandlers(app: FastifyInstance, outage?: OutageLog): void {
   app.setErrorHandler((err: unknown, request: FastifyRequest, reply: FastifyReply) => {
     const { status, body: out } = httpError(err);
-    if (status >= 500) request.log.error({ reqId: request.id, err, code: out.error.code }, 'request failed');
+    out.error.message = withoutUrlValues(out.error.message, request);
+    const unavailable = out.error.code === 'LAPSE_BACKEND_UNAVAILABLE' || out.error.code === 'LAPSE_CLOSED';
+    // A backend outage is logged once, by the outage log, not once per request.
+    if (unavailable && outage) outage.failedRequest(out.error.code, out.error.message);
+    else if (status >= 500) request.log.error({ reqId: request.id, err, code: out.error.code }, 'request failed');
     else request.log.debug({ reqId: request.id, code: out.error.code, status }, 'request refused');
     reply.code(status);
     if (status === 503) reply.header('retry-after', '1');

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { keyOf } from './auth.js';
 import type { LogLevel } from './config.js';
 import type { ServerMetrics } from './metrics.js';
+import type { OutageLog } from './outage.js';
 
 /** Paths pino blanks out wherever they appear: keys and tokens never reach a log line. */
 export const REDACT_PATHS = [
@@ -48,10 +49,11 @@ export function createLogger(level: LogLevel, stream?: DestinationStream): PinoL
 }
 
 /** One access-log line per answered request, and the request counter. */
-export function installAccessLog(app: FastifyInstance, opts: { accessLog: boolean; metrics: ServerMetrics }): void {
+export function installAccessLog(app: FastifyInstance, opts: { accessLog: boolean; metrics: ServerMetrics; outage?: OutageLog }): void {
   app.addHook('onResponse', (request, reply, done) => {
     const route = request.is404 ? 'unknown' : (request.routeOptions.url ?? 'unknown');
     opts.metrics.observeRequest(request.method, route, reply.statusCode);
+    opts.outage?.answered(route, reply.statusCode);
     if (!opts.accessLog) return done();
     request.log.info(
       {

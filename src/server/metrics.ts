@@ -1,4 +1,4 @@
-import { Counter, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { type HistogramSeries, HotCounter, HotHistogram } from './hot-metrics.js';
 import type { SessionStore, StoreEventName } from '../store.js';
 
@@ -25,10 +25,12 @@ export class ServerMetrics {
 
   constructor(private readonly store: SessionStore) {
     const registers = [this.registry];
+    // process_* and nodejs_* (CPU, memory, event-loop lag, GC, handles): read when scraped.
+    collectDefaultMetrics({ register: this.registry });
     this.sessions = new Gauge({ name: 'lapse_sessions', help: 'Stored sessions (expired ones not yet swept included)', registers });
     this.users = new Gauge({ name: 'lapse_users', help: 'Distinct users with a stored session', registers });
     this.locked = new Gauge({ name: 'lapse_sessions_locked', help: 'Sessions with a lease in force', registers });
-    this.backendUp = new Gauge({ name: 'lapse_backend_up', help: '1 when the backend answered the last scrape', registers });
+    this.backendUp = new Gauge({ name: 'lapse_backend_up', help: '1 when the backend answered the last scrape and keeps writes', registers });
     this.backendErrors = new Counter({ name: 'lapse_backend_errors_total', help: 'Backend failures seen by the store', registers });
     this.jobRuns = new Counter({ name: 'lapse_job_runs_total', help: 'Runs of each scheduled job', labelNames: ['job'], registers });
     this.jobFailures = new Counter({ name: 'lapse_job_failures_total', help: 'Failed runs of each scheduled job', labelNames: ['job'], registers });
@@ -68,7 +70,8 @@ export class ServerMetrics {
       this.sessions.set(s.sessions);
       this.users.set(s.users);
       this.locked.set(s.locked);
-      this.backendUp.set(1);
+      // Up means able to keep writes too (a backend's own health report, or a probe after a failure).
+      this.backendUp.set((await this.store.writeHealth()).writable ? 1 : 0);
       setCounter(this.backendErrors, s.backendErrors);
     } catch {
       this.backendUp.set(0);

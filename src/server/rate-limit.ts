@@ -1,54 +1,104 @@
 import type { Clock } from '../clock.js';
 
+/**
+ * The failed-token-check limit, as the HTTP routes and the Socket.IO handshake use it. Only
+ * failures are counted, and a check is refused beforehand only for the (address, session id)
+ * pair that failed: a valid token is never refused because other tokens failed from its address.
+ */
+export interface FailureLimit {
+  /** ms until this (address, sessionId) pair may try again; 0 = go ahead and validate. */
+  retryAfter(address: string, sessionId: string | null): number;
+  /** Records a failed check; returns ms to wait when the address or the pair is now over its limit (answer 429 LAPSE_RATE_LIMITED instead of 401), else 0. */
+  fail(address: string, sessionId: string | null): number;
+}
+
+/** FailureLimiter's settings. */
+export interface FailureLimitOptions {
+  /** Failures per address per window; the failure that reaches it answers 429. */
+  max: number;
+  windowMs: number;
+  /** Failures per (address, session id) per window before that pair is refused unchecked; default min(max, 10). */
+  pairMax?: number;
+  /** Addresses and pairs remembered at most, each (the least recently failing are forgotten first); default 100,000. */
+  maxEntries?: number;
+}
+
 interface Window {
   start: number;
   failures: number;
 }
 
 /**
- * Counts failed token checks per client address in fixed windows. Memory is bounded: beyond
- * `maxAddresses` the address seen least recently is forgotten (a Map keeps insertion order,
- * and each failure re-inserts its address at the end).
+ * Fixed-window failure counts, per address and per (address, session id). Memory is bounded:
+ * each table keeps at most `maxEntries`, forgetting the entry that failed least recently (a
+ * Map keeps insertion order, and each failure re-inserts its key at the end).
  * @example
  * const limiter = new FailureLimiter({ max: 600, windowMs: 60_000 });
- * if (limiter.retryAfter(ip) > 0) reply429(); else if (!valid) limiter.fail(ip);
+ * const sid = parseToken(token)?.id ?? null;
+ * if (limiter.retryAfter(ip, sid) > 0) reply429();
+ * else if (!(await store.validate(token))) limiter.fail(ip, sid) > 0 ? reply429() : reply401();
  */
-export class FailureLimiter {
-  private readonly windows = new Map<string, Window>();
+export class FailureLimiter implements FailureLimit {
+  private readonly addresses = new Map<string, Window>();
+  private readonly pairs = new Map<string, Window>();
+  private readonly pairMax: number;
+  private readonly maxEntries: number;
 
   constructor(
-    private readonly opts: { max: number; windowMs: number; maxAddresses?: number },
+    private readonly opts: FailureLimitOptions,
     private readonly clock: Clock = { now: () => Date.now() },
-  ) {}
+  ) {
+    this.pairMax = opts.pairMax ?? Math.min(opts.max, 10);
+    this.maxEntries = opts.maxEntries ?? 100_000;
+  }
 
-  /** Milliseconds until `address` may try again; 0 when it is not limited. */
-  retryAfter(address: string): number {
-    const w = this.windows.get(address);
+  /** ms until this (address, sessionId) pair may try again; 0 = go ahead and validate. */
+  retryAfter(address: string, sessionId: string | null): number {
+    return this.waitOf(this.pairs, pairKey(address, sessionId), this.pairMax);
+  }
+
+  /** Records a failed check; ms to wait when the address or the pair is now at its limit, else 0. */
+  fail(address: string, sessionId: string | null): number {
+    const now = this.clock.now();
+    const pair = this.count(this.pairs, pairKey(address, sessionId), now);
+    const addr = this.count(this.addresses, address, now);
+    const waits = [pair.failures >= this.pairMax ? pair : null, addr.failures >= this.opts.max ? addr : null];
+    let wait = 0;
+    for (const w of waits) if (w) wait = Math.max(wait, w.start + this.opts.windowMs - now);
+    return wait;
+  }
+
+  /** Addresses and pairs being tracked (for tests and metrics). */
+  get size(): number {
+    return this.addresses.size + this.pairs.size;
+  }
+
+  private waitOf(table: Map<string, Window>, key: string, max: number): number {
+    const w = table.get(key);
     if (!w) return 0;
     const now = this.clock.now();
     if (now - w.start >= this.opts.windowMs) {
-      this.windows.delete(address);
+      table.delete(key);
       return 0;
     }
-    return w.failures >= this.opts.max ? w.start + this.opts.windowMs - now : 0;
+    return w.failures >= max ? w.start + this.opts.windowMs - now : 0;
   }
 
-  /** Records one failed check from `address`. */
-  fail(address: string): void {
-    const now = this.clock.now();
-    let w = this.windows.get(address);
-    if (w) this.windows.delete(address);
+  private count(table: Map<string, Window>, key: string, now: number): Window {
+    let w = table.get(key);
+    if (w) table.delete(key);
     if (!w || now - w.start >= this.opts.windowMs) w = { start: now, failures: 0 };
     w.failures++;
-    this.windows.set(address, w);
-    if (this.windows.size > (this.opts.maxAddresses ?? 100_000)) {
-      const oldest = this.windows.keys().next();
-      if (!oldest.done) this.windows.delete(oldest.value);
+    table.set(key, w);
+    if (table.size > this.maxEntries) {
+      const oldest = table.keys().next();
+      if (!oldest.done) table.delete(oldest.value);
     }
+    return w;
   }
+}
 
-  /** Addresses being tracked (for tests and metrics). */
-  get size(): number {
-    return this.windows.size;
-  }
+/** One key per pair; a newline appears in neither an address nor a session id. */
+function pairKey(address: string, sessionId: string | null): string {
+  return sessionId === null ? `${address}\n` : `${address}\n${sessionId}`;
 }

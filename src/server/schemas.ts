@@ -1,3 +1,5 @@
+import { MAX_DURATION_MS } from '../duration.js';
+
 /**
  * JSON schemas shared by the routes: Fastify validates with them, serializes responses with
  * them, and /openapi.json is generated from them. Plain objects, `as const` for inference.
@@ -36,10 +38,10 @@ export const sessionSchema = {
   },
 } as const;
 
-/** A duration in a body: milliseconds, or a string such as '30s' '5m' '6h' '7d'. */
+/** A duration in a body: milliseconds, or a string such as '30s' '5m' '6h' '7d' (at most 400 days; a lease ttl at most 1 day). */
 export const durationSchema = {
   anyOf: [
-    { type: 'integer', minimum: 1 },
+    { type: 'integer', minimum: 1, maximum: MAX_DURATION_MS },
     { type: 'string', minLength: 1, maxLength: 32 },
   ],
 } as const;

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, mkdirSync, openSync, readSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { backendError, LapseError } from '../../errors.js';
@@ -15,6 +15,24 @@ export interface OpenOptions {
   autocheckpointPages: number;
 }
 
+/**
+ * Makes the file (created empty if missing) readable by its owner only, before SQLite opens it:
+ * it holds user ids, addresses and secret hashes. SQLite gives the -wal and -shm files the
+ * database file's mode, so they follow; ones left by an earlier run are tightened too.
+ */
+function ownerOnly(path: string): void {
+  try {
+    closeSync(openSync(path, 'a', 0o600));
+    for (const p of [path, `${path}-wal`, `${path}-shm`]) {
+      // Only our own files: another user's file is theirs to set (chmod would fail anyway).
+      const st = existsSync(p) ? statSync(p) : null;
+      if (st && (st.mode & 0o077) !== 0 && st.uid === process.getuid?.()) chmodSync(p, 0o600);
+    }
+  } catch (err) {
+    throw refuse(path, `cannot be made private to its owner (${message(err)})`, err);
+  }
+}
+
 const HEADER = Buffer.from('SQLite format 3\0', 'latin1');
 
 /**
@@ -26,7 +44,8 @@ export function openDatabase(path: string, opts: OpenOptions): Db {
   const memory = path === ':memory:' || path === '';
   if (!memory) {
     checkHeader(path);
-    mkdirSync(dirname(path), { recursive: true });
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    ownerOnly(path);
   }
   let db: Db;
   try {

@@ -15,7 +15,8 @@ const ADMIT_EVERY = 8;
  * every hit.
  */
 export class ReadCache {
-  private readonly records: GenerationalMap<string, SessionRecord>;
+  /** null: known to be absent (see admitMissing). */
+  private readonly records: GenerationalMap<string, SessionRecord | null>;
   private seen: number;
   /** Until when (monotonic ms) the last look at data_version holds. */
   private freshUntil = Number.NEGATIVE_INFINITY;
@@ -49,7 +50,8 @@ export class ReadCache {
     return this.records.has(id);
   }
 
-  get(id: string): SessionRecord | undefined {
+  /** The cached record, null when the id is known to be absent, undefined when not cached. */
+  get(id: string): SessionRecord | null | undefined {
     return this.records.get(id);
   }
 
@@ -66,6 +68,16 @@ export class ReadCache {
    */
   admit(rec: SessionRecord): void {
     if (++this.misses % ADMIT_EVERY === 0) this.set(rec);
+  }
+
+  /**
+   * Offers an id just found absent, on the same terms as admit(): an id probed again and again
+   * is then answered from the cache like a live one read again and again, so the time a read
+   * takes does not tell whether an id is live. Every write forgets the ids it touches, and a
+   * commit by anyone else clears the cache, so an absent entry never hides a new session.
+   */
+  admitMissing(id: string): void {
+    if (++this.misses % ADMIT_EVERY === 0) this.records.set(id, null);
   }
 
   delete(id: string): void {

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { LapseError } from '../../errors.js';
 import type { CreateInput } from '../../input.js';
+import { parseToken } from '../../token.js';
 import type { LapseContext } from '../context.js';
 import { durationSchema, emptyBodyIsObject, errors, sessionReply, tokenBody, tokenReply } from '../schemas.js';
 
@@ -19,21 +20,38 @@ const createBody = {
 
 const invalidToken = () => new LapseError('LAPSE_UNAUTHORIZED', 'invalid or expired session token');
 
+/** The session id a token names, for the failure limit (null when it is not token-shaped). */
+const sessionIdOf = (token: string): string | null => parseToken(token)?.id ?? null;
+
+function tooMany(reply: FastifyReply, wait: number): FastifyReply {
+  return reply
+    .code(429)
+    .header('retry-after', String(Math.ceil(wait / 1000)))
+    .send({ error: { code: 'LAPSE_RATE_LIMITED', message: 'too many failed token checks from this address; retry later' } });
+}
+
 /**
  * The app's routes: create, validate, rotate and revoke by token. Every bad token answers
- * the same 401 (no oracle), and failures count against the caller's address.
+ * the same 401 (no oracle). Failures count against the caller's address and against the
+ * (address, session id) pair; only the pair is refused before its token is checked, so a valid
+ * token is never refused because of other tokens' failures.
  */
 export function sessionRoutes(ctx: LapseContext) {
   const { store, metrics, limiter } = ctx;
 
-  /** 429 while the caller's address has used up its failed checks. */
-  const limited = (request: FastifyRequest, reply: FastifyReply): boolean => {
-    const wait = limiter?.retryAfter(request.ip) ?? 0;
+  /** 429 while this (address, session id) pair has used up its failed checks. */
+  const limited = (request: FastifyRequest, reply: FastifyReply, token: string): boolean => {
+    const wait = limiter?.retryAfter(request.ip, sessionIdOf(token)) ?? 0;
     if (wait <= 0) return false;
-    reply
-      .code(429)
-      .header('retry-after', String(Math.ceil(wait / 1000)))
-      .send({ error: { code: 'LAPSE_RATE_LIMITED', message: 'too many failed token checks from this address; retry later' } });
+    tooMany(reply, wait);
+    return true;
+  };
+
+  /** Counts a failed check; true when it answered 429 (the address or the pair is now over its limit). */
+  const failed = (request: FastifyRequest, reply: FastifyReply, token: string): boolean => {
+    const wait = limiter?.fail(request.ip, sessionIdOf(token)) ?? 0;
+    if (wait <= 0) return false;
+    tooMany(reply, wait);
     return true;
   };
 
@@ -64,12 +82,13 @@ export function sessionRoutes(ctx: LapseContext) {
         },
       },
       async (request, reply) => {
-        if (limited(request, reply)) return reply;
+        const { token } = request.body;
+        if (limited(request, reply, token)) return reply;
         const started = performance.now();
-        const session = await store.validate(request.body.token);
+        const session = await store.validate(token);
         metrics.observeValidate((performance.now() - started) / 1000, session !== null);
         if (!session) {
-          limiter?.fail(request.ip);
+          if (failed(request, reply, token)) return reply;
           throw invalidToken();
         }
         return { session };
@@ -86,11 +105,12 @@ export function sessionRoutes(ctx: LapseContext) {
         },
       },
       async (request, reply) => {
-        if (limited(request, reply)) return reply;
+        const { token } = request.body;
+        if (limited(request, reply, token)) return reply;
         try {
-          return await store.rotate(request.body.token);
+          return await store.rotate(token);
         } catch (err) {
-          if (err instanceof LapseError && err.code === 'LAPSE_UNAUTHORIZED') limiter?.fail(request.ip);
+          if (err instanceof LapseError && err.code === 'LAPSE_UNAUTHORIZED' && failed(request, reply, token)) return reply;
           throw err;
         }
       },
@@ -102,12 +122,15 @@ export function sessionRoutes(ctx: LapseContext) {
         config: { role: 'app', summary: 'End the session behind a token (logout); 204 whether or not it was live', tags: ['sessions'] },
         schema: {
           body: tokenBody,
-          response: { 204: { type: 'null' }, ...errors() },
+          response: { 204: { type: 'null' }, ...errors(429) },
         },
       },
       async (request, reply) => {
-        // Same answer for a dead token: logout is idempotent and tells nothing.
-        await store.revoke(request.body.token);
+        const { token } = request.body;
+        if (limited(request, reply, token)) return reply;
+        // Same answer for a dead token: logout is idempotent and tells nothing. A dead token is
+        // still a failed check: guessing secrets through logout is limited like validate.
+        if (!(await store.revoke(token)) && failed(request, reply, token)) return reply;
         return reply.code(204).send();
       },
     );
