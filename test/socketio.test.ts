@@ -95,7 +95,7 @@ describe('idle expiry', () => {
     expect(seen).toEqual(['session_expiring', 'session_expired:idle', 'disconnect:io server disconnect']);
     expect(events).toEqual([`expiring:${sid}:${connectedAt + 300_000}`, `expired:${sid}`, `disconnected:${sid}:idle`]);
     expect(tracker.get(sid)).toBeNull();
-    expect(tracker.sizes()).toEqual({ connections: 0, users: 0, rooms: 0, sessions: 0, deadlines: 0, timerArmed: false });
+    expect(tracker.sizes()).toEqual({ connections: 0, users: 0, rooms: 0, sessions: 0, deadlines: 0, watched: 0, timerArmed: false });
     expect(tracker.totals()).toMatchObject({ warned: 1, expired: 1 });
   });
 
@@ -315,18 +315,19 @@ describe('sessions from the store', () => {
     expect(tracker.stats().totalSessions).toBe(0);
   });
 
-  it('a rotated session keeps its sockets under the new id', async () => {
+  it('a rotated session ends its sockets with reason rotated (the client reconnects with the new token)', async () => {
     const store = storeWith();
     const { server, tracker } = await setup({ store, requireSession: true });
-    const { token, session } = await store.create({ userId: 'erin' });
+    const { token } = await store.create({ userId: 'erin' });
     const c = await server.connected({ auth: { token } });
-    const rotated = await store.rotate(token);
-    expect(tracker.get(c.id as string)?.sessionId).toBe(rotated.session.id);
+    const seen = recorder(c);
     const gone = next(c, 'disconnect');
-    await store.revoke(rotated.token);
+    const rotated = await store.rotate(token);
     await gone;
-    expect(tracker.sizes()).toMatchObject({ connections: 0, sessions: 0 });
-    expect(session.id).not.toBe(rotated.session.id);
+    expect(seen).toEqual(['session_expired:rotated', 'disconnect:io server disconnect']);
+    expect(tracker.sizes()).toMatchObject({ connections: 0, sessions: 0, watched: 0 });
+    const again = await server.connected({ auth: { token: rotated.token } });
+    expect(tracker.get(again.id as string)?.sessionId).toBe(rotated.session.id);
   });
 });
 
