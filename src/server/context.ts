@@ -12,6 +12,10 @@ export interface ConnectionStats {
   uniqueUsers: number;
   activeRooms: number;
   sessionsPerRoom: Record<string, number>;
+  /** Live nodes counted (1 without cluster presence). */
+  nodes?: number;
+  /** This node's own figures; `nodeId` is the presence registry's id, null without one. */
+  node?: { nodeId: string | null; totalSessions: number; uniqueUsers: number; activeRooms: number; sessionsPerRoom: Record<string, number> };
 }
 
 /** Anything that can tell /health/connections the live-connection counts (the tracker). */
