@@ -34,9 +34,12 @@ export function pairLimit(address: FailureLimiter, opts: { max: number; windowMs
   return {
     retryAfter: (a, id) => (id === null ? 0 : pairs.retryAfter(key(a, id))),
     fail(a, id) {
+      // As on HTTP, the failure that reaches the limit is still answered unauthorized; the next is limited.
+      const wait = () => Math.max(address.retryAfter(a), id === null ? 0 : pairs.retryAfter(key(a, id)));
+      const over = wait() > 0;
       address.fail(a);
       if (id !== null) pairs.fail(key(a, id));
-      return Math.max(address.retryAfter(a), id === null ? 0 : pairs.retryAfter(key(a, id)));
+      return over ? wait() : 0;
     },
   };
 }
