@@ -33,7 +33,7 @@ export interface TrackerStats {
 /** Listeners of the tracker's events. */
 export interface TrackerEvents {
   connected: (conn: Connection) => void;
-  /** `reason` is Socket.IO's ('transport close', 'ping timeout'…) or the tracker's ('idle', 'revoked', 'expired', 'evicted'). */
+  /** `reason` is Socket.IO's ('transport close', 'ping timeout'…) or the tracker's ('idle', 'revoked', 'rotated', 'expired', 'evicted'). */
   disconnected: (conn: Connection, reason: string) => void;
   expiring: (conn: Connection, expiresAt: number) => void;
   expired: (conn: Connection) => void;
