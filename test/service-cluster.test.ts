@@ -51,7 +51,10 @@ describeRedis('three service nodes on one Redis', () => {
     tmp?.cleanup();
   });
 
-  const [A, B, C] = [0, 1, 2].map((i) => () => nodes[i] as Running);
+  const node = (i: number) => () => nodes[i] as Running;
+  const A = node(0);
+  const B = node(1);
+  const C = node(2);
 
   async function post(node: Running, path: string, body: unknown): Promise<Response> {
     return fetch(`${node.url}${path}`, { method: 'POST', headers: HEADERS, body: JSON.stringify(body) });

@@ -106,6 +106,7 @@ export async function createServer(options: CreateServerOptions = {}): Promise<L
     clock,
     generatedAdminKey,
     connections: options.connections ?? null,
+    live: null,
   };
   app.decorate('lapse', ctx);
 
@@ -139,6 +140,7 @@ export async function createServer(options: CreateServerOptions = {}): Promise<L
       server: app.server, store, config, limiter, clock, logger: logger.child({ component: 'socket.io' }), extra,
     });
     ctx.connections = sockets.connections;
+    ctx.live = sockets.live;
     sockets.live.tracker.registerMetrics(metrics.registry);
     // preClose, not onClose: the HTTP server waits for upgraded sockets before it closes.
     app.addHook('preClose', async () => sockets.close());

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Clock } from '../clock.js';
+import type { LiveConnections } from '../socket.io/mount.js';
 import type { SessionStore } from '../store.js';
 import type { ServerConfig } from './config.js';
 import type { KeyRing } from './keys.js';
@@ -43,6 +44,8 @@ export interface LapseContext {
   readonly generatedAdminKey: string | null;
   /** Set by the Socket.IO integration once it is mounted on `app.server`. */
   connections: ConnectionsProvider | null;
+  /** Socket.IO at /socket.io/ and its tracker (null when `liveConnections: false`): add your events in `onReady`. */
+  live: LiveConnections | null;
 }
 
 /** The service: a Fastify instance with its Lapse context. */

@@ -62,6 +62,7 @@ export async function mountServiceSockets(opts: {
   const registry = extra.registry ?? (await ownRegistry(c, opts.logger));
   const rooms = c.socketRoomTimeouts;
   const tracker: TrackerOptions = {
+    clock: opts.clock,
     requireSession: c.socketRequireSession,
     idleTimeout: c.socketIdleTimeout,
     warnBefore: Math.min(parseDuration(c.socketWarnBefore), Math.floor(parseDuration(c.socketIdleTimeout) / 2)),
