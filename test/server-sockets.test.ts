@@ -35,6 +35,7 @@ describe('socket settings', () => {
       try {
         loadConfig({ env });
       } catch (err) {
+        expect(err).toBeInstanceOf(LapseError);
         expect((err as LapseError).code).toBe('LAPSE_INVALID_OPTION');
         return (err as Error).message;
       }
