@@ -38,6 +38,7 @@ describeRedis('three service nodes on one Redis', () => {
         LAPSE_REDIS_PREFIX: prefix,
         LAPSE_ADMIN_KEY: ADMIN,
         LAPSE_RATE_LIMIT: '50/1m',
+        LAPSE_MAX_SESSIONS_PER_USER: '2',
       });
       nodes.push(node);
       children.push(node.child);
@@ -144,6 +145,17 @@ describeRedis('three service nodes on one Redis', () => {
     expect(await Promise.all(cuts)).toEqual(['rotated/io server disconnect', 'rotated/io server disconnect']);
     const fresh = ((await r.json()) as { token: string }).token;
     (await connect(B(), { token: fresh })).disconnect();
+  });
+
+  it('an eviction on A (per-user cap 2) cuts the evicted session\'s socket on B with reason evicted, and no other', async () => {
+    const first = await connect(B(), { token: await newSession('erin') });
+    const second = await connect(B(), { token: await newSession('erin') });
+    // Whichever of the two is least recently used goes; its socket, and only that one, is cut.
+    const cuts = [ended(first).catch(() => null), ended(second).catch(() => null)];
+    await newSession('erin');
+    expect((await Promise.all(cuts)).sort()).toEqual(['evicted/io server disconnect', null]);
+    first.disconnect();
+    second.disconnect();
   });
 
   it('an expiry swept on A reaches silent sockets on B and C with reason expired', async () => {
