@@ -23,7 +23,7 @@ import { ensureBuilt, type Running, serve } from '../test/helpers/serve-process.
 import { tempDir } from '../test/helpers/tmp.js';
 import { progress, writeResults } from './lib.js';
 
-const ROUNDS = 3;
+const ROUNDS = 5;
 const REVOKES = 200;
 const HANDSHAKES = 1000;
 const CONCURRENCY = 10;
