@@ -143,6 +143,16 @@ export interface Backend {
   /** Optional: tells `listener` when a lease on `id` was released, by any process. */
   onUnlock?(listener: (id: string) => void): () => void;
 
+  /**
+   * Optional: tells every process on this backend (this one included) which sessions ended,
+   * so that each can cut the live sockets of those sessions. Fire and forget: a failure is
+   * the backend's to log; delivery is at most once.
+   */
+  publishEnded?(ended: Ended[]): void;
+
+  /** Optional: hears what publishEnded sent, from any process. */
+  onEnded?(listener: (ended: Ended[]) => void): () => void;
+
   /** Optional: a JobLease shared by every process on this backend (cluster-once jobs). */
   jobLease?(): JobLease;
 

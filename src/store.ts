@@ -209,6 +209,7 @@ export class SessionStore {
     this.pending.delete(old.id);
     this.counters.rotated++;
     this.emit('rotated', { id: old.id, userId: old.userId, reason: 'rotated', at: now, newId: id });
+    this.backend.publishEnded?.([{ id: old.id, userId: old.userId, reason: 'rotated' }]);
     return { token: formatToken(id, secret), session: toSession(rec, now) };
   }
 
@@ -578,6 +579,8 @@ export class SessionStore {
   }
 
   private reportEnded(ended: Ended[], now: number): void {
+    // Other processes' live sockets of these sessions are cut from this notice (lapse/socket.io).
+    if (ended.length > 0) this.backend.publishEnded?.(ended);
     for (const e of ended) {
       this.pending.delete(e.id);
       const event = e.reason === 'idle' || e.reason === 'absolute' ? 'expired' : e.reason === 'evicted' ? 'evicted' : 'revoked';

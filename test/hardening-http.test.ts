@@ -235,15 +235,16 @@ describe('failed-validation limit', () => {
     // ...but a valid token from another session, from the same address, is served.
     expect((await post('/v1/sessions/validate', appKey, { token: b })).statusCode).toBe(200);
     expect((await post('/v1/sessions/rotate', appKey, { token: b })).statusCode).toBe(200);
-    // The pair whose secret was guessed waits; it says so and for how long.
-    const limited = await post('/v1/sessions/validate', appKey, { token: a });
+    // So is the very session whose secret was guessed, from that address: only failures are limited.
+    expect((await post('/v1/sessions/validate', appKey, { token: a })).statusCode).toBe(200);
+    // A further wrong guess for it says it is limited, and for how long.
+    const limited = await post('/v1/sessions/validate', appKey, { token: wrongA });
     expect(limited.statusCode).toBe(429);
     expect(limited.json().error.code).toBe('LAPSE_RATE_LIMITED');
     expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
-    // The same session from another address is not affected.
-    expect((await post('/v1/sessions/validate', appKey, { token: a }, '10.0.0.2')).statusCode).toBe(200);
+    // The window passes: a wrong guess is a plain 401 again.
     await clock.advance('61s');
-    expect((await post('/v1/sessions/validate', appKey, { token: a })).statusCode).toBe(200);
+    expect((await post('/v1/sessions/validate', appKey, { token: wrongA })).statusCode).toBe(401);
   });
 
   it('limits wrong-secret revokes too', async () => {
@@ -265,30 +266,32 @@ describe('failed-validation limit', () => {
     for (let i = 0; i < 30; i++) {
       await app.inject({ method: 'POST', url: '/v1/sessions/validate', headers: { ...appKey, 'x-forwarded-for': `192.0.2.${i}, 203.0.113.7` }, payload: { token: wrong }, remoteAddress: '10.0.0.1' });
     }
-    const victim = await app.inject({ method: 'POST', url: '/v1/sessions/validate', headers: { ...appKey, 'x-forwarded-for': '203.0.113.8' }, payload: { token: a }, remoteAddress: '10.0.0.1' });
-    expect(victim.statusCode).toBe(200);
-    const attacker = await app.inject({ method: 'POST', url: '/v1/sessions/validate', headers: { ...appKey, 'x-forwarded-for': '198.51.100.1, 203.0.113.7' }, payload: { token: a }, remoteAddress: '10.0.0.1' });
+    const victim = await app.inject({ method: 'POST', url: '/v1/sessions/validate', headers: { ...appKey, 'x-forwarded-for': '203.0.113.8' }, payload: { token: wrong }, remoteAddress: '10.0.0.1' });
+    expect(victim.statusCode).toBe(401);
+    const attacker = await app.inject({ method: 'POST', url: '/v1/sessions/validate', headers: { ...appKey, 'x-forwarded-for': '198.51.100.1, 203.0.113.7' }, payload: { token: wrong }, remoteAddress: '10.0.0.1' });
     expect(attacker.statusCode).toBe(429);
+    // The attacker's own valid token is still served: only failures are limited.
+    const valid = await app.inject({ method: 'POST', url: '/v1/sessions/validate', headers: { ...appKey, 'x-forwarded-for': '203.0.113.7' }, payload: { token: a }, remoteAddress: '10.0.0.1' });
+    expect(valid.statusCode).toBe(200);
   });
 
   it('keeps its memory bounded and limits per pair and per address', () => {
     let now = 0;
     const limiter = new FailureLimiter({ max: 4, windowMs: 1000, pairMax: 2, maxEntries: 10 }, { now: () => now });
     expect(limiter.fail('a', 's1')).toBe(0);
-    expect(limiter.retryAfter('a', 's1')).toBe(0);
+    // The pair's 2nd failure: over the pair's budget.
     expect(limiter.fail('a', 's1')).toBe(1000);
-    expect(limiter.retryAfter('a', 's1')).toBe(1000);
-    expect(limiter.retryAfter('a', 's2')).toBe(0);
-    expect(limiter.retryAfter('b', 's1')).toBe(0);
-    expect(limiter.fail('a', 's2')).toBe(0);
+    // Another address naming the same session has a budget of its own.
+    expect(limiter.fail('b', 's1')).toBe(0);
     now = 400;
     // The address's 4th failure: over its budget, whatever the pair.
+    expect(limiter.fail('a', 's2')).toBe(0);
     expect(limiter.fail('a', null)).toBe(600);
-    expect(limiter.retryAfter('a', 's3')).toBe(0);
     for (let i = 0; i < 100; i++) limiter.fail(`x${i}`, `s${i}`);
     expect(limiter.size).toBeLessThanOrEqual(20);
     now = 1400;
-    expect(limiter.retryAfter('a', 's1')).toBe(0);
+    // A new window: the pair starts again.
+    expect(limiter.fail('a', 's1')).toBe(0);
   });
 });
 

@@ -63,7 +63,8 @@ describe('health', () => {
   it('reports zero connections until a provider is attached, then its stats', async () => {
     const { app, admin } = await start();
     const zero = await app.inject({ method: 'GET', url: '/health/connections', headers: admin });
-    expect(zero.json()).toEqual({ totalSessions: 0, uniqueUsers: 0, activeRooms: 0, sessionsPerRoom: {} });
+    const none = { totalSessions: 0, uniqueUsers: 0, activeRooms: 0, sessionsPerRoom: {} };
+    expect(zero.json()).toEqual({ ...none, nodes: 1, node: { nodeId: null, ...none } });
     app.lapse.connections = { stats: async () => ({ totalSessions: 3, uniqueUsers: 2, activeRooms: 1, sessionsPerRoom: { lobby: 3 } }) };
     const some = await app.inject({ method: 'GET', url: '/health/connections', headers: admin });
     expect(some.json()).toEqual({ totalSessions: 3, uniqueUsers: 2, activeRooms: 1, sessionsPerRoom: { lobby: 3 } });

@@ -88,6 +88,6 @@ it(`stats stay exact over ${CYCLES} connect/join/disconnect cycles, and nothing 
   expect(server.io.of('/').adapter.rooms.get('ghost-room')?.size ?? 0).toBeGreaterThan(0);
   // ...but no index of the tracker holds them.
   expect(tracker.inRoom('ghost-room')).toEqual([]);
-  expect(tracker.sizes()).toEqual({ connections: 0, users: 0, rooms: 0, sessions: 0, deadlines: 0, timerArmed: false });
+  expect(tracker.sizes()).toEqual({ connections: 0, users: 0, rooms: 0, sessions: 0, deadlines: 0, watched: 0, timerArmed: false });
   expect(tracker.totals()).toMatchObject({ connected: CYCLES, disconnected: CYCLES });
 });

@@ -16,9 +16,10 @@ afterEach(async () => {
   await store?.close();
 });
 
-async function setup(): Promise<void> {
+async function setup(recovery: { skipMiddlewares?: boolean } = {}, requireSession = true): Promise<void> {
   store = createStore({ sweepInterval: false, logger: silentLogger });
-  server = await startServer({ ...recommendedServerOptions });
+  const { connectionStateRecovery, ...rest } = recommendedServerOptions;
+  server = await startServer({ ...rest, connectionStateRecovery: { ...connectionStateRecovery, ...recovery } });
   server.io.on('connection', (socket) => {
     socket.on('score', (n: number, ack: () => void) => {
       socket.data.score = n;
@@ -26,7 +27,14 @@ async function setup(): Promise<void> {
     });
     socket.on('whoami', (ack: (v: unknown) => void) => ack({ score: socket.data.score, rooms: [...socket.rooms] }));
   });
-  tracker = trackConnections(server.io, { store, requireSession: true, logger: silentLogger });
+  tracker = trackConnections(server.io, { store, requireSession, logger: silentLogger });
+}
+
+/** Makes the client able to recover: it needs an app event from the server (Lapse's own carry no offset). */
+async function offsetReceived(c: ClientSocket): Promise<void> {
+  const news = next(c, 'news');
+  server.io.to(c.id as string).emit('news', 'hello');
+  await news;
 }
 
 /** Cuts the client's transport (as a network drop would) and resolves once it is back. */
@@ -46,10 +54,14 @@ it('after a forced transport close the client recovers its sid, rooms and data, 
   const sid = c.id as string;
   await ask(c, 'join', 'match-7');
   await ask(c, 'score', 42);
-  // A client can only recover once it has received an event (it carries the offset): the heartbeat_ack does.
-  const acked = next(c, 'heartbeat_ack');
+  // Lapse's own events carry exactly their payload, no recovery offset (natural handlers in python-socketio)…
+  const ackArgs = new Promise<unknown[]>((resolve) => c.once('heartbeat_ack', (...args: unknown[]) => resolve(args)));
   c.emit('heartbeat');
-  await acked;
+  expect(await ackArgs).toEqual([{ timestamp: expect.any(Number) }]);
+  // …so a client can recover only once it has received an app event, which carries the offset.
+  const news = next(c, 'news');
+  server.io.to(sid).emit('news', 'hello');
+  await news;
   const before = tracker.get(sid);
   const events: string[] = [];
   tracker.on('connected', (conn) => events.push(`connected:${conn.sid}:${conn.recovered}`));
@@ -86,9 +98,7 @@ it('a session revoked during the cut does not come back through recovery (middle
   const { token } = await store.create({ userId: 'yann' });
   const c = await server.connected({ auth: { token }, ...RECONNECT });
   await ask(c, 'join', 'match-8');
-  const acked = next(c, 'heartbeat_ack');
-  c.emit('heartbeat');
-  await acked;
+  await offsetReceived(c);
   const refused = next<Error & { data?: { code: string } }>(c, 'connect_error', 10_000);
   const dropped = next(c, 'disconnect');
   c.io.engine.close();
@@ -99,4 +109,40 @@ it('a session revoked during the cut does not come back through recovery (middle
   expect(err.message).toBe('LAPSE_UNAUTHORIZED');
   expect(tracker.stats()).toEqual({ totalSessions: 0, uniqueUsers: 0, activeRooms: 0, sessionsPerRoom: {} });
   expect(tracker.sizes()).toMatchObject({ connections: 0, rooms: 0, deadlines: 0 });
+});
+
+it('a recovery that skipped the handshake check never carries the session: refused when one is required, anonymous otherwise', async () => {
+  // Socket.IO's own default, skipMiddlewares: true, restores socket.data without asking the middlewares.
+  await setup({ skipMiddlewares: true });
+  const { token } = await store.create({ userId: 'xavi' });
+  const c = await server.connected({ auth: { token }, ...RECONNECT });
+  await offsetReceived(c);
+  const reasons: string[] = [];
+  const cutAgain = new Promise<void>((resolve) =>
+    c.on('disconnect', (why) => {
+      reasons.push(why);
+      if (why === 'io server disconnect') resolve();
+    }),
+  );
+  const back = next(c, 'connect', 10_000);
+  c.io.engine.close();
+  await back;
+  await cutAgain;
+  expect(c.recovered).toBe(true);
+  expect(reasons).toEqual(['forced close', 'io server disconnect']);
+  expect(tracker.stats().totalSessions).toBe(0);
+  await tracker.close();
+  await server.close();
+  await store.close();
+
+  await setup({ skipMiddlewares: true }, false);
+  const other = await store.create({ userId: 'yuri' });
+  const d = await server.connected({ auth: { token: other.token }, ...RECONNECT });
+  expect(tracker.get(d.id as string)?.sessionId).toBe(other.session.id);
+  await offsetReceived(d);
+  await cut(d);
+  expect(d.recovered).toBe(true);
+  // Back, but as nobody: its activity extends no session.
+  expect(tracker.get(d.id as string)).toMatchObject({ sessionId: null, userId: null });
+  expect(tracker.sizes()).toMatchObject({ connections: 1, sessions: 0, watched: 0 });
 });

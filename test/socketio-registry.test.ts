@@ -111,4 +111,26 @@ describeRedis('RedisRegistry on a real redis-server', () => {
     await offline.close();
     client.disconnect();
   });
+
+  it('with its own client it keeps the store\'s policy: while Redis is down a read fails within the command timeout, then recovers', { timeout: 60_000 }, async () => {
+    await setup();
+    const c = await server.connected({ auth: { userId: 'ann' } });
+    await mirrors().toMatchObject({ totalSessions: 1 });
+    await redis.stop();
+    try {
+      // Bounded: the connection wait is the command timeout, never ioredis's endless retries.
+      const err = await reader.stats().catch((e: unknown) => e);
+      expect(isLapseError(err, 'LAPSE_BACKEND_UNAVAILABLE')).toBe(true);
+      // Through RedisConnection (calls named 'redis <what>'), the store's policy: no offline queue, a bounded wait.
+      expect(String((err as Error).cause)).toMatch(/^Error: redis presence: /);
+      const again = await reader.userConnections('ann').catch((e: unknown) => e);
+      expect(isLapseError(again, 'LAPSE_BACKEND_UNAVAILABLE')).toBe(true);
+    } finally {
+      await redis.restart();
+    }
+    // Redis came back empty: the node rebuilds its part and the figures are exact again.
+    await mirrors().toMatchObject({ totalSessions: 1, uniqueUsers: 1 });
+    c.disconnect();
+    await mirrors().toMatchObject({ totalSessions: 0 });
+  });
 });

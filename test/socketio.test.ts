@@ -95,7 +95,7 @@ describe('idle expiry', () => {
     expect(seen).toEqual(['session_expiring', 'session_expired:idle', 'disconnect:io server disconnect']);
     expect(events).toEqual([`expiring:${sid}:${connectedAt + 300_000}`, `expired:${sid}`, `disconnected:${sid}:idle`]);
     expect(tracker.get(sid)).toBeNull();
-    expect(tracker.sizes()).toEqual({ connections: 0, users: 0, rooms: 0, sessions: 0, deadlines: 0, timerArmed: false });
+    expect(tracker.sizes()).toEqual({ connections: 0, users: 0, rooms: 0, sessions: 0, deadlines: 0, watched: 0, timerArmed: false });
     expect(tracker.totals()).toMatchObject({ warned: 1, expired: 1 });
   });
 
@@ -315,18 +315,72 @@ describe('sessions from the store', () => {
     expect(tracker.stats().totalSessions).toBe(0);
   });
 
-  it('a rotated session keeps its sockets under the new id', async () => {
+  it('a silent socket is cut when its session expires, with no sweep and no event; a session slid elsewhere keeps it', async () => {
+    const clock = new ManualClock(1_700_000_000_000);
+    const store = storeWith(clock, '10m');
+    const { server, tracker } = await setup({ store, clock, idleTimeout: '1h' });
+    const kept = await store.create({ userId: 'kim' });
+    const lost = await store.create({ userId: 'lou' });
+    const k = await server.connected({ auth: { token: kept.token } });
+    const l = await server.connected({ auth: { token: lost.token } });
+    expect(tracker.sizes().watched).toBe(2);
+    const seenK = recorder(k);
+    const seenL = recorder(l);
+    // Another client of kim's session (an HTTP validate, say) slides it; lou's runs out.
+    await clock.advance('5m');
+    await store.touch(kept.session.id);
+    const gone = next(l, 'disconnect');
+    await clock.advance('5m');
+    await gone;
+    expect(seenL).toEqual(['session_expired:expired', 'disconnect:io server disconnect']);
+    expect(seenK).toEqual([]);
+    expect(tracker.get(k.id as string)).not.toBeNull();
+    expect(tracker.sizes()).toMatchObject({ connections: 1, watched: 1 });
+    // The check moved to kim's new expiry: it is cut then.
+    const goneK = next(k, 'disconnect');
+    await clock.advance('5m');
+    await goneK;
+    expect(seenK).toEqual(['session_expired:expired', 'disconnect:io server disconnect']);
+    expect(tracker.sizes()).toMatchObject({ connections: 0, watched: 0, sessions: 0 });
+  });
+
+  it('counts failed handshakes in the failure limit and refuses them with LAPSE_RATE_LIMITED once over', async () => {
+    const store = storeWith();
+    const calls: string[] = [];
+    let failures = 0;
+    const failureLimit = {
+      retryAfter: (_address: string, id: string | null) => (id === 'blocked' ? 1000 : 0),
+      fail: (address: string, id: string | null) => {
+        calls.push(`${address}:${id}`);
+        return ++failures > 2 ? 1000 : 0;
+      },
+    };
+    const { server } = await setup({ store, requireSession: true, failureLimit });
+    const refused = (auth?: Record<string, unknown>) => server.connected({ auth }).then(() => new Error('accepted'), (err: Error) => err);
+    const { token, session } = await store.create({ userId: 'ned' });
+    const wrong = `${session.id}.${'x'.repeat(43)}`;
+    expect((await refused({ token: wrong })).message).toBe('LAPSE_UNAUTHORIZED');
+    expect((await refused()).message).toBe('LAPSE_UNAUTHORIZED');
+    expect((await refused({ token: wrong })).message).toBe('LAPSE_RATE_LIMITED');
+    expect(calls.map((c) => c.split(':').slice(-1)[0])).toEqual([session.id, 'null', session.id]);
+    // A valid token is validated whatever the address did.
+    (await server.connected({ auth: { token } })).disconnect();
+    expect(failures).toBe(3);
+  });
+
+  it('a rotated session ends its sockets with reason rotated (the client reconnects with the new token)', async () => {
     const store = storeWith();
     const { server, tracker } = await setup({ store, requireSession: true });
-    const { token, session } = await store.create({ userId: 'erin' });
+    const { token } = await store.create({ userId: 'erin' });
     const c = await server.connected({ auth: { token } });
-    const rotated = await store.rotate(token);
-    expect(tracker.get(c.id as string)?.sessionId).toBe(rotated.session.id);
+    const seen = recorder(c);
     const gone = next(c, 'disconnect');
-    await store.revoke(rotated.token);
+    const rotated = await store.rotate(token);
     await gone;
-    expect(tracker.sizes()).toMatchObject({ connections: 0, sessions: 0 });
-    expect(session.id).not.toBe(rotated.session.id);
+    expect(seen).toEqual(['session_expired:rotated', 'disconnect:io server disconnect']);
+    expect(tracker.sizes()).toMatchObject({ connections: 0, sessions: 0, watched: 0 });
+    const again = await server.connected({ auth: { token: rotated.token } });
+    expect(tracker.get(again.id as string)?.sessionId).toBe(rotated.session.id);
   });
 });
 

@@ -8,6 +8,7 @@ import { cacheEntries, GenerationalMap } from '../generational-map.js';
 import { decodeEnded, decodeRecord, decodeRecords, encodeRecord } from './redis/codec.js';
 import { checkReply } from './redis/codes.js';
 import { RedisConnection } from './redis/connection.js';
+import { EndedChannel } from './redis/ended-channel.js';
 import { type RedisKeys, redisKeys } from './redis/keys.js';
 import { RedisJobLease } from './redis/lease.js';
 import { defineScripts, type Scripts } from './redis/scripts.js';
@@ -64,6 +65,7 @@ export class RedisBackend implements Backend {
   private lease: RedisJobLease | undefined;
   private closed = false;
   private readonly decoded: GenerationalMap<string, Decoded> | undefined;
+  private readonly ended: EndedChannel;
 
   constructor(options: RedisBackendOptions = {}) {
     if (options.client && options.url !== undefined) {
@@ -80,6 +82,7 @@ export class RedisBackend implements Backend {
       logger: options.logger,
     });
     this.scripts = defineScripts(this.conn.client);
+    this.ended = new EndedChannel(this.conn, prefix);
     const decodeCache = cacheEntries(options.decodeCache, 10_000, 'redis(): decodeCache');
     if (decodeCache > 0) this.decoded = new GenerationalMap(decodeCache);
   }
@@ -271,7 +274,17 @@ export class RedisBackend implements Backend {
     return this.lease;
   }
 
-  /** Closes the subscriber and, when it made it, the client. Idempotent. */
+  /** Tells every process on this Redis (pub/sub) which sessions ended. */
+  publishEnded(ended: Ended[]): void {
+    this.ended.publish(ended);
+  }
+
+  /** Hears every process's publishEnded. */
+  onEnded(listener: (ended: Ended[]) => void): () => void {
+    return this.ended.listen(listener);
+  }
+
+  /** Closes the subscribers and, when it made it, the client. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -280,6 +293,7 @@ export class RedisBackend implements Backend {
     const sub = this.subscriber;
     this.subscriber = undefined;
     try {
+      this.ended.close();
       sub?.disconnect();
     } finally {
       await this.conn.close();

@@ -26,8 +26,7 @@ import { sessionRoutes } from './routes/sessions.js';
 import { userRoutes } from './routes/users.js';
 import { statsRoutes } from './routes/stats.js';
 import { webRoutes } from './routes/web.js';
-import { mountLiveConnections } from '../socket.io/mount.js';
-import type { TrackerOptions } from '../socket.io/options.js';
+import { type LiveConnectionOptions, mountServiceSockets } from './live.js';
 
 /** createServer's argument: the configuration plus what only code can pass. */
 export interface CreateServerOptions extends ServerConfigInput {
@@ -40,9 +39,10 @@ export interface CreateServerOptions extends ServerConfigInput {
   connections?: ConnectionsProvider;
   /**
    * Socket.IO at /socket.io/ with the connection tracker (on by default; false turns it
-   * off). The handshake is authenticated against the store; /health/connections reports it.
+   * off). The settings come from the `socket*` configuration; what is given here (tracker
+   * options and `serverOptions`) goes over them. /health/connections reports it.
    */
-  liveConnections?: boolean | Omit<TrackerOptions, 'store'>;
+  liveConnections?: boolean | LiveConnectionOptions;
   /** Runs after the routes are registered and before the server is ready: mount more on `app.server` here. */
   onReady?: (app: LapseServer) => void | Promise<void>;
 }
@@ -108,6 +108,7 @@ export async function createServer(options: CreateServerOptions = {}): Promise<L
     clock,
     generatedAdminKey,
     connections: options.connections ?? null,
+    live: null,
   };
   app.decorate('lapse', ctx);
 
@@ -139,11 +140,14 @@ export async function createServer(options: CreateServerOptions = {}): Promise<L
   const server = app as LapseServer;
   if (options.liveConnections !== false && !options.connections) {
     const extra = typeof options.liveConnections === 'object' ? options.liveConnections : {};
-    const live = mountLiveConnections(app.server, { store, logger: logger.child({ component: 'socket.io' }), ...extra });
-    ctx.connections = live.tracker;
-    live.tracker.registerMetrics(metrics.registry);
+    const sockets = await mountServiceSockets({
+      server: app.server, store, config, limiter, clock, logger: logger.child({ component: 'socket.io' }), extra,
+    });
+    ctx.connections = sockets.connections;
+    ctx.live = sockets.live;
+    sockets.live.tracker.registerMetrics(metrics.registry);
     // preClose, not onClose: the HTTP server waits for upgraded sockets before it closes.
-    app.addHook('preClose', async () => live.close());
+    app.addHook('preClose', async () => sockets.close());
   }
   if (options.onReady) await options.onReady(server);
   return server;

@@ -5,6 +5,7 @@ import { LapseError } from '../errors.js';
 import {
   adminKey, backendUrl, bool, bytes, duration, int, LOG_LEVELS, type LogLevel, level, optionalDuration, optionalInt, origins, proxy, rate, sweep, text,
 } from './config-values.js';
+import { SOCKET_DEFAULTS, SOCKET_SETTINGS, type SocketConfig } from './socket-settings.js';
 
 export { LOG_LEVELS, type LogLevel } from './config-values.js';
 
@@ -20,7 +21,7 @@ export interface ServiceStoreOptions {
 }
 
 /** The service's configuration, every value checked (see docs/config.md). */
-export interface ServerConfig extends ServiceStoreOptions {
+export interface ServerConfig extends ServiceStoreOptions, SocketConfig {
   host: string;
   port: number;
   /** 'memory', 'memory:<snapshot file>', 'sqlite:<path>' or 'redis://…' / 'rediss://…'. */
@@ -47,7 +48,8 @@ export type ServerConfigInput = { [K in keyof ServerConfig]?: ServerConfig[K] | 
 
 type Key = keyof ServerConfig;
 
-interface Spec {
+/** One setting's row in the table. */
+export interface Spec {
   key: Key;
   env: string;
   /** Commander flag, e.g. '--port <n>'; absent for values that must not appear in `ps` (keys). */
@@ -79,6 +81,8 @@ export const SETTINGS: readonly Spec[] = [
   { key: 'lockTimeout', env: 'LAPSE_LOCK_TIMEOUT', flag: '--lock-timeout <duration>', help: 'default lease length', def: '30s', parse: duration },
   { key: 'sweepInterval', env: 'LAPSE_SWEEP_INTERVAL', flag: '--sweep-interval <duration>', help: "how often session_cleanup runs, or 'off'", def: '1m', parse: sweep },
   { key: 'touchInterval', env: 'LAPSE_TOUCH_INTERVAL', flag: '--touch-interval <duration>', help: 'write a sliding expiry at most this often', def: 'idleTimeout/10, max 1m', parse: optionalDuration },
+  // Live connections (issue #13): their own block, in socket-settings.ts.
+  ...SOCKET_SETTINGS,
 ];
 
 const DEFAULTS = {
@@ -100,6 +104,7 @@ const DEFAULTS = {
   lockTimeout: '30s',
   sweepInterval: '1m',
   touchInterval: undefined,
+  ...SOCKET_DEFAULTS,
 } satisfies Omit<ServerConfig, 'backend'>;
 
 const BY_KEY = new Map(SETTINGS.map((s) => [s.key, s]));

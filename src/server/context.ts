@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Clock } from '../clock.js';
+import type { LiveConnections } from '../socket.io/mount.js';
 import type { SessionStore } from '../store.js';
 import type { ServerConfig } from './config.js';
 import type { KeyRing } from './keys.js';
@@ -12,6 +13,10 @@ export interface ConnectionStats {
   uniqueUsers: number;
   activeRooms: number;
   sessionsPerRoom: Record<string, number>;
+  /** Live nodes counted (1 without cluster presence). */
+  nodes?: number;
+  /** This node's own figures; `nodeId` is the presence registry's id, null without one. */
+  node?: { nodeId: string | null; totalSessions: number; uniqueUsers: number; activeRooms: number; sessionsPerRoom: Record<string, number> };
 }
 
 /** Anything that can tell /health/connections the live-connection counts (the tracker). */
@@ -40,6 +45,8 @@ export interface LapseContext {
   readonly generatedAdminKey: string | null;
   /** Set by the Socket.IO integration once it is mounted on `app.server`. */
   connections: ConnectionsProvider | null;
+  /** Socket.IO at /socket.io/ and its tracker (null when `liveConnections: false`): add your events in `onReady`. */
+  live: LiveConnections | null;
 }
 
 /** The service: a Fastify instance with its Lapse context. */

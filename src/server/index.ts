@@ -1,6 +1,7 @@
 /** `lapse/server`: the Lapse service as a function. */
 export { createServer } from './app.js';
 export type { CreateServerOptions } from './app.js';
+export type { LiveConnectionOptions } from './live.js';
 export { loadConfig, resolveConfig, SETTINGS, LOG_LEVELS } from './config.js';
 export type { LogLevel, ServerConfig, ServerConfigInput, ServiceStoreOptions } from './config.js';
 export type { ConnectionStats, ConnectionsProvider, LapseContext, LapseServer } from './context.js';

@@ -1,23 +1,14 @@
 import type { Clock } from '../clock.js';
+import type { FailureLimit } from '../socket.io/options.js';
 
-/**
- * The failed-token-check limit, as the HTTP routes and the Socket.IO handshake use it. Only
- * failures are counted, and a check is refused beforehand only for the (address, session id)
- * pair that failed: a valid token is never refused because other tokens failed from its address.
- */
-export interface FailureLimit {
-  /** ms until this (address, sessionId) pair may try again; 0 = go ahead and validate. */
-  retryAfter(address: string, sessionId: string | null): number;
-  /** Records a failed check; returns ms to wait when the address or the pair is now over its limit (answer 429 LAPSE_RATE_LIMITED instead of 401), else 0. */
-  fail(address: string, sessionId: string | null): number;
-}
+export type { FailureLimit } from '../socket.io/options.js';
 
 /** FailureLimiter's settings. */
 export interface FailureLimitOptions {
   /** Failures per address per window; the failure that reaches it answers 429. */
   max: number;
   windowMs: number;
-  /** Failures per (address, session id) per window before that pair is refused unchecked; default min(max, 10). */
+  /** Failures per (address, session id) per window; past it that pair's failures answer 429; default min(max, 10). */
   pairMax?: number;
   /** Addresses and pairs remembered at most, each (the least recently failing are forgotten first); default 100,000. */
   maxEntries?: number;
@@ -29,14 +20,15 @@ interface Window {
 }
 
 /**
- * Fixed-window failure counts, per address and per (address, session id). Memory is bounded:
+ * Fixed-window failure counts, per address and per (address, session id). Only failures are
+ * limited: every token is checked, a valid one is served, and a failure past either budget
+ * answers 429 instead of 401 (see docs/http.md, "Failed checks"). Memory is bounded:
  * each table keeps at most `maxEntries`, forgetting the entry that failed least recently (a
  * Map keeps insertion order, and each failure re-inserts its key at the end).
  * @example
  * const limiter = new FailureLimiter({ max: 600, windowMs: 60_000 });
  * const sid = parseToken(token)?.id ?? null;
- * if (limiter.retryAfter(ip, sid) > 0) reply429();
- * else if (!(await store.validate(token))) limiter.fail(ip, sid) > 0 ? reply429() : reply401();
+ * if (!(await store.validate(token))) limiter.fail(ip, sid) > 0 ? reply429() : reply401();
  */
 export class FailureLimiter implements FailureLimit {
   private readonly addresses = new Map<string, Window>();
@@ -50,11 +42,6 @@ export class FailureLimiter implements FailureLimit {
   ) {
     this.pairMax = opts.pairMax ?? Math.min(opts.max, 10);
     this.maxEntries = opts.maxEntries ?? 100_000;
-  }
-
-  /** ms until this (address, sessionId) pair may try again; 0 = go ahead and validate. */
-  retryAfter(address: string, sessionId: string | null): number {
-    return this.waitOf(this.pairs, pairKey(address, sessionId), this.pairMax);
   }
 
   /** Records a failed check; ms to wait when the address or the pair is now at its limit, else 0. */
@@ -71,17 +58,6 @@ export class FailureLimiter implements FailureLimit {
   /** Addresses and pairs being tracked (for tests and metrics). */
   get size(): number {
     return this.addresses.size + this.pairs.size;
-  }
-
-  private waitOf(table: Map<string, Window>, key: string, max: number): number {
-    const w = table.get(key);
-    if (!w) return 0;
-    const now = this.clock.now();
-    if (now - w.start >= this.opts.windowMs) {
-      table.delete(key);
-      return 0;
-    }
-    return w.failures >= max ? w.start + this.opts.windowMs - now : 0;
   }
 
   private count(table: Map<string, Window>, key: string, now: number): Window {

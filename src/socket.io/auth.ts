@@ -2,6 +2,8 @@ import type { Socket } from 'socket.io';
 import { ERROR_CODES, LapseError, type LapseErrorCode } from '../errors.js';
 import type { Session } from '../session.js';
 import type { SessionStore } from '../store.js';
+import { parseToken } from '../token.js';
+import type { FailureLimit } from './options.js';
 import type { LapseSocketData } from './connection.js';
 
 /** What a refused client receives as `err.data` on its `connect_error`. */
@@ -51,46 +53,64 @@ function defaultTouchEvery(s: Session): number {
 }
 
 const UNAUTHORIZED = 'A valid session token is required: pass it as auth.token or in the session cookie.';
+const LIMITED = 'Too many failed session checks from this client; retry later.';
 
 /**
  * The handshake middleware: validates the token against the store and records who the
- * socket belongs to in `socket.data.lapse`. A backend failure refuses the client with
- * LAPSE_BACKEND_UNAVAILABLE rather than letting it in as anonymous.
+ * socket belongs to in `socket.data.lapse`, and in `verified` (which a recovered
+ * `socket.data` cannot forge). A backend failure refuses the client with
+ * LAPSE_BACKEND_UNAVAILABLE rather than letting it in as anonymous. Failed checks (no token
+ * while one is required, or a token that does not validate) are counted by `failureLimit`.
  */
 export function sessionMiddleware(opts: {
   store: SessionStore;
   requireSession: boolean;
   cookieName: string;
   touchInterval: number | undefined;
+  failureLimit: FailureLimit | undefined;
+  verified: WeakSet<Socket>;
   isClosed: () => boolean;
 }): (socket: Socket, next: (err?: Error) => void) => void {
+  const limit = opts.failureLimit;
+  /** Counts a failed check; throws when the client must be refused. */
+  const failed = (address: string, sessionId: string | null): void => {
+    const wait = limit?.fail(address, sessionId) ?? 0;
+    if (wait > 0) throw connectError('LAPSE_RATE_LIMITED', LIMITED);
+    if (opts.requireSession) throw connectError('LAPSE_UNAUTHORIZED', UNAUTHORIZED);
+  };
   const authenticate = async (socket: Socket): Promise<void> => {
     const token = handshakeToken(socket, opts.cookieName);
-    let session: Session | null = null;
-    if (token !== null) {
-      try {
-        session = await opts.store.validate(token);
-      } catch (err) {
-        const e = err instanceof LapseError ? err : new LapseError('LAPSE_BACKEND_UNAVAILABLE', undefined, { cause: err });
-        throw connectError(e.code, e.message, e);
-      }
-    }
+    const address = socket.handshake.address;
     socket.data ??= {};
     const data = socket.data as { lapse?: LapseSocketData };
-    if (!session) {
-      if (opts.requireSession) throw connectError('LAPSE_UNAUTHORIZED', UNAUTHORIZED);
-      // A recovered socket whose token no longer validates comes back anonymous.
-      delete data.lapse;
+    // Whatever a recovery restored is not trusted until this handshake proves it.
+    const prev = data.lapse;
+    delete data.lapse;
+    if (token === null) {
+      if (opts.requireSession) failed(address, null);
       return;
     }
-    const prev = data.lapse;
+    const sessionId = parseToken(token)?.id ?? null;
+    let session: Session | null;
+    try {
+      session = await opts.store.validate(token);
+    } catch (err) {
+      const e = err instanceof LapseError ? err : new LapseError('LAPSE_BACKEND_UNAVAILABLE', undefined, { cause: err });
+      throw connectError(e.code, e.message, e);
+    }
+    if (!session) {
+      failed(address, sessionId);
+      return;
+    }
     data.lapse = {
       sessionId: session.id,
       userId: session.userId,
       // Kept across a connection state recovery of the same session.
       connectedAt: prev?.sessionId === session.id ? prev.connectedAt : undefined,
       touchEvery: opts.touchInterval ?? defaultTouchEvery(session),
+      expiresAt: session.expiresAt,
     };
+    opts.verified.add(socket);
   };
   return (socket, next) => {
     if (opts.isClosed()) return next();

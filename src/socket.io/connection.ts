@@ -52,6 +52,8 @@ export interface LapseSocketData {
   userId: string | null;
   connectedAt?: number;
   touchEvery?: number;
+  /** The session's expiry as the handshake saw it (the tracker checks the session again then). */
+  expiresAt?: number;
 }
 
 /** The public snapshot of a record. */

@@ -5,6 +5,9 @@ import type { TrackerOptions } from './options.js';
 import { recommendedServerOptions } from './server-options.js';
 import { type ConnectionTracker, trackConnections } from './tracker.js';
 
+/** mountLiveConnections' options: the tracker's, plus Socket.IO server options (merged over the recommended ones). */
+export type MountOptions = TrackerOptions & { serverOptions?: Partial<ServerOptions> };
+
 /** What mountLiveConnections returns. */
 export interface LiveConnections {
   io: Server;
@@ -23,10 +26,16 @@ export interface LiveConnections {
  */
 export function mountLiveConnections(
   httpServer: HttpServer,
-  options: TrackerOptions & { serverOptions?: Partial<ServerOptions> } = {},
+  options: MountOptions = {},
 ): LiveConnections {
   const { serverOptions, ...trackerOptions } = options;
-  const io = new Server(httpServer, { ...recommendedServerOptions, path: '/socket.io/', ...serverOptions });
+  const opts: Partial<ServerOptions> = { ...recommendedServerOptions, path: '/socket.io/', ...serverOptions };
+  // With a store, a recovering socket must pass the handshake check again (the tracker
+  // disconnects one that skipped it when a session is required).
+  if (opts.connectionStateRecovery && trackerOptions.store) {
+    opts.connectionStateRecovery = { ...opts.connectionStateRecovery, skipMiddlewares: false };
+  }
+  const io = new Server(httpServer, opts);
   let tracker: ConnectionTracker;
   try {
     tracker = trackConnections(io, trackerOptions);

@@ -8,12 +8,24 @@ import type { SessionStore } from '../store.js';
 import type { Connection } from './connection.js';
 import type { PresenceRegistry } from './presence.js';
 
+/**
+ * A limiter of failed token checks, shared with the HTTP validates of the service. Only
+ * failures are limited: a valid token is always checked and served. `sessionId` is the id
+ * part of the token when it parses, else null.
+ */
+export interface FailureLimit {
+  /** Records a failed check; ms to wait when the address or the (address, session id) pair is now over its limit (refuse with LAPSE_RATE_LIMITED instead of LAPSE_UNAUTHORIZED), else 0. */
+  fail(address: string, sessionId: string | null): number;
+}
+
 /** Options of trackConnections; see docs/socket.io.md. */
 export interface TrackerOptions {
   /** Authenticates the handshake (auth.token or the session cookie) and keeps the session alive while the socket is active. */
   store?: SessionStore;
   /** Refuse clients without a valid session (needs `store`); they get a connect error `LAPSE_UNAUTHORIZED`. */
   requireSession?: boolean;
+  /** Failed handshake checks are counted here; over the limit a client is refused with `LAPSE_RATE_LIMITED`. */
+  failureLimit?: FailureLimit;
   /** Cookie that carries the token when `auth.token` is absent; default 'lapse_session'. */
   cookieName?: string;
   /** A connection with no client event for this long is cut; default '5m'. */
@@ -47,7 +59,7 @@ export interface ResolvedTrackerOptions {
 }
 
 const KNOWN = new Set([
-  'store', 'requireSession', 'cookieName', 'idleTimeout', 'sweepInterval', 'warnBefore', 'idleTimeoutFor',
+  'store', 'requireSession', 'failureLimit', 'cookieName', 'idleTimeout', 'sweepInterval', 'warnBefore', 'idleTimeoutFor',
   'heartbeatEvent', 'touchInterval', 'registry', 'clock', 'scheduler', 'logger',
 ]);
 
@@ -59,6 +71,9 @@ export function resolveTrackerOptions(o: TrackerOptions): ResolvedTrackerOptions
   }
   if (o.requireSession && !o.store) {
     throw new LapseError('LAPSE_INVALID_OPTION', 'requireSession needs a store to validate tokens with');
+  }
+  if (o.failureLimit !== undefined && typeof o.failureLimit?.fail !== 'function') {
+    throw new LapseError('LAPSE_INVALID_OPTION', 'failureLimit must have a fail() method');
   }
   if (o.idleTimeoutFor !== undefined && typeof o.idleTimeoutFor !== 'function') {
     throw new LapseError('LAPSE_INVALID_OPTION', 'idleTimeoutFor must be a function');

@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { RedisConnection } from '../backends/redis/connection.js';
 import { type Clock, type TimerClock, timerClock } from '../clock.js';
 import { type Duration, parsePositiveDuration } from '../duration.js';
 import { backendError, LapseError } from '../errors.js';
@@ -19,6 +20,8 @@ export interface RedisRegistryOptions {
   nodeId?: string;
   /** A node whose lease is not renewed for this long is dead and its connections leave presence; default '10s'. */
   leaseTtl?: Duration;
+  /** Longest a call may take, connection wait included (as the store's Redis backend); default '2s'. */
+  commandTimeout?: Duration;
   clock?: Clock;
   logger?: Logger;
 }
@@ -40,8 +43,7 @@ const RETRY_MS = 1000;
 export class RedisRegistry implements PresenceRegistry {
   readonly nodeId: string;
   readonly leaseTtl: number;
-  private readonly redis: Redis;
-  private readonly ownClient: boolean;
+  private readonly conn: RedisConnection;
   private readonly base: string;
   private readonly nodesKey: string;
   private readonly token = randomUUID();
@@ -74,9 +76,14 @@ export class RedisRegistry implements PresenceRegistry {
     this.nodesKey = `${this.base}nodes`;
     this.clock = timerClock(opts.clock);
     this.logger = opts.logger ?? defaultLogger();
-    this.ownClient = !opts.client;
-    this.redis = opts.client ?? new Redis(opts.url as string, { lazyConnect: false });
-    if (this.ownClient) this.redis.on('error', (err) => this.logger.warn({ err }, 'presence registry: redis error'));
+    // The store's connection policy: bounded calls that fail fast while Redis is down, no
+    // offline queue, endless reconnection; an owned client is quit on close.
+    this.conn = new RedisConnection({
+      client: opts.client,
+      url: opts.url,
+      commandTimeoutMs: parsePositiveDuration(opts.commandTimeout ?? '2s', 'commandTimeout'),
+      logger: this.logger,
+    });
   }
 
   /** Starts mirroring a tracker (trackConnections calls this): registers the node and copies its connections. */
@@ -248,12 +255,15 @@ export class RedisRegistry implements PresenceRegistry {
   /** EVALSHA, falling back to EVAL once when Redis does not have the script cached. */
   private async run(script: string, args: string[]): Promise<unknown> {
     const sha = shaOf(script);
-    try {
-      return await this.redis.evalsha(sha, 1, this.nodesKey, ...args);
-    } catch (err) {
-      if (!(err instanceof Error) || !err.message.includes('NOSCRIPT')) throw err;
-      return this.redis.eval(script, 1, this.nodesKey, ...args);
-    }
+    const redis = this.conn.client;
+    return this.conn.run('presence', async () => {
+      try {
+        return await redis.evalsha(sha, 1, this.nodesKey, ...args);
+      } catch (err) {
+        if (!(err instanceof Error) || !err.message.includes('NOSCRIPT')) throw err;
+        return redis.eval(script, 1, this.nodesKey, ...args);
+      }
+    });
   }
 
   private stopTimers(): void {
@@ -276,12 +286,7 @@ export class RedisRegistry implements PresenceRegistry {
       errors.push(err);
     }
     this.stopTimers();
-    if (this.ownClient) {
-      await this.redis.quit().catch((err: unknown) => {
-        this.redis.disconnect();
-        errors.push(err);
-      });
-    }
+    await this.conn.close().catch((err: unknown) => errors.push(err));
     if (errors.length > 0) throw backendError(errors[0], 'closing the presence registry failed');
   }
 }

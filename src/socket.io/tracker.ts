@@ -11,6 +11,9 @@ import type { SessionStore, StoreEvent } from '../store.js';
 import { sessionMiddleware } from './auth.js';
 import { type Connection, type ConnRecord, type LapseSocketData, roomsOf, toConnection } from './connection.js';
 import { DeadlineIndex } from './deadlines.js';
+import { sendDirect } from './send.js';
+import { SessionWatch } from './session-watch.js';
+import type { Ended } from '../session.js';
 import { Indexes } from './indexes.js';
 import { registerTrackerMetrics, type MetricsOptions } from './metrics.js';
 import { resolveTrackerOptions, type ResolvedTrackerOptions, type TrackerOptions } from './options.js';
@@ -30,7 +33,7 @@ export interface TrackerStats {
 /** Listeners of the tracker's events. */
 export interface TrackerEvents {
   connected: (conn: Connection) => void;
-  /** `reason` is Socket.IO's ('transport close', 'ping timeout'…) or the tracker's ('idle', 'revoked', 'expired', 'evicted'). */
+  /** `reason` is Socket.IO's ('transport close', 'ping timeout'…) or the tracker's ('idle', 'revoked', 'rotated', 'expired', 'evicted'). */
   disconnected: (conn: Connection, reason: string) => void;
   expiring: (conn: Connection, expiresAt: number) => void;
   expired: (conn: Connection) => void;
@@ -45,8 +48,16 @@ export const CLIENT_EVENTS = {
 
 /** Payload of `session_expired`: 'idle' = this connection was idle (the session may still be valid); otherwise the session ended. */
 export interface SessionExpiredPayload {
-  reason: 'idle' | 'revoked' | 'expired' | 'evicted';
+  reason: 'idle' | 'revoked' | 'rotated' | 'expired' | 'evicted';
 }
+
+/** Why a session ended, as the socket is told. */
+function socketReason(reason: Ended['reason']): SessionExpiredPayload['reason'] {
+  return reason === 'idle' || reason === 'absolute' ? 'expired' : reason;
+}
+
+/** How soon a session check that failed (backend down) is tried again. */
+const RECHECK_MS = 1000;
 
 /** Sizes of every internal structure, for leak checks and diagnostics. */
 export interface TrackerSizes {
@@ -55,6 +66,8 @@ export interface TrackerSizes {
   rooms: number;
   sessions: number;
   deadlines: number;
+  /** Sessions whose expiry is being watched. */
+  watched: number;
   timerArmed: boolean;
 }
 
@@ -86,6 +99,9 @@ export class ConnectionTracker implements PresenceSource {
   private readonly records = new Map<string, ConnRecord>();
   private readonly idx = new Indexes();
   private readonly deadlines: DeadlineIndex<ConnRecord>;
+  private readonly watch: SessionWatch;
+  /** Sockets whose handshake this tracker authenticated (socket.data alone could come from a recovery). */
+  private readonly verified = new WeakSet<Socket>();
   private readonly events = new EventEmitter();
   private readonly unhook: (() => void)[] = [];
   private closing: Promise<void> | undefined;
@@ -105,6 +121,7 @@ export class ConnectionTracker implements PresenceSource {
     this.idleTimeoutFor = options.idleTimeoutFor;
     const tick = Math.min(1000, Math.max(10, Math.floor(this.opts.idleTimeout / 100)));
     this.deadlines = new DeadlineIndex(this.clock, tick, (now) => this.process(now));
+    this.watch = new SessionWatch(this.clock, 10, (id) => this.checkSession(id));
 
     const tracker = this;
     const heartbeat = this.opts.heartbeatEvent;
@@ -113,7 +130,7 @@ export class ConnectionTracker implements PresenceSource {
       // The heartbeat is answered here rather than by a listener of its own: one listener less per socket.
       if (event !== heartbeat) return;
       const payload = { timestamp: tracker.clock.now() };
-      this.emit(CLIENT_EVENTS.heartbeatAck, payload);
+      sendDirect(this, CLIENT_EVENTS.heartbeatAck, payload);
       const ack = args[args.length - 1];
       if (typeof ack === 'function') ack(payload);
     };
@@ -129,6 +146,8 @@ export class ConnectionTracker implements PresenceSource {
           requireSession: this.opts.requireSession,
           cookieName: this.opts.cookieName,
           touchInterval: this.opts.touchInterval,
+          failureLimit: options.failureLimit,
+          verified: this.verified,
           isClosed: () => this.closing !== undefined,
         }),
       );
@@ -222,6 +241,7 @@ export class ConnectionTracker implements PresenceSource {
       rooms: this.idx.rooms.size,
       sessions: this.idx.sessions.size,
       deadlines: this.deadlines.size,
+      watched: this.watch.size,
       timerArmed: this.deadlines.armed,
     };
   }
@@ -255,7 +275,19 @@ export class ConnectionTracker implements PresenceSource {
     const now = this.clock.now();
     socket.data ??= {};
     const data = socket.data as { lapse?: LapseSocketData; userId?: unknown };
-    const lapse = data.lapse ?? { sessionId: null, userId: typeof data.userId === 'string' ? data.userId : null };
+    const anonymous: LapseSocketData = { sessionId: null, userId: typeof data.userId === 'string' ? data.userId : null };
+    // With a store, only an identity this tracker's handshake check set counts: a recovery
+    // that skipped middlewares, or a socket adopted from before the tracker, proved nothing.
+    const proven = this.store ? (this.verified.has(socket) ? data.lapse : undefined) : data.lapse;
+    if (this.store && !proven) {
+      if (this.opts.requireSession) {
+        this.logger.warn({ sid: socket.id }, 'socket without an authenticated handshake disconnected');
+        socket.disconnect(true);
+        return;
+      }
+      delete data.lapse;
+    }
+    const lapse = proven ?? anonymous;
     lapse.connectedAt ??= now;
     // Kept in socket.data (and so across a recovery) only when it carries a session or recovery is on.
     if (data.lapse === undefined && (lapse.sessionId !== null || this.nsp.server._opts.connectionStateRecovery)) data.lapse = lapse;
@@ -279,7 +311,10 @@ export class ConnectionTracker implements PresenceSource {
     this.records.set(rec.sid, rec);
     this.counters.connected++;
     if (rec.userId !== null) this.idx.users.add(rec.userId, rec.sid);
-    if (rec.sessionId !== null) this.idx.sessions.add(rec.sessionId, rec.sid);
+    if (rec.sessionId !== null) {
+      this.idx.sessions.add(rec.sessionId, rec.sid);
+      if (this.store && lapse.expiresAt !== undefined) this.watch.watch(rec.sessionId, lapse.expiresAt);
+    }
     for (const room of roomsOf(rec)) this.idx.rooms.add(room, rec.sid);
     rec.timeout = this.timeoutOf(rec);
     this.deadlines.add(rec, this.nextCheck(rec));
@@ -299,7 +334,10 @@ export class ConnectionTracker implements PresenceSource {
     this.counters.disconnected++;
     this.deadlines.remove(rec);
     if (rec.userId !== null) this.idx.users.delete(rec.userId, rec.sid);
-    if (rec.sessionId !== null) this.idx.sessions.delete(rec.sessionId, rec.sid);
+    if (rec.sessionId !== null) {
+      this.idx.sessions.delete(rec.sessionId, rec.sid);
+      if (this.idx.sessions.count(rec.sessionId) === 0) this.watch.unwatch(rec.sessionId);
+    }
     // Read before Socket.IO's cleanup ('disconnecting'); a socket already cleaned up has left them one by one.
     const rooms = [...roomsOf(rec)];
     for (const room of rooms) this.idx.rooms.delete(room, rec.sid);
@@ -337,6 +375,7 @@ export class ConnectionTracker implements PresenceSource {
     store.touch(sessionId).then(
       (session) => {
         if (session === null) this.endSession(sessionId, 'expired');
+        else if (this.idx.sessions.count(sessionId) > 0) this.watch.watch(sessionId, session.expiresAt);
       },
       (err: unknown) => this.logger.warn({ err: backendError(err), sessionId }, 'could not keep the session of a live socket alive'),
     );
@@ -413,7 +452,7 @@ export class ConnectionTracker implements PresenceSource {
   private warn(rec: ConnRecord, expiresAt: number): void {
     rec.warned = true;
     this.counters.warned++;
-    rec.socket.emit(CLIENT_EVENTS.expiring, { expiresAt });
+    sendDirect(rec.socket, CLIENT_EVENTS.expiring, { expiresAt });
     if (this.events.listenerCount('expiring') > 0) this.safeEmit('expiring', toConnection(rec), expiresAt);
   }
 
@@ -427,7 +466,7 @@ export class ConnectionTracker implements PresenceSource {
   private cut(rec: ConnRecord, reason: SessionExpiredPayload['reason']): void {
     rec.ending = reason;
     const payload: SessionExpiredPayload = { reason };
-    rec.socket.emit(CLIENT_EVENTS.expired, payload);
+    sendDirect(rec.socket, CLIENT_EVENTS.expired, payload);
     rec.socket.disconnect(true);
     // disconnect() removes the record through 'disconnecting'; a socket already gone does not.
     this.remove(rec, reason);
@@ -441,29 +480,41 @@ export class ConnectionTracker implements PresenceSource {
     }
   }
 
+  /**
+   * Sessions that end in this process arrive as store events; with a backend that tells
+   * every process (Redis pub/sub), those of other nodes arrive through onEnded too. A
+   * session heard of twice is ended once: the second time it has no sockets left.
+   */
   private listenToStore(store: SessionStore): void {
     const ended = (reason: SessionExpiredPayload['reason']) => (e: StoreEvent) => this.endSession(e.id, reason);
     const onRevoked = ended('revoked');
     const onExpired = ended('expired');
     const onEvicted = ended('evicted');
-    const onRotated = (e: StoreEvent) => this.rotated(e.id, e.newId);
+    const onRotated = ended('rotated');
     store.on('revoked', onRevoked).on('expired', onExpired).on('evicted', onEvicted).on('rotated', onRotated);
     this.unhook.push(() => {
       store.off('revoked', onRevoked).off('expired', onExpired).off('evicted', onEvicted).off('rotated', onRotated);
     });
+    const off = store.backend.onEnded?.((list) => {
+      for (const e of list) this.endSession(e.id, socketReason(e.reason));
+    });
+    if (off) this.unhook.push(off);
   }
 
-  /** A rotated session keeps its sockets under the new id. */
-  private rotated(oldId: string, newId: string | undefined): void {
-    if (newId === undefined) return;
-    for (const sid of this.idx.sessions.get(oldId)) {
-      const rec = this.records.get(sid);
-      if (!rec) continue;
-      rec.sessionId = newId;
-      const lapse = (rec.socket.data as { lapse?: LapseSocketData }).lapse;
-      if (lapse) lapse.sessionId = newId;
-    }
-    this.idx.sessions.rename(oldId, newId);
+  /** A watched session's expiry time has come: still there (slid elsewhere), or gone. */
+  private checkSession(sessionId: string): void {
+    const store = this.store;
+    if (!store || store.closed || this.closing) return;
+    store.get(sessionId).then(
+      (session) => {
+        if (session === null) this.endSession(sessionId, 'expired');
+        else if (this.idx.sessions.count(sessionId) > 0) this.watch.watch(sessionId, Math.max(session.expiresAt, this.clock.now() + 1));
+      },
+      (err: unknown) => {
+        this.logger.warn({ err: backendError(err), sessionId }, 'could not check the session of a live socket; retrying');
+        if (this.idx.sessions.count(sessionId) > 0) this.watch.watch(sessionId, this.clock.now() + RECHECK_MS);
+      },
+    );
   }
 
   private hook(target: EventEmitter | Namespace, event: string, fn: (...args: never[]) => void): void {
@@ -501,6 +552,7 @@ export class ConnectionTracker implements PresenceSource {
     const steps = new CleanupSteps();
     for (const off of this.unhook) await steps.run(off);
     await steps.run(() => this.deadlines.close());
+    await steps.run(() => this.watch.close());
     await steps.run(() => (this.ownScheduler ? this.scheduler.stop() : this.scheduler.remove(SWEEP_JOB)));
     for (const rec of this.records.values()) await steps.run(() => this.unlisten(rec.socket));
     await steps.run(() => this.registry?.detach());

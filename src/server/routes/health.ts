@@ -6,6 +6,13 @@ import { errors } from '../schemas.js';
 
 const CHECK_TIMEOUT_MS = 2000;
 
+const COUNTS = {
+  totalSessions: { type: 'integer' },
+  uniqueUsers: { type: 'integer' },
+  activeRooms: { type: 'integer' },
+  sessionsPerRoom: { type: 'object', additionalProperties: { type: 'integer' } },
+} as const;
+
 const healthSchema = {
   type: 'object',
   required: ['status'],
@@ -87,16 +94,15 @@ export function healthRoutes(ctx: LapseContext) {
     app.get(
       '/health/connections',
       {
-        config: { role: 'app', summary: 'Live Socket.IO connection counts (zeros while no tracker is attached)', tags: ['health'] },
+        config: { role: 'app', summary: 'Live Socket.IO connection counts: cluster-wide (exact, with a Redis backend) plus this node\'s own', tags: ['health'] },
         schema: {
           response: {
             200: {
               type: 'object',
               properties: {
-                totalSessions: { type: 'integer' },
-                uniqueUsers: { type: 'integer' },
-                activeRooms: { type: 'integer' },
-                sessionsPerRoom: { type: 'object', additionalProperties: { type: 'integer' } },
+                ...COUNTS,
+                nodes: { type: 'integer' },
+                node: { type: 'object', properties: { nodeId: { type: ['string', 'null'] }, ...COUNTS } },
               },
             },
             ...errors(),

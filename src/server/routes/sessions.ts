@@ -33,19 +33,11 @@ function tooMany(reply: FastifyReply, wait: number): FastifyReply {
 /**
  * The app's routes: create, validate, rotate and revoke by token. Every bad token answers
  * the same 401 (no oracle). Failures count against the caller's address and against the
- * (address, session id) pair; only the pair is refused before its token is checked, so a valid
- * token is never refused because of other tokens' failures.
+ * (address, session id) pair, and past either budget a failure answers 429; every token is
+ * still checked, so a valid token is never refused because of other requests' failures.
  */
 export function sessionRoutes(ctx: LapseContext) {
   const { store, metrics, limiter } = ctx;
-
-  /** 429 while this (address, session id) pair has used up its failed checks. */
-  const limited = (request: FastifyRequest, reply: FastifyReply, token: string): boolean => {
-    const wait = limiter?.retryAfter(request.ip, sessionIdOf(token)) ?? 0;
-    if (wait <= 0) return false;
-    tooMany(reply, wait);
-    return true;
-  };
 
   /** Counts a failed check; true when it answered 429 (the address or the pair is now over its limit). */
   const failed = (request: FastifyRequest, reply: FastifyReply, token: string): boolean => {
@@ -83,7 +75,6 @@ export function sessionRoutes(ctx: LapseContext) {
       },
       async (request, reply) => {
         const { token } = request.body;
-        if (limited(request, reply, token)) return reply;
         const started = performance.now();
         const session = await store.validate(token);
         metrics.observeValidate((performance.now() - started) / 1000, session !== null);
@@ -106,7 +97,6 @@ export function sessionRoutes(ctx: LapseContext) {
       },
       async (request, reply) => {
         const { token } = request.body;
-        if (limited(request, reply, token)) return reply;
         try {
           return await store.rotate(token);
         } catch (err) {
@@ -127,7 +117,6 @@ export function sessionRoutes(ctx: LapseContext) {
       },
       async (request, reply) => {
         const { token } = request.body;
-        if (limited(request, reply, token)) return reply;
         // Same answer for a dead token: logout is idempotent and tells nothing. A dead token is
         // still a failed check: guessing secrets through logout is limited like validate.
         if (!(await store.revoke(token)) && failed(request, reply, token)) return reply;
