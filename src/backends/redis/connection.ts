@@ -1,13 +1,15 @@
 import type { Writable } from 'node:stream';
-import { Redis } from 'ioredis';
+import { Cluster, type ClusterOptions, Redis } from 'ioredis';
 import { LapseError } from '../../errors.js';
 import { defaultLogger, type Logger } from '../../logger.js';
 
 export interface ConnectionOptions {
   /** An ioredis client to use; it stays the caller's (not closed by Lapse). */
-  client?: Redis;
+  client?: Redis | Cluster;
   /** Used when no client is given; default redis://127.0.0.1:6379. */
   url?: string;
+  /** Seed nodes of a Redis Cluster (`redis://host:port`), used instead of url. */
+  cluster?: readonly string[];
   /** Bound on every call, connection wait included. */
   commandTimeoutMs: number;
   logger?: Logger;
@@ -25,7 +27,9 @@ interface Waiter {
  * The connection keeps reconnecting, so calls succeed again once Redis is back.
  */
 export class RedisConnection {
-  readonly client: Redis;
+  readonly client: Redis | Cluster;
+  /** Whether the client is a Redis Cluster client (the sharded layout). */
+  readonly clustered: boolean;
   readonly owned: boolean;
   readonly timeoutMs: number;
   private readonly ownTimeout: boolean;
@@ -41,9 +45,11 @@ export class RedisConnection {
     this.timeoutMs = options.commandTimeoutMs;
     this.logger = options.logger;
     this.owned = !options.client;
-    this.client = options.client ?? new Redis(options.url ?? 'redis://127.0.0.1:6379', clientOptions(this.timeoutMs));
-    // ioredis enforces the timeout itself when it was configured with one.
-    this.ownTimeout = typeof this.client.options.commandTimeout !== 'number';
+    this.client = options.client ?? makeClient(options, this.timeoutMs);
+    this.clustered = this.client instanceof Cluster;
+    // ioredis enforces the timeout itself when it was configured with one; on a cluster,
+    // our own bound also covers redirections and retries during a failover.
+    this.ownTimeout = this.clustered || typeof (this.client as Redis).options.commandTimeout !== 'number';
     this.client.on('ready', this.onReady);
     if (this.owned) this.client.on('error', this.onError);
   }
@@ -168,6 +174,57 @@ export class RedisConnection {
     if (this.down || this.closed) return;
     this.down = true;
     this.log().warn({ backend: 'redis', err: err.message }, 'redis connection failed; calls fail until it is back');
+  };
+}
+
+function makeClient(options: ConnectionOptions, timeoutMs: number): Redis | Cluster {
+  if (options.cluster === undefined) return new Redis(options.url ?? 'redis://127.0.0.1:6379', clientOptions(timeoutMs));
+  return new Cluster(clusterNodes(options.cluster), clusterOptions(timeoutMs, options.cluster));
+}
+
+/** `['redis://h1:p1', …]` as ioredis seed nodes; a bad entry is LAPSE_INVALID_OPTION. */
+export function clusterNodes(urls: readonly string[]): Array<{ host: string; port: number }> {
+  if (!Array.isArray(urls) || urls.length === 0) {
+    throw new LapseError('LAPSE_INVALID_OPTION', "redis(): cluster must list at least one 'redis://host:port'");
+  }
+  return urls.map((u) => {
+    let url: URL;
+    try {
+      url = new URL(String(u));
+    } catch {
+      throw new LapseError('LAPSE_INVALID_OPTION', `redis(): cluster node ${JSON.stringify(u)} is not a redis:// URL`);
+    }
+    if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
+      throw new LapseError('LAPSE_INVALID_OPTION', `redis(): cluster node ${JSON.stringify(u)} is not a redis:// URL`);
+    }
+    return { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 6379) };
+  });
+}
+
+/**
+ * Options for Cluster clients Lapse creates: each node connection as clientOptions; no
+ * offline queue (fail fast while the cluster is down), reads on masters (a replica may lag
+ * behind a write just acknowledged), MOVED followed at once, and a slot-map refresh that
+ * retries every 100 ms during a failover, within the caller's bound (commandTimeout).
+ */
+export function clusterOptions(commandTimeoutMs: number, urls: readonly string[]): ClusterOptions {
+  const first = new URL(String(urls[0]));
+  const auth = {
+    ...(first.username ? { username: decodeURIComponent(first.username) } : {}),
+    ...(first.password ? { password: decodeURIComponent(first.password) } : {}),
+    ...(first.protocol === 'rediss:' ? { tls: {} } : {}),
+  };
+  return {
+    redisOptions: { ...clientOptions(commandTimeoutMs), ...auth },
+    enableOfflineQueue: false,
+    scaleReads: 'master',
+    maxRedirections: 16,
+    retryDelayOnMoved: 0,
+    retryDelayOnFailover: 100,
+    retryDelayOnClusterDown: 100,
+    retryDelayOnTryAgain: 100,
+    slotsRefreshTimeout: Math.max(commandTimeoutMs, 1000),
+    clusterRetryStrategy: (attempt: number) => Math.min(100 * attempt, 500),
   };
 }
 
