@@ -23,6 +23,8 @@ export interface RedisCluster {
   masters(): Promise<number[]>;
   /** Kills one node with SIGKILL (a crash) and waits for it to exit. */
   kill(port: number): Promise<void>;
+  /** Starts a killed node again with its nodes.conf: it rejoins (a former master as a replica). */
+  restart(port: number): Promise<void>;
   /** Waits until every running node reports cluster_state:ok with `masters` masters serving all slots. */
   waitHealthy(masters?: number): Promise<void>;
   /** Kills every node and removes the folder. */
@@ -51,16 +53,14 @@ export async function startRedisCluster(): Promise<RedisCluster> {
     tmp.cleanup();
   };
   try {
-    const started = await Promise.all(
-      ports.map((port) =>
-        spawnServer(port, [
-          '--cluster-enabled', 'yes',
-          '--cluster-config-file', `${tmp.dir}/nodes-${port}.conf`,
-          '--cluster-node-timeout', String(NODE_TIMEOUT_MS),
-          '--dir', tmp.dir,
-        ]),
-      ),
-    );
+    const spawnNode = (port: number) =>
+      spawnServer(port, [
+        '--cluster-enabled', 'yes',
+        '--cluster-config-file', `${tmp.dir}/nodes-${port}.conf`,
+        '--cluster-node-timeout', String(NODE_TIMEOUT_MS),
+        '--dir', tmp.dir,
+      ]);
+    const started = await Promise.all(ports.map(spawnNode));
     for (const [i, c] of started.entries()) children.set(ports[i] as number, c);
     await run(CLI, ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '1', '--cluster-yes'], {
       timeout: READY_TIMEOUT_MS,
@@ -74,6 +74,9 @@ export async function startRedisCluster(): Promise<RedisCluster> {
         return out.sort((a, b) => a - b);
       },
       kill: killOne,
+      async restart(port) {
+        if (!children.has(port)) children.set(port, await spawnNode(port));
+      },
       waitHealthy: (masters = 3) => waitHealthy([...children.keys()], masters),
       stop,
     };
