@@ -4,6 +4,7 @@ import { redis } from '../src/backends/redis.js';
 import { ManualClock } from '../src/clock.js';
 import { isLapseError } from '../src/errors.js';
 import { silentLogger } from '../src/logger.js';
+import { describeBackend, parseBackendUrl } from '../src/server/backend.js';
 import { createStore, type SessionStore } from '../src/store.js';
 import { type RedisCluster, startRedisCluster } from './helpers/redis-cluster.js';
 import { describeRedis, randomPrefix } from './helpers/redis-server.js';
@@ -27,6 +28,18 @@ async function sessionKeysOn(port: number, prefix: string): Promise<number> {
     c.disconnect();
   }
 }
+
+it('reads redis-cluster://[user:pass@]h:p,h:p as seed URLs and hides the password', () => {
+  expect(parseBackendUrl('redis-cluster://10.0.0.1:7000,10.0.0.2:7001')).toEqual({
+    kind: 'redis-cluster',
+    nodes: ['redis://10.0.0.1:7000', 'redis://10.0.0.2:7001'],
+  });
+  expect(parseBackendUrl('redis-cluster://u:p@h1:1,h2:2')).toEqual({ kind: 'redis-cluster', nodes: ['redis://u:p@h1:1', 'redis://u:p@h2:2'] });
+  expect(describeBackend('redis-cluster://u:secret@h1:1,h2:2')).toBe('redis-cluster://***@h1:1,h2:2');
+  for (const bad of ['redis-cluster://', 'redis-cluster://h1', 'redis-cluster://h1:1,,h2:2']) {
+    expect(() => parseBackendUrl(bad)).toThrow(/redis-cluster:\/\/host:port/);
+  }
+});
 
 describeRedis('redis backend on a Redis Cluster', () => {
   let cluster: RedisCluster;
