@@ -6,7 +6,7 @@ import { isLapseError } from '../src/errors.js';
 import { silentLogger } from '../src/logger.js';
 import { describeBackend, parseBackendUrl } from '../src/server/backend.js';
 import { createStore, type SessionStore } from '../src/store.js';
-import { type RedisCluster, startRedisCluster } from './helpers/redis-cluster.js';
+import { type RedisCluster, useRedisCluster } from './helpers/redis-cluster.js';
 import { describeRedis, randomPrefix } from './helpers/redis-server.js';
 
 const T0 = 2_000_000_000_000;
@@ -42,14 +42,14 @@ it('reads redis-cluster://[user:pass@]h:p,h:p as seed URLs and hides the passwor
 });
 
 describeRedis('redis backend on a Redis Cluster', () => {
+  const getCluster = useRedisCluster();
   let cluster: RedisCluster;
   const stores: SessionStore[] = [];
-  beforeAll(async () => {
-    cluster = await startRedisCluster();
-  }, 60_000);
+  beforeAll(() => {
+    cluster = getCluster();
+  });
   afterAll(async () => {
     for (const s of stores) await s.close();
-    await cluster?.stop();
   });
 
   function open(

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { type RedisCluster, startRedisCluster } from './helpers/redis-cluster.js';
+import { useRedisCluster } from './helpers/redis-cluster.js';
 import { describeRedis, randomPrefix, type RedisServer, startRedis } from './helpers/redis-server.js';
 
 const FIXTURE = join(import.meta.dirname, 'fixtures/redis-scheduler-node.ts');
@@ -56,17 +56,11 @@ describeRedis('scheduler lease on Redis', () => {
 });
 
 describeRedis('scheduler lease on a Redis Cluster', () => {
-  let cluster: RedisCluster;
-  beforeAll(async () => {
-    cluster = await startRedisCluster();
-  }, 60_000);
-  afterAll(async () => {
-    await cluster?.stop();
-  });
+  const cluster = useRedisCluster();
 
   it('three processes on a 3-master cluster run each session_cleanup slot exactly once', { timeout: 90_000 }, async () => {
     const prefix = randomPrefix();
-    expectOnce(await Promise.all(Array.from({ length: NODES }, () => node(cluster.urls.join(','), prefix))));
+    expectOnce(await Promise.all(Array.from({ length: NODES }, () => node(cluster().urls.join(','), prefix))));
   });
 });
 

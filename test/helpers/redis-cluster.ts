@@ -6,6 +6,7 @@
 import { type ChildProcess, execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
+import { afterAll, beforeAll } from 'vitest';
 import { freePort, spawnServer } from './redis-server.js';
 import { tempDir } from './tmp.js';
 
@@ -114,4 +115,19 @@ async function info(port: number, section: string, command = 'info'): Promise<st
   } finally {
     c.disconnect();
   }
+}
+
+/** Inside a describe: starts one cluster before the file's tests and stops it after; returns a getter for it. */
+export function useRedisCluster(): () => RedisCluster {
+  let cluster: RedisCluster | undefined;
+  beforeAll(async () => {
+    cluster = await startRedisCluster();
+  }, 60_000);
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+  return () => {
+    if (!cluster) throw new Error('the redis cluster has not started');
+    return cluster;
+  };
 }

@@ -35,8 +35,8 @@ export class RedisConnection {
   private readonly ownTimeout: boolean;
   private waiters = new Set<Waiter>();
   private readonly failures = new Map<string, (err: unknown) => never>();
-  /** The socket corked for the rest of this tick, if any (see coalesceWrites()). */
-  private corked: Writable | undefined;
+  /** The sockets corked for the rest of this tick, if any (see coalesceWrites()). */
+  private corked: Writable[] = [];
   private closed = false;
   private down = false;
   private logger: Logger | undefined;
@@ -86,18 +86,22 @@ export class RedisConnection {
    * per batch, a tick per command). A caller alone pays one process.nextTick per call.
    */
   private coalesceWrites(): void {
-    if (this.corked) return;
-    const stream = (this.client as unknown as { stream?: Writable }).stream;
-    if (!stream || typeof stream.cork !== 'function') return;
-    stream.cork();
-    this.corked = stream;
-    process.nextTick(this.uncork);
+    if (this.corked.length > 0) return;
+    // On a cluster, every master's socket: the commands of one tick may go to any of them.
+    const nodes = this.clustered ? (this.client as Cluster).nodes('master') : [this.client as Redis];
+    for (const node of nodes) {
+      const stream = (node as unknown as { stream?: Writable }).stream;
+      if (!stream || typeof stream.cork !== 'function' || stream.destroyed) continue;
+      stream.cork();
+      this.corked.push(stream);
+    }
+    if (this.corked.length > 0) process.nextTick(this.uncork);
   }
 
   private readonly uncork = (): void => {
-    const stream = this.corked;
-    this.corked = undefined;
-    stream?.uncork();
+    const streams = this.corked;
+    this.corked = [];
+    for (const stream of streams) stream.uncork();
   };
 
   /** The rejection handler of one kind of call, made once per name. */
