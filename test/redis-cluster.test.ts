@@ -1,6 +1,7 @@
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { redis } from '../src/backends/redis.js';
+import { bucketOfId, bucketOfUser } from '../src/backends/redis/layout.js';
 import { ManualClock } from '../src/clock.js';
 import { isLapseError } from '../src/errors.js';
 import { silentLogger } from '../src/logger.js';
@@ -114,6 +115,21 @@ describeRedis('redis backend on a Redis Cluster', () => {
     expect((await a.listUser('busy')).length).toBeLessThanOrEqual(3);
     await a.revokeUser('busy');
     expect(await b.listUser('busy')).toEqual([]);
+  });
+
+  it("finds a user's set() session outside the user's bucket in listUser and revokeUser", async () => {
+    const clock = new ManualClock(T0);
+    const { store } = open({ clock });
+    let n = 0;
+    while (bucketOfId(`cart:${n}`) === bucketOfUser('shopper')) n++;
+    const id = `cart:${n}`;
+    const made = await store.create({ userId: 'shopper' });
+    await clock.advance(1000);
+    await store.set(id, { items: 1 }, { userId: 'shopper' });
+    expect((await store.listUser('shopper')).map((s) => s.id)).toEqual([id, made.session.id]);
+    expect(await store.revokeUser('shopper')).toBe(2);
+    expect(await store.listUser('shopper')).toEqual([]);
+    expect(await store.get(id)).toBeNull();
   });
 
   it('sweeps expired sessions on every master', { timeout: 30_000 }, async () => {
