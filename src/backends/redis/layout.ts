@@ -84,7 +84,7 @@ let tagCache: string[] | undefined;
 /**
  * One hash tag per bucket, bucket b's in the b-th 64th of the slot range. Masters own
  * contiguous slot ranges (redis-cli --cluster create splits them evenly), so each master
- * gets the same number of buckets, give or take one. The tags are the first decimal
+ * gets the same number of buckets, give or take one. The tags are the first base-36
  * strings that land in each range: the same on every node, found in a few hundred tries.
  */
 function bucketTags(): string[] {
