@@ -17,6 +17,31 @@ export interface OpsResult {
   ops: number;
   opsPerSec: number;
   nsPerOp: number;
+  /** This process's CPU time (user + system) per operation, in µs, where measured. */
+  cpuUsPerOp?: number;
+}
+
+/** `callers` loops calling `fn` at once for about `ms` after a warm-up; total throughput and CPU per op. */
+export async function concurrent(name: string, fn: (i: number) => Promise<unknown>, callers: number, ms: number): Promise<OpsResult> {
+  let i = 0;
+  const loop = async (until: number): Promise<number> => {
+    let n = 0;
+    while (performance.now() < until) {
+      await fn(i++);
+      n++;
+    }
+    return n;
+  };
+  await Promise.all(Array.from({ length: callers }, () => loop(performance.now() + Math.min(300, ms / 4)))); // warm-up
+  const cpu = process.cpuUsage();
+  const start = performance.now();
+  const counts = await Promise.all(Array.from({ length: callers }, () => loop(start + ms)));
+  const elapsed = performance.now() - start;
+  const used = process.cpuUsage(cpu);
+  const ops = counts.reduce((a, b) => a + b, 0);
+  const res = { name, ops, opsPerSec: (ops / elapsed) * 1000, nsPerOp: (elapsed * 1e6) / ops, cpuUsPerOp: (used.user + used.system) / ops };
+  progress(`${name}: ${fmt(res.opsPerSec)} ops/s`);
+  return res;
 }
 
 /** Runs `fn` (sync or async) for about `ms` milliseconds after a warm-up; returns throughput. */
@@ -40,27 +65,6 @@ export async function measure(name: string, fn: (i: number) => unknown, ms = 150
     ops += 200;
   }
   const elapsed = performance.now() - start;
-  const res = { name, ops, opsPerSec: (ops / elapsed) * 1000, nsPerOp: (elapsed * 1e6) / ops };
-  progress(`${name}: ${fmt(res.opsPerSec)} ops/s`);
-  return res;
-}
-
-/** `callers` loops calling `fn` at once for about `ms` after a warm-up; total throughput. */
-export async function concurrent(name: string, fn: (i: number) => Promise<unknown>, callers: number, ms: number): Promise<OpsResult> {
-  let i = 0;
-  const loop = async (until: number): Promise<number> => {
-    let n = 0;
-    while (performance.now() < until) {
-      await fn(i++);
-      n++;
-    }
-    return n;
-  };
-  await Promise.all(Array.from({ length: callers }, () => loop(performance.now() + Math.min(300, ms / 4)))); // warm-up
-  const start = performance.now();
-  const counts = await Promise.all(Array.from({ length: callers }, () => loop(start + ms)));
-  const elapsed = performance.now() - start;
-  const ops = counts.reduce((a, b) => a + b, 0);
   const res = { name, ops, opsPerSec: (ops / elapsed) * 1000, nsPerOp: (elapsed * 1e6) / ops };
   progress(`${name}: ${fmt(res.opsPerSec)} ops/s`);
   return res;

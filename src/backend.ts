@@ -153,6 +153,13 @@ export interface Backend {
   /** Optional: hears what publishEnded sent, from any process. */
   onEnded?(listener: (ended: Ended[]) => void): () => void;
 
+  /**
+   * Optional: a fresh session id for a session of `userId`, or to replace session `near`
+   * (rotate), placed where the backend wants it (Redis Cluster: the user's bucket). The
+   * store uses newId() from token.ts when absent.
+   */
+  newId?(userId?: string | null, near?: string): string;
+
   /** Optional: a JobLease shared by every process on this backend (cluster-once jobs). */
   jobLease?(): JobLease;
 

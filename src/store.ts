@@ -98,7 +98,7 @@ export class SessionStore {
     const i = checkCreateInput(input);
     const data = encodeData(i.data, this.opts.maxDataBytes);
     const now = this.clock.now();
-    const id = newId();
+    const id = this.backend.newId?.(i.userId) ?? newId();
     const secret = newSecret();
     const rec = this.newRecord(id, hashSecret(secret), i.userId, data, now, i.idleTimeout, i.absoluteTimeout);
     rec.ip = i.ip;
@@ -201,7 +201,7 @@ export class SessionStore {
     const now = this.clock.now();
     const old = await this.verified(token, now);
     if (!old) throw new LapseError('LAPSE_UNAUTHORIZED', 'invalid or expired session token');
-    const id = newId();
+    const id = this.backend.newId?.(old.userId, old.id) ?? newId();
     const secret = newSecret();
     const rec = await this.call(() =>
       this.backend.rotate(old.id, { id, secretHash: hashSecret(secret) }, now, { fence: fenceOf(opts.lease) }),

@@ -356,7 +356,7 @@ describeRedis('redis backend', () => {
       expect(() => redis(bad)).toThrowError(lapseError('LAPSE_INVALID_OPTION'));
     }
     const own = make();
-    expect(own.client.options.commandTimeout).toBe(2000); // the default bound
+    expect((own.client as Redis).options.commandTimeout).toBe(2000); // the default bound
   });
 
   it('scripts follow the conventions: name-<numKeys>.lua with the KEYS they use in the header, and no Redis TIME', () => {

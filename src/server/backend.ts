@@ -10,16 +10,18 @@ export type BackendTarget =
   | { kind: 'memory'; snapshot: string | undefined }
   | { kind: 'sqlite'; path: string }
   | { kind: 'redis'; url: string }
+  | { kind: 'redis-cluster'; nodes: string[] }
   | { kind: 'postgres'; url: string; schema: string | undefined };
 
-/** Parses 'memory', 'memory:<snapshot>', 'sqlite:<path>', 'redis://…' or 'postgres://…[?schema=name]' (paths resolved against cwd). */
+/** Parses 'memory', 'memory:<snapshot>', 'sqlite:<path>', 'redis://…', 'redis-cluster://h:p,…' or 'postgres://…[?schema=name]' (paths resolved against cwd). */
 export function parseBackendUrl(url: string): BackendTarget {
   if (url === 'memory') return { kind: 'memory', snapshot: undefined };
   if (url.startsWith('memory:')) return { kind: 'memory', snapshot: resolve(url.slice('memory:'.length)) };
   if (url.startsWith('sqlite:')) return { kind: 'sqlite', path: resolve(url.slice('sqlite:'.length)) };
   if (/^rediss?:\/\//.test(url)) return { kind: 'redis', url };
+  if (url.startsWith('redis-cluster://')) return { kind: 'redis-cluster', nodes: clusterNodes(url) };
   if (/^postgres(ql)?:\/\//.test(url)) return postgresTarget(url);
-  throw new LapseError('LAPSE_INVALID_OPTION', `unknown backend ${JSON.stringify(url)}: use 'memory', 'sqlite:<path>', 'redis://host:port' or 'postgres://host/db'`);
+  throw new LapseError('LAPSE_INVALID_OPTION', `unknown backend ${JSON.stringify(url)}: use 'memory', 'sqlite:<path>', 'redis://host:port', 'redis-cluster://host:port,…' or 'postgres://host/db'`);
 }
 
 /** A postgres:// URL, with Lapse's own `schema` parameter taken out (pg would pass it to the server). */
@@ -35,9 +37,21 @@ function postgresTarget(url: string): BackendTarget {
   return { kind: 'postgres', url: parsed.toString(), schema };
 }
 
+/** 'redis-cluster://[user:pass@]h1:p1,h2:p2' as one redis:// URL per seed node (credentials on each). */
+function clusterNodes(url: string): string[] {
+  const rest = url.slice('redis-cluster://'.length);
+  const at = rest.lastIndexOf('@');
+  const auth = at >= 0 ? `${rest.slice(0, at)}@` : '';
+  const hosts = (at >= 0 ? rest.slice(at + 1) : rest).split(',').map((h) => h.trim());
+  if (hosts.length === 0 || hosts.some((h) => !/^[^/@\s]+:\d+$/.test(h))) {
+    throw new LapseError('LAPSE_INVALID_OPTION', "redis-cluster backend must list 'redis-cluster://host:port,host:port,…'");
+  }
+  return hosts.map((h) => `redis://${auth}${h}`);
+}
+
 /** The backend URL without a password, safe to print and log. */
 export function describeBackend(url: string): string {
-  return url.replace(/^(rediss?:\/\/|postgres(?:ql)?:\/\/)([^@/]*)@/, (_, scheme: string) => `${scheme}***@`);
+  return url.replace(/^(rediss?:\/\/|redis-cluster:\/\/|postgres(?:ql)?:\/\/)([^@/]*)@/, (_, scheme: string) => `${scheme}***@`);
 }
 
 // The SQLite and Redis backends load only when asked for, so the service runs on memory
@@ -91,6 +105,10 @@ export async function openBackend(url: string, opts: { redisPrefix?: string; clo
         }
       }
       return backend;
+    }
+    case 'redis-cluster': {
+      const redis = await load<(o: { cluster: string[]; prefix?: string; logger?: Logger }) => Backend>(REDIS_MODULE, 'redis', 'Redis');
+      return redis({ cluster: target.nodes, ...(opts.redisPrefix ? { prefix: opts.redisPrefix } : {}), ...(opts.logger ? { logger: opts.logger } : {}) });
     }
   }
 }

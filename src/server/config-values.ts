@@ -104,8 +104,8 @@ export function rate(v: unknown, where: string): ServerConfig['rateLimit'] {
 
 export function backendUrl(v: unknown, where: string): string {
   const s = text()(v, where);
-  if (s === 'memory' || s === 'sqlite' || /^(memory|sqlite):.+/.test(s) || /^(rediss?|postgres(ql)?):\/\/.+/.test(s)) return s;
-  throw bad(where, "'memory', 'sqlite:<path>', 'redis://host:port' or 'postgres://host/db'", s);
+  if (s === 'memory' || s === 'sqlite' || /^(memory|sqlite):.+/.test(s) || /^(rediss?|redis-cluster|postgres(ql)?):\/\/.+/.test(s)) return s;
+  throw bad(where, "'memory', 'sqlite:<path>', 'redis://host:port', 'redis-cluster://host:port,host:port' or 'postgres://host/db'", s);
 }
 
 export function level(v: unknown, where: string): LogLevel {

@@ -100,8 +100,9 @@ async function launch(port: number): Promise<RedisServer> {
   };
 }
 
-async function spawnServer(port: number): Promise<ChildProcess> {
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
+/** Spawns redis-server on `port` (loopback, no persistence, plus `extra` flags) and waits until it answers PING. */
+export async function spawnServer(port: number, extra: string[] = []): Promise<ChildProcess> {
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extra];
   const child = spawn(BINARY, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {

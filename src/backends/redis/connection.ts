@@ -1,13 +1,15 @@
 import type { Writable } from 'node:stream';
-import { Redis } from 'ioredis';
+import { Cluster, type ClusterOptions, Redis } from 'ioredis';
 import { LapseError } from '../../errors.js';
 import { defaultLogger, type Logger } from '../../logger.js';
 
 export interface ConnectionOptions {
   /** An ioredis client to use; it stays the caller's (not closed by Lapse). */
-  client?: Redis;
+  client?: Redis | Cluster;
   /** Used when no client is given; default redis://127.0.0.1:6379. */
   url?: string;
+  /** Seed nodes of a Redis Cluster (`redis://host:port`), used instead of url. */
+  cluster?: readonly string[];
   /** Bound on every call, connection wait included. */
   commandTimeoutMs: number;
   logger?: Logger;
@@ -25,14 +27,16 @@ interface Waiter {
  * The connection keeps reconnecting, so calls succeed again once Redis is back.
  */
 export class RedisConnection {
-  readonly client: Redis;
+  readonly client: Redis | Cluster;
+  /** Whether the client is a Redis Cluster client (the sharded layout). */
+  readonly clustered: boolean;
   readonly owned: boolean;
   readonly timeoutMs: number;
   private readonly ownTimeout: boolean;
   private waiters = new Set<Waiter>();
   private readonly failures = new Map<string, (err: unknown) => never>();
-  /** The socket corked for the rest of this tick, if any (see coalesceWrites()). */
-  private corked: Writable | undefined;
+  /** The sockets corked for the rest of this tick, if any (see coalesceWrites()). */
+  private corked: Writable[] = [];
   private closed = false;
   private down = false;
   private logger: Logger | undefined;
@@ -41,9 +45,11 @@ export class RedisConnection {
     this.timeoutMs = options.commandTimeoutMs;
     this.logger = options.logger;
     this.owned = !options.client;
-    this.client = options.client ?? new Redis(options.url ?? 'redis://127.0.0.1:6379', clientOptions(this.timeoutMs));
-    // ioredis enforces the timeout itself when it was configured with one.
-    this.ownTimeout = typeof this.client.options.commandTimeout !== 'number';
+    this.client = options.client ?? makeClient(options, this.timeoutMs);
+    this.clustered = this.client instanceof Cluster;
+    // ioredis enforces the timeout itself when it was configured with one; on a cluster,
+    // our own bound also covers redirections and retries during a failover.
+    this.ownTimeout = this.clustered || typeof (this.client as Redis).options.commandTimeout !== 'number';
     this.client.on('ready', this.onReady);
     if (this.owned) this.client.on('error', this.onError);
   }
@@ -80,18 +86,22 @@ export class RedisConnection {
    * per batch, a tick per command). A caller alone pays one process.nextTick per call.
    */
   private coalesceWrites(): void {
-    if (this.corked) return;
-    const stream = (this.client as unknown as { stream?: Writable }).stream;
-    if (!stream || typeof stream.cork !== 'function') return;
-    stream.cork();
-    this.corked = stream;
-    process.nextTick(this.uncork);
+    if (this.corked.length > 0) return;
+    // On a cluster, every master's socket: the commands of one tick may go to any of them.
+    const nodes = this.clustered ? (this.client as Cluster).nodes('master') : [this.client as Redis];
+    for (const node of nodes) {
+      const stream = (node as unknown as { stream?: Writable }).stream;
+      if (!stream || typeof stream.cork !== 'function' || stream.destroyed) continue;
+      stream.cork();
+      this.corked.push(stream);
+    }
+    if (this.corked.length > 0) process.nextTick(this.uncork);
   }
 
   private readonly uncork = (): void => {
-    const stream = this.corked;
-    this.corked = undefined;
-    stream?.uncork();
+    const streams = this.corked;
+    this.corked = [];
+    for (const stream of streams) stream.uncork();
   };
 
   /** The rejection handler of one kind of call, made once per name. */
@@ -111,6 +121,18 @@ export class RedisConnection {
   log(): Logger {
     this.logger ??= defaultLogger();
     return this.logger;
+  }
+
+  /**
+   * A connection for SUBSCRIBE that waits for Redis as long as it takes (nothing awaits it but
+   * notices; ioredis re-subscribes after a reconnect), for a single node or a cluster alike.
+   */
+  subscriber(): Redis | Cluster {
+    const patient = { enableOfflineQueue: true, commandTimeout: undefined, maxRetriesPerRequest: null };
+    const client = this.client;
+    return client instanceof Redis
+      ? client.duplicate(patient)
+      : client.duplicate(undefined, { enableOfflineQueue: true, redisOptions: { ...client.options.redisOptions, ...patient } });
   }
 
   /** Closes an owned client (a caller's client stays open) and fails pending waits. Idempotent. */
@@ -168,6 +190,57 @@ export class RedisConnection {
     if (this.down || this.closed) return;
     this.down = true;
     this.log().warn({ backend: 'redis', err: err.message }, 'redis connection failed; calls fail until it is back');
+  };
+}
+
+function makeClient(options: ConnectionOptions, timeoutMs: number): Redis | Cluster {
+  if (options.cluster === undefined) return new Redis(options.url ?? 'redis://127.0.0.1:6379', clientOptions(timeoutMs));
+  return new Cluster(clusterNodes(options.cluster), clusterOptions(timeoutMs, options.cluster));
+}
+
+/** `['redis://h1:p1', …]` as ioredis seed nodes; a bad entry is LAPSE_INVALID_OPTION. */
+export function clusterNodes(urls: readonly string[]): Array<{ host: string; port: number }> {
+  if (!Array.isArray(urls) || urls.length === 0) {
+    throw new LapseError('LAPSE_INVALID_OPTION', "redis(): cluster must list at least one 'redis://host:port'");
+  }
+  return urls.map((u) => {
+    let url: URL;
+    try {
+      url = new URL(String(u));
+    } catch {
+      throw new LapseError('LAPSE_INVALID_OPTION', `redis(): cluster node ${JSON.stringify(u)} is not a redis:// URL`);
+    }
+    if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
+      throw new LapseError('LAPSE_INVALID_OPTION', `redis(): cluster node ${JSON.stringify(u)} is not a redis:// URL`);
+    }
+    return { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 6379) };
+  });
+}
+
+/**
+ * Options for Cluster clients Lapse creates: each node connection as clientOptions; no
+ * offline queue (fail fast while the cluster is down), reads on masters (a replica may lag
+ * behind a write just acknowledged), MOVED followed at once, and a slot-map refresh that
+ * retries every 100 ms during a failover, within the caller's bound (commandTimeout).
+ */
+export function clusterOptions(commandTimeoutMs: number, urls: readonly string[]): ClusterOptions {
+  const first = new URL(String(urls[0]));
+  const auth = {
+    ...(first.username ? { username: decodeURIComponent(first.username) } : {}),
+    ...(first.password ? { password: decodeURIComponent(first.password) } : {}),
+    ...(first.protocol === 'rediss:' ? { tls: {} } : {}),
+  };
+  return {
+    redisOptions: { ...clientOptions(commandTimeoutMs), ...auth },
+    enableOfflineQueue: false,
+    scaleReads: 'master',
+    maxRedirections: 16,
+    retryDelayOnMoved: 0,
+    retryDelayOnFailover: 100,
+    retryDelayOnClusterDown: 100,
+    retryDelayOnTryAgain: 100,
+    slotsRefreshTimeout: Math.max(commandTimeoutMs, 1000),
+    clusterRetryStrategy: (attempt: number) => Math.min(100 * attempt, 500),
   };
 }
 

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { EndReason, Ended } from '../../session.js';
 import type { RedisConnection } from './connection.js';
 
@@ -15,7 +15,7 @@ const REASONS: ReadonlySet<string> = new Set<EndReason>(['idle', 'absolute', 'ev
 export class EndedChannel {
   readonly channel: string;
   private readonly listeners = new Set<(ended: Ended[]) => void>();
-  private subscriber: Redis | undefined;
+  private subscriber: Redis | Cluster | undefined;
   private closed = false;
 
   constructor(
@@ -53,8 +53,7 @@ export class EndedChannel {
   }
 
   private subscribe(): void {
-    // Like the unlock subscriber: waiting for Redis as long as it takes is fine, nothing awaits it.
-    const sub = this.conn.client.duplicate({ enableOfflineQueue: true, commandTimeout: undefined, maxRetriesPerRequest: null });
+    const sub = this.conn.subscriber();
     this.subscriber = sub;
     sub.on('error', (err: Error) => this.conn.log().debug({ backend: 'redis', err: err.message }, 'redis ended-subscriber error'));
     sub.on('message', (ch: string, message: string) => {

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { JobLease } from '../../backend.js';
 import { parsePositiveDuration, type Duration } from '../../duration.js';
 import type { Logger } from '../../logger.js';
@@ -8,7 +8,7 @@ import { type RedisKeys, redisKeys } from './keys.js';
 import { defineScripts, type Scripts } from './scripts.js';
 
 export interface RedisJobLeaseOptions {
-  client?: Redis;
+  client?: Redis | Cluster;
   url?: string;
   /** Key prefix, default 'lapse:'; lease keys are `<prefix>job:<key>`. */
   prefix?: string;

@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 
 /** The scripts the backend runs; each is `<name>-<numKeys>.lua` next to this module. */
 export const SCRIPT_NAMES = [
@@ -47,7 +47,7 @@ function readSources(): Map<string, ScriptSource> {
  * Defines every script on `client` (ioredis defineCommand: EVALSHA, falling back to EVAL
  * after a Redis restart emptied the script cache) and returns callers for them.
  */
-export function defineScripts(client: Redis): Scripts {
+export function defineScripts(client: Redis | Cluster): Scripts {
   const all = readSources();
   const calls = {} as Scripts;
   for (const name of SCRIPT_NAMES) {
