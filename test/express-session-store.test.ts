@@ -115,7 +115,7 @@ for (const [kind, make] of Object.entries(makers)) {
       await once((cb) => ls.touch('t', sess({ keep: 'CHANGED' }, 60_000), cb));
       const after = await store.get('t');
       expect(after?.version).toBe(before?.version);
-      expect((after?.data as { keep: string }).keep).toBe('me');
+      expect((after?.data as { keep?: string } | undefined)?.keep).toBe('me');
       expect(after?.expiresAt).toBe((before?.expiresAt ?? 0) + 50_000);
       await clock.advance('50s');
       expect(await ls.get('t')).toMatchObject({ keep: 'me' });
