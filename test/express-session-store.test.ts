@@ -131,7 +131,7 @@ for (const [kind, make] of Object.entries(makers)) {
       }
       expect(await once((cb) => ls.length(cb))).toBe(1000);
       expect(await once<string[]>((cb) => ls.ids(cb))).toEqual(ids);
-      const all = (await once<Record<string, SessionData>>((cb) => ls.all(cb))) as Record<string, { n: number }>;
+      const all = (await once<Record<string, SessionData>>((cb) => ls.all(cb))) as unknown as Record<string, { n: number }>;
       expect(Object.keys(all)).toHaveLength(1000);
       expect(all['sess-0999']?.n).toBe(999);
       await once((cb) => ls.destroy('sess-0000', cb));

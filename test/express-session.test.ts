@@ -211,7 +211,7 @@ describe('LapseStore failure paths', () => {
     const ls = new LapseStore({ store });
     const cookie = { originalMaxAge: 60_000, expires: new Date(Date.now() + 60_000).toISOString(), path: '/' };
     await ls.set('s1', { cookie, n: 1 } as never);
-    const read = (await ls.get('s1')) as Record<string, unknown>;
+    const read = (await ls.get('s1')) as unknown as Record<string, unknown>;
     await store.delete('s1');
     read.n = 2;
     await ls.set('s1', read as never);
