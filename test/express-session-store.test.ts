@@ -16,6 +16,7 @@ import { applyChanges, LapseStore } from '../src/integrations/express-session.js
 import { silentLogger } from '../src/logger.js';
 import { createStore, type SessionStore } from '../src/store.js';
 import { randomPrefix, type RedisServer, redisAvailable, startRedis } from './helpers/redis-server.js';
+import { flakyBackend } from './helpers/flaky-backend.js';
 import { tempDir } from './helpers/tmp.js';
 
 const closers: Array<() => Promise<unknown> | unknown> = [];
@@ -174,15 +175,9 @@ describe('LapseStore merge rule and errors', () => {
   });
 
   it('a backend failure goes to the callback as LAPSE_BACKEND_UNAVAILABLE, once', async () => {
-    const backend = memory({ logger: silentLogger });
-    const failing = new Proxy(backend, {
-      get(t, p, r) {
-        const v = Reflect.get(t, p, r);
-        if (p === 'get' || p === 'insert') return () => Promise.reject(new Error('ECONNREFUSED'));
-        return typeof v === 'function' ? v.bind(t) : v;
-      },
-    }) as Backend;
-    const store = createStore({ backend: failing, sweepInterval: false, logger: silentLogger });
+    const { backend, breakIt } = flakyBackend(['get', 'insert']);
+    breakIt();
+    const store = createStore({ backend, sweepInterval: false, logger: silentLogger });
     closers.push(() => store.close());
     const ls = new LapseStore({ store });
     await expect(once((cb) => ls.get('abc', cb))).rejects.toSatisfy((e) => isLapseError(e, 'LAPSE_BACKEND_UNAVAILABLE'));

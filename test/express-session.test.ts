@@ -13,6 +13,7 @@ import { LapseStore } from '../src/integrations/express-session.js';
 import { silentLogger } from '../src/logger.js';
 import { createStore, type SessionStore } from '../src/store.js';
 import { randomPrefix, type RedisServer, redisAvailable, startRedis } from './helpers/redis-server.js';
+import { flakyBackend } from './helpers/flaky-backend.js';
 import { expressSessionApp, fastifySessionApp, type RunningApp, sessionCookie, sidOf } from './helpers/session-apps.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -185,21 +186,13 @@ for (const framework of Object.keys(frameworks) as Array<keyof typeof frameworks
 
 describe('LapseStore failure paths', () => {
   it('a failing backend is an error response, never a fresh anonymous session', async () => {
-    const backend = memory({ logger: silentLogger });
-    let broken = false;
-    const flaky = new Proxy(backend, {
-      get(target, prop, receiver) {
-        const v = Reflect.get(target, prop, receiver);
-        if (broken && typeof v === 'function') return () => Promise.reject(new Error('ECONNRESET'));
-        return typeof v === 'function' ? v.bind(target) : v;
-      },
-    }) as Backend;
-    const store = createStore({ backend: flaky, sweepInterval: false, logger: silentLogger });
+    const { backend, breakIt } = flakyBackend();
+    const store = createStore({ backend, sweepInterval: false, logger: silentLogger });
     const app = await expressSessionApp(new LapseStore({ store }));
     closers.push(() => app.close());
     const res = await fetch(`${app.url}/login`, { method: 'POST' });
     const cookie = sessionCookie(res, 'connect.sid');
-    broken = true;
+    breakIt();
     const failing = await fetch(`${app.url}/me`, { headers: { cookie } });
     expect(failing.status).toBe(500);
     expect(await failing.json()).toEqual({ error: 'LAPSE_BACKEND_UNAVAILABLE' });

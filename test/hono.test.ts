@@ -2,11 +2,10 @@ import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Backend } from '../src/backend.js';
-import { memory } from '../src/backends/memory.js';
 import { lapse } from '../src/integrations/hono.js';
 import { silentLogger } from '../src/logger.js';
 import { createStore } from '../src/store.js';
+import { flakyBackend } from './helpers/flaky-backend.js';
 
 const closers: Array<() => Promise<unknown> | unknown> = [];
 afterEach(async () => {
@@ -19,16 +18,8 @@ function cookieOf(res: Response): string {
 
 describe('lapse/hono on @hono/node-server', () => {
   it('logs in, reads, updates, rotates, logs out over real HTTP; a backend failure is a 503', async () => {
-    const backend = memory({ logger: silentLogger });
-    let broken = false;
-    const flaky = new Proxy(backend, {
-      get(t, p, r) {
-        const v = Reflect.get(t, p, r);
-        if (broken && p === 'get') return () => Promise.reject(new Error('ECONNRESET'));
-        return typeof v === 'function' ? v.bind(t) : v;
-      },
-    }) as Backend;
-    const store = createStore({ backend: flaky, sweepInterval: false, logger: silentLogger });
+    const { backend, breakIt } = flakyBackend(['get']);
+    const store = createStore({ backend, sweepInterval: false, logger: silentLogger });
     const app = new Hono();
     app.use(lapse({ store }));
     app.get('/me', (c) => c.json(c.get('lapse').session ?? { anonymous: true }));
@@ -76,7 +67,7 @@ describe('lapse/hono on @hono/node-server', () => {
     expect(await store.size()).toBe(0);
 
     const again = cookieOf(await fetch(`${base}/login`, { method: 'POST' }));
-    broken = true;
+    breakIt();
     const failing = await fetch(`${base}/me`, { headers: { cookie: again } });
     expect(failing.status).toBe(503);
     expect(await failing.text()).toBe('LAPSE_BACKEND_UNAVAILABLE');

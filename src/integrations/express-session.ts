@@ -118,6 +118,21 @@ export class LapseStore extends Base {
     return session;
   }
 
+  /**
+   * express-session's regenerate destroys the current id first. A session this request
+   * neither read nor saved cannot be in the store (its id was generated here): skip that
+   * round trip, which is every first login.
+   */
+  override regenerate(req: Parameters<ExpressStore['regenerate']>[0], fn: (err?: unknown) => void): void {
+    const current = (req as { session?: object }).session;
+    if (current && !this.reads.has(current)) {
+      (this as unknown as { generate(r: typeof req): void }).generate(req);
+      process.nextTick(fn);
+      return;
+    }
+    super.regenerate(req, fn);
+  }
+
   private async fetch(sid: string): Promise<StoredSession | null> {
     if (!isValidId(sid)) return null;
     const s = await this.store.touch(sid);
