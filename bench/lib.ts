@@ -45,6 +45,27 @@ export async function measure(name: string, fn: (i: number) => unknown, ms = 150
   return res;
 }
 
+/** `callers` loops calling `fn` at once for about `ms` after a warm-up; total throughput. */
+export async function concurrent(name: string, fn: (i: number) => Promise<unknown>, callers: number, ms: number): Promise<OpsResult> {
+  let i = 0;
+  const loop = async (until: number): Promise<number> => {
+    let n = 0;
+    while (performance.now() < until) {
+      await fn(i++);
+      n++;
+    }
+    return n;
+  };
+  await Promise.all(Array.from({ length: callers }, () => loop(performance.now() + Math.min(300, ms / 4)))); // warm-up
+  const start = performance.now();
+  const counts = await Promise.all(Array.from({ length: callers }, () => loop(start + ms)));
+  const elapsed = performance.now() - start;
+  const ops = counts.reduce((a, b) => a + b, 0);
+  const res = { name, ops, opsPerSec: (ops / elapsed) * 1000, nsPerOp: (elapsed * 1e6) / ops };
+  progress(`${name}: ${fmt(res.opsPerSec)} ops/s`);
+  return res;
+}
+
 /**
  * Contenders measured in turns, `rounds` times, the order rotated every round (two sides swap):
  * on a shared machine, neighbouring runs share the load of the moment, so each side's ratio

@@ -10,7 +10,7 @@ import { redis } from '../dist/backends/redis.js';
 import { silentLogger } from '../dist/logger.js';
 import { createStore } from '../dist/store.js';
 import { startRedis } from '../test/helpers/redis-server.js';
-import { alternate, fmt, measure, type OpsResult, progress, writeResults } from './lib.js';
+import { alternate, concurrent, measure, type OpsResult, writeResults } from './lib.js';
 
 const MS = 1000;
 const ROUNDS = 5;
@@ -18,27 +18,6 @@ const CALLERS = 50;
 const TOKENS = 2000;
 const MEMORY_SESSIONS = 20_000;
 const DATA = { userName: 'alice@example.com', roles: ['user', 'editor'], cart: [101, 202, 303], theme: 'dark' };
-
-/** `callers` loops calling `fn` at once for about `ms`; total throughput. */
-async function concurrent(name: string, fn: (i: number) => Promise<unknown>, callers = CALLERS, ms = MS): Promise<OpsResult> {
-  let i = 0;
-  const loop = async (until: number): Promise<number> => {
-    let n = 0;
-    while (performance.now() < until) {
-      await fn(i++);
-      n++;
-    }
-    return n;
-  };
-  await Promise.all(Array.from({ length: callers }, () => loop(performance.now() + Math.min(300, ms / 4)))); // warm-up
-  const start = performance.now();
-  const counts = await Promise.all(Array.from({ length: callers }, () => loop(start + ms)));
-  const elapsed = performance.now() - start;
-  const ops = counts.reduce((a, b) => a + b, 0);
-  const res = { name, ops, opsPerSec: (ops / elapsed) * 1000, nsPerOp: (elapsed * 1e6) / ops };
-  progress(`${name}: ${fmt(res.opsPerSec)} ops/s`);
-  return res;
-}
 
 async function usedMemory(client: Redis): Promise<number> {
   const info = await client.info('memory');
@@ -94,7 +73,7 @@ try {
   const results: Array<{ mode: string; op: string; lapse: OpsResult; raw: OpsResult; ratio: number }> = [];
   for (const [mode, run] of [
     ['sequential', (name: string, fn: (i: number) => Promise<unknown>) => measure(name, fn, MS)],
-    [`${CALLERS} concurrent`, (name: string, fn: (i: number) => Promise<unknown>) => concurrent(name, fn)],
+    [`${CALLERS} concurrent`, (name: string, fn: (i: number) => Promise<unknown>) => concurrent(name, fn, CALLERS, MS)],
   ] as const) {
     const get = await pair(run, [`${mode} raw GET`, `${mode} validate`], (i) => raw.get(`raw:${i % TOKENS}`), (i) =>
       store.validate(pick(tokens, i)),

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const all = ['core', 'sqlite', 'redis', 'http', 'socketio'];
+const all = ['core', 'sqlite', 'redis', 'postgres', 'http', 'socketio'];
 const chosen = process.argv.slice(2).length > 0 ? process.argv.slice(2) : all;
 let failed = 0;
 for (const name of chosen) {

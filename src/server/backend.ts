@@ -2,33 +2,49 @@ import { resolve } from 'node:path';
 import type { Backend } from '../backend.js';
 import { memory } from '../backends/memory.js';
 import type { Clock } from '../clock.js';
-import { LapseError } from '../errors.js';
+import { isLapseError, LapseError } from '../errors.js';
 import type { Logger } from '../logger.js';
 
 /** What a backend URL names, parsed. */
 export type BackendTarget =
   | { kind: 'memory'; snapshot: string | undefined }
   | { kind: 'sqlite'; path: string }
-  | { kind: 'redis'; url: string };
+  | { kind: 'redis'; url: string }
+  | { kind: 'postgres'; url: string; schema: string | undefined };
 
-/** Parses 'memory', 'memory:<snapshot>', 'sqlite:<path>' or 'redis://…' (paths resolved against cwd). */
+/** Parses 'memory', 'memory:<snapshot>', 'sqlite:<path>', 'redis://…' or 'postgres://…[?schema=name]' (paths resolved against cwd). */
 export function parseBackendUrl(url: string): BackendTarget {
   if (url === 'memory') return { kind: 'memory', snapshot: undefined };
   if (url.startsWith('memory:')) return { kind: 'memory', snapshot: resolve(url.slice('memory:'.length)) };
   if (url.startsWith('sqlite:')) return { kind: 'sqlite', path: resolve(url.slice('sqlite:'.length)) };
   if (/^rediss?:\/\//.test(url)) return { kind: 'redis', url };
-  throw new LapseError('LAPSE_INVALID_OPTION', `unknown backend ${JSON.stringify(url)}: use 'memory', 'sqlite:<path>' or 'redis://host:port'`);
+  if (/^postgres(ql)?:\/\//.test(url)) return postgresTarget(url);
+  throw new LapseError('LAPSE_INVALID_OPTION', `unknown backend ${JSON.stringify(url)}: use 'memory', 'sqlite:<path>', 'redis://host:port' or 'postgres://host/db'`);
+}
+
+/** A postgres:// URL, with Lapse's own `schema` parameter taken out (pg would pass it to the server). */
+function postgresTarget(url: string): BackendTarget {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new LapseError('LAPSE_INVALID_OPTION', `backend ${describeBackend(url)} is not a valid postgres:// URL`);
+  }
+  const schema = parsed.searchParams.get('schema') ?? undefined;
+  parsed.searchParams.delete('schema');
+  return { kind: 'postgres', url: parsed.toString(), schema };
 }
 
 /** The backend URL without a password, safe to print and log. */
 export function describeBackend(url: string): string {
-  return url.replace(/^(rediss?:\/\/)([^@/]*)@/, (_, scheme: string) => `${scheme}***@`);
+  return url.replace(/^(rediss?:\/\/|postgres(?:ql)?:\/\/)([^@/]*)@/, (_, scheme: string) => `${scheme}***@`);
 }
 
 // The SQLite and Redis backends load only when asked for, so the service runs on memory
 // without their native modules, and one missing piece does not break the others.
 const SQLITE_MODULE: string = '../backends/sqlite.js';
 const REDIS_MODULE: string = '../backends/redis.js';
+const POSTGRES_MODULE: string = '../backends/postgres/index.js';
 
 async function load<T>(specifier: string, name: string, what: string): Promise<T> {
   let mod: Record<string, unknown>;
@@ -60,6 +76,21 @@ export async function openBackend(url: string, opts: { redisPrefix?: string; clo
       // Redis keeps time on the server side and takes no clock.
       const redis = await load<(o: { url: string; prefix?: string; logger?: Logger }) => Backend>(REDIS_MODULE, 'redis', 'Redis');
       return redis({ url: target.url, ...(opts.redisPrefix ? { prefix: opts.redisPrefix } : {}), ...(opts.logger ? { logger: opts.logger } : {}) });
+    }
+    case 'postgres': {
+      type Pg = Backend & { ready(): Promise<void> };
+      const postgres = await load<(o: { url: string; schema?: string; logger?: Logger }) => Pg>(POSTGRES_MODULE, 'postgres', 'PostgreSQL');
+      const backend = postgres({ url: target.url, ...(target.schema ? { schema: target.schema } : {}), ...(opts.logger ? { logger: opts.logger } : {}) });
+      // A schema Lapse must not touch stops the start; a server that is down does not (calls are 503 until it is up).
+      try {
+        await backend.ready();
+      } catch (err) {
+        if (isLapseError(err, 'LAPSE_INVALID_OPTION')) {
+          await backend.close();
+          throw err;
+        }
+      }
+      return backend;
     }
   }
 }

@@ -85,8 +85,8 @@ export function rate(v: unknown, where: string): ServerConfig['rateLimit'] {
 
 export function backendUrl(v: unknown, where: string): string {
   const s = text()(v, where);
-  if (s === 'memory' || s === 'sqlite' || /^(memory|sqlite):.+/.test(s) || /^rediss?:\/\/.+/.test(s)) return s;
-  throw bad(where, "'memory', 'sqlite:<path>' or 'redis://host:port'", s);
+  if (s === 'memory' || s === 'sqlite' || /^(memory|sqlite):.+/.test(s) || /^(rediss?|postgres(ql)?):\/\/.+/.test(s)) return s;
+  throw bad(where, "'memory', 'sqlite:<path>', 'redis://host:port' or 'postgres://host/db'", s);
 }
 
 export function level(v: unknown, where: string): LogLevel {

@@ -1,0 +1,304 @@
+/**
+ * The PostgreSQL schema of Lapse: tables, indexes and the functions that hold each policy
+ * (caps, leases, versions) in one statement, like the Redis backend's Lua scripts: one round
+ * trip per call, atomic because a statement is its own transaction.
+ */
+import type { SchemaNames } from './names.js';
+
+/** The schema version this code writes; kept in `lapse_schema`. */
+export const SCHEMA_VERSION = 1;
+
+/** What `lapse_schema.application` holds in a schema that is Lapse's. */
+export const APPLICATION = 'lapse';
+
+/** Tables Lapse creates: a schema holding any of them without a `lapse_schema` row is not Lapse's. */
+export const TABLES = ['lapse_schema', 'lapse_sessions', 'lapse_users', 'lapse_counters', 'lapse_leases'] as const;
+
+/** A custom SQLSTATE per refusal, mapped back to LapseError codes in errors.ts. */
+export const REFUSALS = {
+  LX400: 'LAPSE_INVALID_INPUT',
+  LX404: 'LAPSE_NOT_FOUND',
+  LX409: 'LAPSE_VERSION_CONFLICT',
+  LX423: 'LAPSE_LOCKED',
+} as const;
+
+/** Rows the session and user totals are split over (see lapse_counters). */
+const COUNTER_SHARDS = 64;
+/** This connection's counter row. */
+const SHARD = `pg_backend_pid() % ${COUNTER_SHARDS}`;
+
+/** Wall time of the database in ms: the one clock every node of a job lease shares. */
+export const DB_NOW_MS = '(extract(epoch from clock_timestamp()) * 1000)::bigint';
+
+/**
+ * `MIGRATIONS[v]` brings a schema from version v to v + 1. Append only: a released migration
+ * is never edited. Each runs in the migrating transaction, under the migration lock.
+ */
+export const MIGRATIONS: readonly ((n: SchemaNames) => string)[] = [
+  // v0 -> v1
+  (n) => {
+    const s = n.q;
+    const ended = (r: string, live: string) =>
+      `json_build_object('id', ${r}.id, 'userId', ${r}.user_id, 'reason', CASE WHEN ${r}.expires_at > p_now THEN '${live}'
+        WHEN ${r}.expires_at >= ${r}.absolute_expires_at THEN 'absolute' ELSE 'idle' END)`;
+    const leased = (r: string) =>
+      `${r}.lock_fence IS NOT NULL AND ${r}.lock_expires_at > p_now AND ${r}.lock_fence IS DISTINCT FROM p_fence`;
+    const refuseLeased = (r: string) =>
+      `RAISE EXCEPTION USING ERRCODE = 'LX423', MESSAGE = format('session %s is leased by %s until %s', ${r}.id, ${r}.lock_owner, ${r}.lock_expires_at);`;
+    const live = (r: string) =>
+      `IF ${r}.id IS NULL OR ${r}.expires_at <= p_now THEN
+        RAISE EXCEPTION USING ERRCODE = 'LX404', MESSAGE = format('no live session %s', p_id);
+      END IF;`;
+    const fn = (sig: string, returns: string, body: string) =>
+      `CREATE FUNCTION ${s}.${sig} RETURNS ${returns} LANGUAGE plpgsql AS $fn$\n${body}\n$fn$;`;
+    return `
+  CREATE TABLE ${s}.lapse_sessions (
+    id                  text PRIMARY KEY,
+    secret_hash         text NOT NULL,
+    user_id             text,
+    data                text NOT NULL,
+    created_at          bigint NOT NULL,
+    last_accessed_at    bigint NOT NULL,
+    expires_at          bigint NOT NULL,
+    absolute_expires_at bigint NOT NULL,
+    idle_timeout        bigint NOT NULL,
+    access_count        bigint NOT NULL,
+    version             bigint NOT NULL,
+    recency             bigint NOT NULL,
+    lock_owner          text,
+    lock_fence          bigint,
+    lock_expires_at     bigint,
+    ip                  text,
+    user_agent          text
+  );
+  CREATE INDEX lapse_sessions_expires ON ${s}.lapse_sessions (expires_at);
+  CREATE INDEX lapse_sessions_recency ON ${s}.lapse_sessions (recency);
+  CREATE INDEX lapse_sessions_user ON ${s}.lapse_sessions (user_id, recency) WHERE user_id IS NOT NULL;
+  CREATE INDEX lapse_sessions_lock ON ${s}.lapse_sessions (lock_expires_at) WHERE lock_expires_at IS NOT NULL;
+
+  -- Counts kept in the transaction that changes the rows, so stats never scan. The totals are
+  -- split over ${COUNTER_SHARDS} rows, each connection writing its own (by backend pid): one row would
+  -- make every insert and delete of every connection wait for the previous one's commit.
+  CREATE TABLE ${s}.lapse_users (user_id text PRIMARY KEY, sessions bigint NOT NULL);
+  CREATE TABLE ${s}.lapse_counters (shard int PRIMARY KEY, sessions bigint NOT NULL, users bigint NOT NULL);
+  INSERT INTO ${s}.lapse_counters (shard, sessions, users) SELECT g, 0, 0 FROM generate_series(0, ${COUNTER_SHARDS - 1}) g;
+
+  -- Order of last access, and fencing numbers: both only ever grow, across every process.
+  CREATE SEQUENCE ${s}.lapse_recency;
+  CREATE SEQUENCE ${s}.lapse_fence;
+
+  CREATE TABLE ${s}.lapse_leases (key text PRIMARY KEY, token text NOT NULL, expires_at bigint NOT NULL);
+  CREATE INDEX lapse_leases_expires ON ${s}.lapse_leases (expires_at);
+
+  -- Lock order, everywhere: session rows, then lapse_users rows in user_id order, then this
+  -- connection's counter shard, last. Rows taken to make room are taken with SKIP LOCKED, so a
+  -- writer holding a user's row never waits for a session row (see docs/postgres.md).
+  ${fn('lapse_count_up(p_user text)', 'void', `DECLARE fresh boolean := false;
+  BEGIN
+    IF p_user IS NOT NULL THEN
+      INSERT INTO ${s}.lapse_users AS u (user_id, sessions) VALUES (p_user, 1)
+        ON CONFLICT (user_id) DO UPDATE SET sessions = u.sessions + 1 RETURNING (xmax = 0) INTO fresh;
+    END IF;
+    UPDATE ${s}.lapse_counters SET sessions = sessions + 1, users = users + fresh::int WHERE shard = ${SHARD};
+  END;`)}
+
+  ${fn('lapse_count_down(p_users text[], p_n bigint)', 'void', `DECLARE gone bigint := 0;
+  BEGIN
+    IF p_n = 0 THEN RETURN; END IF;
+    IF p_users IS NOT NULL AND cardinality(p_users) > 0 THEN
+      PERFORM 1 FROM ${s}.lapse_users WHERE user_id = ANY (p_users) ORDER BY user_id FOR UPDATE;
+      UPDATE ${s}.lapse_users x SET sessions = x.sessions - c.n
+        FROM (SELECT u, count(*) AS n FROM unnest(p_users) AS u WHERE u IS NOT NULL GROUP BY u) c WHERE x.user_id = c.u;
+      WITH g AS (DELETE FROM ${s}.lapse_users WHERE user_id = ANY (p_users) AND sessions <= 0 RETURNING 1)
+        SELECT count(*) INTO gone FROM g;
+    END IF;
+    UPDATE ${s}.lapse_counters SET sessions = sessions - p_n, users = users - gone WHERE shard = ${SHARD};
+  END;`)}
+
+  -- Locks a user's row (made when missing) before its sessions are counted against its cap.
+  ${fn('lapse_hold_user(p_user text)', 'bigint', `DECLARE n bigint; fresh boolean;
+  BEGIN
+    INSERT INTO ${s}.lapse_users AS u (user_id, sessions) VALUES (p_user, 0)
+      ON CONFLICT (user_id) DO UPDATE SET sessions = u.sessions RETURNING sessions, (xmax = 0) INTO n, fresh;
+    IF fresh THEN UPDATE ${s}.lapse_counters SET users = users + 1 WHERE shard = ${SHARD}; END IF;
+    RETURN n;
+  END;`)}
+
+  -- Removes one row that a caller holds, and reports it.
+  ${fn('lapse_end(p_id text, p_user text)', 'void', `BEGIN
+    DELETE FROM ${s}.lapse_sessions WHERE id = p_id;
+    PERFORM ${s}.lapse_count_down(ARRAY[p_user], 1);
+  END;`)}
+
+  ${fn('lapse_cap_user(p_user text, p_now bigint, p_cap bigint, INOUT ended json[])', 'json[]', `DECLARE n bigint; e record;
+  BEGIN
+    IF p_cap IS NULL THEN RETURN; END IF;
+    n := ${s}.lapse_hold_user(p_user);
+    WHILE n >= p_cap LOOP
+      SELECT id, user_id, expires_at, absolute_expires_at INTO e FROM ${s}.lapse_sessions
+        WHERE user_id = p_user ORDER BY recency LIMIT 1 FOR UPDATE SKIP LOCKED;
+      EXIT WHEN NOT FOUND;
+      PERFORM ${s}.lapse_end(e.id, e.user_id);
+      ended := ended || ${ended('e', 'evicted')};
+      n := n - 1;
+    END LOOP;
+  END;`)}
+
+  ${fn(
+    `lapse_insert(p_id text, p_secret text, p_user text, p_data text, p_created bigint, p_last bigint, p_expires bigint,
+      p_abs bigint, p_idle bigint, p_count bigint, p_version bigint, p_lock_owner text, p_lock_fence bigint,
+      p_lock_expires bigint, p_ip text, p_ua text, p_now bigint, p_max bigint, p_max_user bigint, p_replace boolean,
+      p_fence bigint)`,
+    'json',
+    `DECLARE r ${s}.lapse_sessions; e record; ended json[] := '{}'; n bigint;
+  BEGIN
+    -- Only a global cap needs every insert in turn: the count it checks must not move meanwhile.
+    IF p_max IS NOT NULL THEN PERFORM pg_advisory_xact_lock(${n.writeLock}); END IF;
+    SELECT * INTO r FROM ${s}.lapse_sessions WHERE id = p_id FOR UPDATE;
+    IF FOUND AND r.expires_at > p_now THEN
+      IF NOT p_replace THEN
+        RAISE EXCEPTION USING ERRCODE = 'LX400', MESSAGE = format('a session with id %s exists', p_id);
+      END IF;
+      IF ${leased('r')} THEN ${refuseLeased('r')} END IF;
+      IF p_user IS NOT NULL AND p_user IS DISTINCT FROM r.user_id THEN
+        ended := ${s}.lapse_cap_user(p_user, p_now, p_max_user, ended);
+      END IF;
+      IF p_user IS DISTINCT FROM r.user_id THEN
+        PERFORM 1 FROM ${s}.lapse_users WHERE user_id IN (p_user, r.user_id) ORDER BY user_id FOR UPDATE;
+        PERFORM ${s}.lapse_count_down(ARRAY[r.user_id], 1);
+        PERFORM ${s}.lapse_count_up(p_user);
+      END IF;
+      UPDATE ${s}.lapse_sessions SET secret_hash = p_secret, user_id = p_user, data = p_data, last_accessed_at = p_last,
+        expires_at = least(p_last + p_idle, r.absolute_expires_at), idle_timeout = p_idle, ip = p_ip, user_agent = p_ua,
+        version = version + 1, recency = nextval('${s}.lapse_recency')
+        WHERE id = p_id RETURNING * INTO r;
+      RETURN json_build_object('record', row_to_json(r), 'ended', array_to_json(ended));
+    END IF;
+    IF FOUND THEN
+      PERFORM ${s}.lapse_end(r.id, r.user_id);
+      ended := ended || ${ended('r', 'evicted')};
+    END IF;
+    IF p_user IS NOT NULL THEN ended := ${s}.lapse_cap_user(p_user, p_now, p_max_user, ended); END IF;
+    IF p_max IS NOT NULL THEN
+      SELECT sum(sessions) INTO n FROM ${s}.lapse_counters;
+      WHILE n >= p_max LOOP
+        -- An expired session makes room before any live one is evicted.
+        SELECT id, user_id, expires_at, absolute_expires_at INTO e FROM ${s}.lapse_sessions
+          ORDER BY expires_at LIMIT 1 FOR UPDATE SKIP LOCKED;
+        EXIT WHEN NOT FOUND;
+        IF e.expires_at > p_now THEN
+          SELECT id, user_id, expires_at, absolute_expires_at INTO e FROM ${s}.lapse_sessions
+            ORDER BY recency LIMIT 1 FOR UPDATE SKIP LOCKED;
+        END IF;
+        PERFORM ${s}.lapse_end(e.id, e.user_id);
+        ended := ended || ${ended('e', 'evicted')};
+        n := n - 1;
+      END LOOP;
+    END IF;
+    INSERT INTO ${s}.lapse_sessions VALUES (p_id, p_secret, p_user, p_data, p_created, p_last, p_expires, p_abs, p_idle,
+      p_count, p_version, nextval('${s}.lapse_recency'), p_lock_owner, p_lock_fence, p_lock_expires, p_ip, p_ua)
+      RETURNING * INTO r;
+    PERFORM ${s}.lapse_count_up(p_user);
+    RETURN json_build_object('record', row_to_json(r), 'ended', array_to_json(ended));
+  END;`,
+  )}
+
+  ${fn('lapse_update(p_id text, p_data text, p_now bigint, p_expected bigint, p_fence bigint)', 'json', `DECLARE r ${s}.lapse_sessions;
+  BEGIN
+    SELECT * INTO r FROM ${s}.lapse_sessions WHERE id = p_id FOR UPDATE;
+    ${live('r')}
+    IF ${leased('r')} THEN ${refuseLeased('r')} END IF;
+    IF p_expected IS NOT NULL AND p_expected <> r.version THEN
+      RAISE EXCEPTION USING ERRCODE = 'LX409', MESSAGE = format('session %s is at version %s, not %s', p_id, r.version, p_expected);
+    END IF;
+    UPDATE ${s}.lapse_sessions SET data = p_data, version = version + 1 WHERE id = p_id RETURNING * INTO r;
+    RETURN row_to_json(r);
+  END;`)}
+
+  ${fn('lapse_remove(p_id text, p_now bigint, p_fence bigint, p_force boolean)', 'json', `DECLARE r ${s}.lapse_sessions;
+  BEGIN
+    SELECT * INTO r FROM ${s}.lapse_sessions WHERE id = p_id FOR UPDATE;
+    IF NOT FOUND OR r.expires_at <= p_now THEN RETURN NULL; END IF;
+    IF NOT p_force AND ${leased('r')} THEN ${refuseLeased('r')} END IF;
+    PERFORM ${s}.lapse_end(r.id, r.user_id);
+    RETURN row_to_json(r);
+  END;`)}
+
+  -- Same user, same count: no write lock, only the row's.
+  ${fn('lapse_rotate(p_id text, p_next text, p_secret text, p_now bigint, p_fence bigint)', 'json', `DECLARE r ${s}.lapse_sessions;
+  BEGIN
+    SELECT * INTO r FROM ${s}.lapse_sessions WHERE id = p_id FOR UPDATE;
+    ${live('r')}
+    IF ${leased('r')} THEN ${refuseLeased('r')} END IF;
+    IF EXISTS (SELECT 1 FROM ${s}.lapse_sessions WHERE id = p_next) THEN
+      RAISE EXCEPTION USING ERRCODE = 'LX400', MESSAGE = format('a session with id %s exists', p_next);
+    END IF;
+    UPDATE ${s}.lapse_sessions SET id = p_next, secret_hash = p_secret, last_accessed_at = p_now,
+      expires_at = least(p_now + idle_timeout, absolute_expires_at), lock_owner = NULL, lock_fence = NULL,
+      lock_expires_at = NULL, recency = nextval('${s}.lapse_recency')
+      WHERE id = p_id RETURNING * INTO r;
+    RETURN row_to_json(r);
+  END;`)}
+
+  ${fn('lapse_remove_user(p_user text, p_now bigint, p_except text)', 'json', `DECLARE out json; n bigint;
+  BEGIN
+    WITH d AS (DELETE FROM ${s}.lapse_sessions WHERE user_id = p_user AND id IS DISTINCT FROM p_except
+      RETURNING id, user_id, expires_at, absolute_expires_at)
+    SELECT coalesce(json_agg(${ended('d', 'revoked')}), '[]'::json), count(*) INTO out, n FROM d;
+    PERFORM ${s}.lapse_count_down(array_fill(p_user, ARRAY[n::int]), n);
+    RETURN out;
+  END;`)}
+
+  -- One bounded batch: rows other transactions hold are skipped (the next sweep gets them).
+  ${fn('lapse_sweep(p_now bigint, p_limit int)', 'json', `DECLARE out json; n bigint; users text[];
+  BEGIN
+    WITH d AS (DELETE FROM ${s}.lapse_sessions WHERE ctid = ANY (ARRAY(
+        SELECT ctid FROM ${s}.lapse_sessions WHERE expires_at <= p_now ORDER BY expires_at LIMIT p_limit FOR UPDATE SKIP LOCKED))
+      RETURNING id, user_id, expires_at, absolute_expires_at)
+    SELECT coalesce(json_agg(${ended('d', 'idle')} ORDER BY d.expires_at), '[]'::json), count(*),
+        array_agg(d.user_id) FILTER (WHERE d.user_id IS NOT NULL)
+      INTO out, n, users FROM d;
+    PERFORM ${s}.lapse_count_down(users, n);
+    RETURN out;
+  END;`)}
+
+  ${fn('lapse_lock(p_id text, p_owner text, p_ttl bigint, p_now bigint)', 'json', `DECLARE r ${s}.lapse_sessions;
+  BEGIN
+    SELECT * INTO r FROM ${s}.lapse_sessions WHERE id = p_id FOR UPDATE;
+    ${live('r')}
+    IF r.lock_fence IS NOT NULL AND r.lock_expires_at > p_now THEN ${refuseLeased('r')} END IF;
+    UPDATE ${s}.lapse_sessions SET lock_owner = p_owner, lock_fence = nextval('${s}.lapse_fence'),
+      lock_expires_at = p_now + p_ttl WHERE id = p_id RETURNING * INTO r;
+    RETURN json_build_object('owner', r.lock_owner, 'fence', r.lock_fence, 'expiresAt', r.lock_expires_at);
+  END;`)}
+
+  ${fn('lapse_extend(p_id text, p_fence bigint, p_ttl bigint, p_now bigint)', 'json', `DECLARE r ${s}.lapse_sessions;
+  BEGIN
+    SELECT * INTO r FROM ${s}.lapse_sessions WHERE id = p_id FOR UPDATE;
+    ${live('r')}
+    IF r.lock_fence IS DISTINCT FROM p_fence OR r.lock_expires_at <= p_now THEN
+      RAISE EXCEPTION USING ERRCODE = 'LX423', MESSAGE = format('lease %s on %s is no longer in force', p_fence, p_id);
+    END IF;
+    UPDATE ${s}.lapse_sessions SET lock_expires_at = p_now + p_ttl WHERE id = p_id RETURNING * INTO r;
+    RETURN json_build_object('owner', r.lock_owner, 'fence', r.lock_fence, 'expiresAt', r.lock_expires_at);
+  END;`)}
+
+  -- The release is announced at commit (NOTIFY is transactional) to every listening process.
+  ${fn('lapse_unlock(p_id text, p_fence bigint, p_now bigint)', 'boolean', `DECLARE r ${s}.lapse_sessions;
+  BEGIN
+    SELECT * INTO r FROM ${s}.lapse_sessions WHERE id = p_id FOR UPDATE;
+    IF NOT FOUND OR r.expires_at <= p_now OR r.lock_fence IS DISTINCT FROM p_fence THEN RETURN false; END IF;
+    UPDATE ${s}.lapse_sessions SET lock_owner = NULL, lock_fence = NULL, lock_expires_at = NULL WHERE id = p_id;
+    PERFORM pg_notify('${n.unlockChannel}', p_id);
+    RETURN r.lock_expires_at > p_now;
+  END;`)}
+
+  ${fn('lapse_clear()', 'void', `BEGIN
+    PERFORM pg_advisory_xact_lock(${n.writeLock});
+    DELETE FROM ${s}.lapse_sessions;
+    DELETE FROM ${s}.lapse_users;
+    UPDATE ${s}.lapse_counters SET sessions = 0, users = 0;
+  END;`)}
+  `;
+  },
+];
