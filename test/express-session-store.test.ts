@@ -8,6 +8,7 @@ import type { SessionData } from 'express-session';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Backend } from '../src/backend.js';
 import { memory } from '../src/backends/memory.js';
+import { postgres } from '../src/backends/postgres/index.js';
 import { redis } from '../src/backends/redis.js';
 import { sqlite } from '../src/backends/sqlite.js';
 import { ManualClock } from '../src/clock.js';
@@ -15,6 +16,7 @@ import { isLapseError } from '../src/errors.js';
 import { applyChanges, LapseStore } from '../src/integrations/express-session.js';
 import { silentLogger } from '../src/logger.js';
 import { createStore, type SessionStore } from '../src/store.js';
+import { type PostgresServer, postgresAvailable, randomName, startPostgres } from './helpers/postgres-server.js';
 import { randomPrefix, type RedisServer, redisAvailable, startRedis } from './helpers/redis-server.js';
 import { flakyBackend } from './helpers/flaky-backend.js';
 import { tempDir } from './helpers/tmp.js';
@@ -24,12 +26,16 @@ afterEach(async () => {
   for (const c of closers.splice(0).reverse()) await c();
 });
 let server: RedisServer | undefined;
+let pgServer: PostgresServer | undefined;
 const withRedis = redisAvailable() || process.env.CI === 'true';
+const withPostgres = postgresAvailable() || process.env.CI === 'true';
 beforeAll(async () => {
   if (withRedis) server = await startRedis();
+  if (withPostgres) pgServer = await startPostgres();
 });
 afterAll(async () => {
   await server?.stop();
+  await pgServer?.destroy();
 });
 
 const makers: Record<string, (clock: ManualClock) => Backend> = {
@@ -41,6 +47,10 @@ const makers: Record<string, (clock: ManualClock) => Backend> = {
   },
 };
 if (withRedis) makers.redis = () => redis({ url: (server as RedisServer).url, prefix: randomPrefix(), logger: silentLogger });
+if (withPostgres) {
+  makers.postgres = () =>
+    postgres({ url: (pgServer as PostgresServer).url, schema: randomName('es'), poolSize: 4, logger: silentLogger });
+}
 
 /** A session as express-session saves it: a Cookie in its JSON form plus app keys. */
 function sess(extra: Record<string, unknown> = {}, maxAge = 60_000): SessionData {
