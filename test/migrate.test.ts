@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import Database from 'better-sqlite3';
+import pg from 'pg';
 import RedisStore from 'connect-redis';
 import session, { type SessionData, type Store } from 'express-session';
 import { Redis } from 'ioredis';
@@ -20,11 +21,14 @@ import { runCli } from '../src/cli/program.js';
 import { LapseStore, userField } from '../src/integrations/express-session.js';
 import { silentLogger } from '../src/logger.js';
 import { createStore, type SessionStore } from '../src/store.js';
+import { describePostgres, type PostgresServer, startPostgres } from './helpers/postgres-server.js';
 import { describeRedis, randomPrefix, type RedisServer, startRedis } from './helpers/redis-server.js';
 import { expressSessionApp, type RunningApp, sessionCookie, sidOf } from './helpers/session-apps.js';
 import { tempDir } from './helpers/tmp.js';
 
 const require = createRequire(import.meta.url);
+type PgStoreClass = new (o: { pool: pg.Pool; createTableIfMissing: boolean; pruneSessionInterval: false }) => Store & { close(): Promise<void> };
+const connectPgSimple = require('connect-pg-simple') as (s: typeof session) => PgStoreClass;
 const SqliteStore = (require('better-sqlite3-session-store') as (s: typeof session) => new (o: { client: Database.Database }) => Store)(session);
 
 const closers: Array<() => Promise<unknown> | unknown> = [];
@@ -201,10 +205,50 @@ describe('lapse import --from better-sqlite3-session-store', () => {
     const missing = await cli(['import', '--from', 'better-sqlite3-session-store', join(tmp.dir, 'nope.db')], join(tmp.dir, 'data'));
     expect(missing.code).toBe(2);
     expect(missing.err).toMatch(/cannot open .*nope\.db/);
-    const pg = await cli(['import', '--from', 'connect-pg-simple', 'postgres://127.0.0.1/x'], join(tmp.dir, 'data'));
-    expect(pg.code).toBe(2);
-    expect(pg.err).toMatch(/PostgreSQL backend/);
+    const table = await cli(['import', '--from', 'connect-pg-simple', 'postgres://127.0.0.1/x', '--table', 'a;b'], join(tmp.dir, 'data'));
+    expect(table.code).toBe(2);
+    expect(table.err).toMatch(/not a table or schema name: a;b/);
     const other = await cli(['import', '--from', 'memorystore', 'x'], join(tmp.dir, 'data'));
-    expect(other.err).toMatch(/--from takes one of connect-redis, better-sqlite3-session-store/);
+    expect(other.err).toMatch(/--from takes one of connect-redis, better-sqlite3-session-store, connect-pg-simple/);
+  });
+});
+
+describePostgres('lapse import --from connect-pg-simple', () => {
+  let server: PostgresServer;
+  beforeAll(async () => {
+    server = await startPostgres();
+  });
+  afterAll(async () => {
+    await server?.destroy();
+  });
+
+  it('migrates the sessions an express-session app wrote to PostgreSQL, then serves the same cookies', async () => {
+    const tmp = tempDir();
+    closers.push(tmp.cleanup);
+    const url = await server.createDatabase('peer');
+    const pool = new pg.Pool({ connectionString: url, max: 2 });
+    closers.push(() => pool.end());
+    const PgStore = connectPgSimple(session);
+    const pgStore = new PgStore({ pool, createTableIfMissing: true, pruneSessionInterval: false });
+    closers.push(() => pgStore.close());
+    const peer = await expressSessionApp(pgStore);
+    closers.push(() => peer.close());
+    const cookies = await loginAll(peer, ['fay', 'gus']);
+    const old = { cookie: { originalMaxAge: 60_000, expires: new Date(Date.now() - 1000), path: '/' } };
+    await pool.query(`INSERT INTO "session" (sid, sess, expire) VALUES ('stale', $1, to_timestamp($2))`, [JSON.stringify(old), Date.now() / 1000 - 1]);
+
+    const args = ['import', '--from', 'connect-pg-simple', url, '--user-field', 'passport.user', '--json'];
+    const first = await cli(args, join(tmp.dir, 'data'));
+    expect(first.err).not.toMatch(/lapse:/);
+    expect(counts(first.out)).toEqual({ scanned: 3, imported: 2, existing: 0, expired: 1, invalid: 0, done: true });
+    expect(counts((await cli(args, join(tmp.dir, 'data'))).out)).toMatchObject({ imported: 0, existing: 2 });
+
+    const { app, store } = await lapseApp(join(tmp.dir, 'data', 'lapse.db'));
+    // connect-pg-simple's expire column, read back through the same time zone: the same instant.
+    const [row] = (await pool.query(`SELECT extract(epoch FROM expire::timestamptz) * 1000 AS ms FROM "session" WHERE sid = $1`, [sidOf(cookies[0] as string)])).rows as Array<{ ms: string }>;
+    const migrated = await store.get(sidOf(cookies[0] as string));
+    expect(Math.abs((migrated?.lastAccessedAt ?? 0) + 86_400_000 - Number(row?.ms))).toBeLessThan(5);
+    expect((await whoami(app, cookies[0] as string)).user).toBe('fay');
+    expect((await whoami(app, cookies[1] as string)).data.cart).toBe('gus-cart');
   });
 });

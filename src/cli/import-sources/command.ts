@@ -8,16 +8,18 @@ import { progress } from '../../progress.js';
 import { type CliIO, json } from '../io.js';
 import { configOf, withStore } from '../store.js';
 import { betterSqliteSource } from './better-sqlite3-session-store.js';
+import { connectPgSimpleSource } from './connect-pg-simple.js';
 import { connectRedisSource } from './connect-redis.js';
 import { migrate } from './migrate.js';
 import type { PeerSource } from './source.js';
 
-const SOURCES = ['connect-redis', 'better-sqlite3-session-store'] as const;
+const SOURCES = ['connect-redis', 'better-sqlite3-session-store', 'connect-pg-simple'] as const;
 
 export interface SourceImportFlags {
   from?: string;
   prefix?: string;
   table?: string;
+  schema?: string;
   userField?: string;
   checkpoint?: string;
   json?: boolean;
@@ -28,21 +30,20 @@ export function importSourceOptions(cmd: Command): Command {
   return cmd
     .option('--from <store>', `read a live express-session store instead of a file: ${SOURCES.join(', ')}`)
     .option('--prefix <prefix>', 'with --from connect-redis: the key prefix (default sess:)')
-    .option('--table <name>', 'with --from better-sqlite3-session-store: the table (default sessions)')
+    .option('--table <name>', 'the table: better-sqlite3-session-store (default sessions), connect-pg-simple (default session)')
+    .option('--schema <name>', 'with --from connect-pg-simple: its schemaName (default: the search_path)')
     .option('--user-field <path>', 'with --from: the session field holding the user id, e.g. passport.user')
     .option('--checkpoint <file>', 'with --from: where progress is kept to resume (default: <data-dir>/import-<store>.checkpoint)')
     .addHelpText(
       'after',
-      '\n  $ lapse import --from connect-redis redis://127.0.0.1:6379 --prefix sess: --user-field passport.user\n  $ lapse import --from better-sqlite3-session-store ./sessions.db',
+      '\n  $ lapse import --from connect-redis redis://127.0.0.1:6379 --prefix sess: --user-field passport.user\n  $ lapse import --from better-sqlite3-session-store ./sessions.db\n  $ lapse import --from connect-pg-simple postgres://127.0.0.1/app',
     );
 }
 
 function openSource(from: string, location: string, f: SourceImportFlags): PeerSource {
   if (from === 'connect-redis') return connectRedisSource(location, f.prefix ?? 'sess:');
   if (from === 'better-sqlite3-session-store') return betterSqliteSource(location, f.table ?? 'sessions');
-  if (from === 'connect-pg-simple') {
-    throw new LapseError('LAPSE_INVALID_OPTION', 'connect-pg-simple import is not available yet: it lands with the PostgreSQL backend');
-  }
+  if (from === 'connect-pg-simple') return connectPgSimpleSource(location, f.table ?? 'session', f.schema);
   throw new LapseError('LAPSE_INVALID_OPTION', `--from takes one of ${SOURCES.join(', ')} (got '${from}')`);
 }
 
