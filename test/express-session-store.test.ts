@@ -3,54 +3,22 @@
  * better-sqlite3-session-store): set/get, an expiry in the past removes, touch extends,
  * length/ids/all/destroy/clear, 1,000 sessions. Callback and promise forms, on every backend.
  */
-import { join } from 'node:path';
 import type { SessionData } from 'express-session';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { Backend } from '../src/backend.js';
-import { memory } from '../src/backends/memory.js';
-import { postgres } from '../src/backends/postgres/index.js';
-import { redis } from '../src/backends/redis.js';
-import { sqlite } from '../src/backends/sqlite.js';
 import { ManualClock } from '../src/clock.js';
 import { isLapseError } from '../src/errors.js';
 import { applyChanges, LapseStore } from '../src/integrations/express-session.js';
 import { silentLogger } from '../src/logger.js';
 import { createStore, type SessionStore } from '../src/store.js';
-import { type PostgresServer, postgresAvailable, randomName, startPostgres } from './helpers/postgres-server.js';
-import { randomPrefix, type RedisServer, redisAvailable, startRedis } from './helpers/redis-server.js';
 import { flakyBackend } from './helpers/flaky-backend.js';
-import { tempDir } from './helpers/tmp.js';
+import { sessionBackends } from './helpers/session-backends.js';
 
 const closers: Array<() => Promise<unknown> | unknown> = [];
 afterEach(async () => {
   for (const c of closers.splice(0).reverse()) await c();
 });
-let server: RedisServer | undefined;
-let pgServer: PostgresServer | undefined;
-const withRedis = redisAvailable() || process.env.CI === 'true';
-const withPostgres = postgresAvailable() || process.env.CI === 'true';
-beforeAll(async () => {
-  if (withRedis) server = await startRedis();
-  if (withPostgres) pgServer = await startPostgres();
-});
-afterAll(async () => {
-  await server?.stop();
-  await pgServer?.destroy();
-});
-
-const makers: Record<string, (clock: ManualClock) => Backend> = {
-  memory: (clock) => memory({ clock, logger: silentLogger }),
-  sqlite: (clock) => {
-    const tmp = tempDir();
-    closers.push(tmp.cleanup);
-    return sqlite({ path: join(tmp.dir, 's.db'), clock, logger: silentLogger });
-  },
-};
-if (withRedis) makers.redis = () => redis({ url: (server as RedisServer).url, prefix: randomPrefix(), logger: silentLogger });
-if (withPostgres) {
-  makers.postgres = () =>
-    postgres({ url: (pgServer as PostgresServer).url, schema: randomName('es'), poolSize: 4, logger: silentLogger });
-}
+const makers = sessionBackends(closers);
 
 /** A session as express-session saves it: a Cookie in its JSON form plus app keys. */
 function sess(extra: Record<string, unknown> = {}, maxAge = 60_000): SessionData {
@@ -70,7 +38,7 @@ function once<T>(call: (cb: (err: unknown, v?: T) => void) => void): Promise<T |
   });
 }
 
-for (const [kind, make] of Object.entries(makers)) {
+for (const [kind, make] of Object.entries(makers) as Array<[string, (clock: ManualClock) => Backend]>) {
   describe(`LapseStore contract on ${kind}`, () => {
     function setup(): { ls: LapseStore; store: SessionStore; clock: ManualClock } {
       const clock = new ManualClock(Date.now());

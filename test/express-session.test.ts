@@ -2,61 +2,23 @@
  * LapseStore under express-session and @fastify/session, over real HTTP, on memory, SQLite
  * and a real redis-server. Time is a ManualClock on the Lapse side: no sleeps.
  */
-import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { Backend } from '../src/backend.js';
-import { memory } from '../src/backends/memory.js';
-import { postgres } from '../src/backends/postgres/index.js';
-import { redis } from '../src/backends/redis.js';
-import { sqlite } from '../src/backends/sqlite.js';
 import { ManualClock } from '../src/clock.js';
 import { LapseStore } from '../src/integrations/express-session.js';
 import { silentLogger } from '../src/logger.js';
 import { createStore, type SessionStore } from '../src/store.js';
-import { type PostgresServer, postgresAvailable, randomName, startPostgres } from './helpers/postgres-server.js';
-import { randomPrefix, type RedisServer, redisAvailable, startRedis } from './helpers/redis-server.js';
 import { flakyBackend } from './helpers/flaky-backend.js';
+import { type BackendKind, sessionBackends } from './helpers/session-backends.js';
 import { expressSessionApp, fastifySessionApp, type RunningApp, sessionCookie, sidOf } from './helpers/session-apps.js';
-import { tempDir } from './helpers/tmp.js';
 
 const closers: Array<() => Promise<unknown> | unknown> = [];
 afterEach(async () => {
   for (const c of closers.splice(0).reverse()) await c();
 });
 
-// Under CI=true a missing redis-server or PostgreSQL fails the file (startRedis/startPostgres throw).
-const withRedis = redisAvailable() || process.env.CI === 'true';
-const withPostgres = postgresAvailable() || process.env.CI === 'true';
-let server: RedisServer | undefined;
-let pgServer: PostgresServer | undefined;
-beforeAll(async () => {
-  if (withRedis) server = await startRedis();
-  if (withPostgres) pgServer = await startPostgres();
-});
-afterAll(async () => {
-  await server?.stop();
-  await pgServer?.destroy();
-});
-
-type BackendKind = 'memory' | 'sqlite' | 'redis' | 'postgres';
-const kinds: BackendKind[] = ['memory', 'sqlite'];
-if (withRedis) kinds.push('redis');
-if (withPostgres) kinds.push('postgres');
-
-function backendOf(kind: BackendKind, clock: ManualClock): Backend {
-  if (kind === 'memory') return memory({ clock, logger: silentLogger });
-  if (kind === 'sqlite') {
-    const tmp = tempDir();
-    closers.push(tmp.cleanup);
-    return sqlite({ path: join(tmp.dir, 'sessions.db'), clock, logger: silentLogger });
-  }
-  if (kind === 'postgres') {
-    if (!pgServer) throw new Error('PostgreSQL is needed');
-    return postgres({ url: pgServer.url, schema: randomName('es'), poolSize: 4, logger: silentLogger });
-  }
-  if (!server) throw new Error('redis-server is needed');
-  return redis({ url: server.url, prefix: randomPrefix(), logger: silentLogger });
-}
+const backends = sessionBackends(closers);
+const kinds = Object.keys(backends) as BackendKind[];
 
 interface Rig {
   app: RunningApp;
@@ -73,7 +35,7 @@ const frameworks = {
 async function rig(framework: keyof typeof frameworks, kind: BackendKind, opts: { maxAge?: number; absoluteTimeout?: string } = {}): Promise<Rig> {
   const clock = new ManualClock(Date.now());
   const store = createStore({
-    backend: backendOf(kind, clock),
+    backend: (backends[kind] as (c: ManualClock) => Backend)(clock),
     clock,
     sweepInterval: false,
     logger: silentLogger,
