@@ -107,6 +107,7 @@ for (const framework of Object.keys(frameworks) as Array<keyof typeof frameworks
         const cookie = await login(r);
         const results = await Promise.all(Array.from({ length: 50 }, (_, i) => post(r, `/set?k=k${i}&v=${i}`, cookie)));
         expect(results).toEqual(Array(50).fill(200));
+        expect(r.app.errors).toEqual([]); // a save that failed after the response began shows here
         const data = (await r.store.get(sidOf(cookie)))?.data as Record<string, unknown>;
         for (let i = 0; i < 50; i++) expect(data[`k${i}`]).toBe(String(i));
         expect((data.passport as { user: string }).user).toBe('alice');

@@ -15,6 +15,8 @@ export const MAX_AGE = 24 * 3_600_000;
 
 export interface RunningApp {
   url: string;
+  /** Errors the app saw, including a failed save after the response began (express-session). */
+  errors: string[];
   close(): Promise<void>;
 }
 
@@ -46,13 +48,16 @@ export async function expressSessionApp(store: Store, maxAge = MAX_AGE): Promise
   app.post('/logout', (req, res, next) => {
     req.session.destroy((err) => (err ? next(err) : res.json({ ok: true })));
   });
+  const errors: string[] = [];
   app.use((err: Error & { code?: string }, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
-    res.status(500).json({ error: err.code ?? err.message });
+    errors.push(err.code ?? err.message);
+    if (!res.headersSent) res.status(500).json({ error: err.code ?? err.message });
   });
   const server = app.listen(0, '127.0.0.1');
   await new Promise((r) => server.once('listening', r));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    errors,
     close: () => new Promise<void>((r) => server.close(() => r())),
   };
 }
@@ -90,11 +95,13 @@ export async function fastifySessionApp(store: unknown, maxAge = MAX_AGE): Promi
     await req.session.destroy();
     return { ok: true };
   });
+  const errors: string[] = [];
   app.setErrorHandler((err: Error & { code?: string }, _req, reply) => {
+    errors.push(err.code ?? err.message);
     void reply.status(500).send({ error: err.code ?? err.message });
   });
   const url = await app.listen({ port: 0, host: '127.0.0.1' });
-  return { url, close: () => app.close() };
+  return { url, errors, close: () => app.close() };
 }
 
 /** The `name=value` of the session cookie a response set, or '' when it set none. */

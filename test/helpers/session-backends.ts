@@ -41,7 +41,11 @@ export function sessionBackends(cleanup: Array<() => unknown>): Partial<Record<B
       return sqlite({ path: join(tmp.dir, 'sessions.db'), clock, logger: silentLogger });
     },
   };
-  if (withRedis) makers.redis = () => redis({ url: (redisServer as RedisServer).url, prefix: randomPrefix(), logger: silentLogger });
+  // A generous command timeout: the whole suite shares two cores, and a call past the default 2 s
+  // would fail a save (which is right in production, and not what these tests are about).
+  if (withRedis) {
+    makers.redis = () => redis({ url: (redisServer as RedisServer).url, prefix: randomPrefix(), commandTimeout: '20s', logger: silentLogger });
+  }
   if (withPostgres) {
     makers.postgres = () => postgres({ url: (pgServer as PostgresServer).url, schema: randomName('es'), poolSize: 4, logger: silentLogger });
   }
