@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { LapseError } from '../errors.js';
 import { progress } from '../progress.js';
 import { expiresAtOf, RECORD_FIELDS, type SessionRecord } from '../session.js';
+import { importSourceOptions, runSourceImport } from './import-sources/command.js';
 import { type CliIO, json } from './io.js';
 import { configOf, dataOptions, withStore } from './store.js';
 
@@ -105,12 +106,13 @@ export function transferCommands(program: Command, io: CliIO): void {
       io.stderr.write(`exported ${count} session${count === 1 ? '' : 's'}\n`);
     });
 
-  dataOptions(program.command('import').argument('<file>', "a file written by 'lapse export', or - for stdin"))
+  importSourceOptions(dataOptions(program.command('import').argument('<file>', "a file written by 'lapse export', or - for stdin; with --from, the store's URL or file")))
     .description('read sessions from JSON Lines; existing ids are skipped unless --replace')
     .option('--replace', 'overwrite sessions whose id already exists')
     .option('--json', 'print the counts as JSON')
     .addHelpText('after', '\nExample:\n  $ lapse import sessions.jsonl --data-dir ./data\n  $ lapse import - --replace < sessions.jsonl')
-    .action(async (file: string, opts: { replace?: boolean; json?: boolean }) => {
+    .action(async (file: string, opts: { replace?: boolean; json?: boolean; from?: string }) => {
+      if (opts.from) return runSourceImport(file, opts, io);
       const input: Readable = file === '-' ? io.stdin : createReadStream(file);
       const size = file === '-' ? undefined : statSync(file).size;
       const bar = progress({ label: 'import', ...(size ? { total: size } : {}), stream: io.stderr, unit: 'bytes' });

@@ -1,0 +1,259 @@
+/**
+ * express-session with LapseStore vs the store users would pick instead, on the same backend
+ * and the same routes, in one run: MemoryStore (memory), better-sqlite3-session-store
+ * (SQLite), connect-redis (a real redis-server). Routes: a read-only request (express-session
+ * touches the session), a write request (one key changes, the session is saved), both spread
+ * over 64 sessions, and a login
+ * (regenerate: a new session). Each server runs in its own process; autocannon drives it from
+ * here; the server reports its own CPU time, so CPU per request is the server's alone.
+ * Then lost updates: 50 concurrent requests, each setting a different key of one session.
+ * Run: flock /tmp/lapse-bench.lock npm run bench -- express-session
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { fmt, progress, writeResults } from './lib.js';
+
+// BENCH_QUICK=1: one short slice, to check the bench runs (figures not meaningful).
+const QUICK = process.env.BENCH_QUICK === '1';
+const SLICE_S = QUICK ? 1 : 2;
+const SLICES = QUICK ? 1 : 5;
+const WARMUP_S = QUICK ? 1 : 2;
+const CONNECTIONS = 16;
+const WRITERS = 50;
+const LOST_ROUNDS = 5;
+/** Read and write requests go to this many sessions in turn (many users), not all to one. */
+const POOL = 64;
+
+const STORES = ['lapse-memory', 'memorystore', 'lapse-sqlite', 'better-sqlite3-session-store', 'lapse-redis', 'connect-redis'] as const;
+type StoreName = (typeof STORES)[number];
+const PEER: Partial<Record<StoreName, StoreName>> = {
+  'lapse-memory': 'memorystore',
+  'lapse-sqlite': 'better-sqlite3-session-store',
+  'lapse-redis': 'connect-redis',
+};
+const ROUTES = ['read', 'write', 'login'] as const;
+type Route = (typeof ROUTES)[number];
+
+// ---- server side (child processes) ----
+
+async function serve(name: StoreName, redisUrl: string): Promise<number> {
+  const { default: express } = await import('express');
+  const { default: session } = await import('express-session');
+  const { tempDir } = await import('../test/helpers/tmp.js');
+  const { dir } = tempDir('lapse-bench-es-');
+  const store = await storeFor(name, session, redisUrl, dir);
+  const app = express();
+  app.use(session({ store, secret: 'bench-secret-bench-secret-bench-secret', resave: false, saveUninitialized: false, cookie: { maxAge: 86_400_000 } }));
+  type Bag = Record<string, unknown> & { passport?: { user: string } };
+  app.get('/read', (req, res) => {
+    res.json({ user: (req.session as unknown as Bag).passport?.user ?? null });
+  });
+  let n = 0;
+  app.post('/write', (req, res) => {
+    (req.session as unknown as Bag).counter = ++n;
+    res.json({ ok: true });
+  });
+  app.post('/set', (req, res) => {
+    (req.session as unknown as Bag)[String(req.query.k)] = 1;
+    res.json({ ok: true });
+  });
+  app.get('/keys', (req, res) => {
+    res.json(Object.keys(req.session).filter((k) => k !== 'cookie'));
+  });
+  app.post('/login', (req, res, next) => {
+    req.session.regenerate((err) => {
+      if (err) return next(err);
+      (req.session as unknown as Bag).passport = { user: `u${++n % 1000}` };
+      res.json({ ok: true });
+    });
+  });
+  app.get('/__cpu', (_req, res) => {
+    const u = process.cpuUsage();
+    res.json({ us: u.user + u.system });
+  });
+  const server = app.listen(0, '127.0.0.1');
+  await new Promise((r) => server.once('listening', r));
+  return (server.address() as { port: number }).port;
+}
+
+async function storeFor(name: StoreName, session: typeof import('express-session'), redisUrl: string, dir: string) {
+  const userId = (s: Record<string, unknown>) => (s.passport as { user?: string } | undefined)?.user;
+  if (name.startsWith('lapse-')) {
+    const { createStore } = await import('../dist/index.js');
+    const { LapseStore } = await import('../dist/integrations/express-session.js');
+    let backend: import('../dist/backend.js').Backend | undefined;
+    if (name === 'lapse-sqlite') backend = (await import('../dist/backends/sqlite.js')).sqlite({ path: join(dir, 'lapse.db') });
+    if (name === 'lapse-redis') backend = (await import('../dist/redis.js')).redis({ url: redisUrl, prefix: 'bench-lapse:' });
+    const store = createStore(backend ? { backend } : {});
+    return new LapseStore({ store, userId });
+  }
+  if (name === 'memorystore') return new session.MemoryStore();
+  if (name === 'better-sqlite3-session-store') {
+    const require = createRequire(import.meta.url);
+    const Database = (await import('better-sqlite3')).default;
+    const SqliteStore = require('better-sqlite3-session-store')(session);
+    return new SqliteStore({ client: new Database(join(dir, 'peer.db')) });
+  }
+  const { default: RedisStore } = await import('connect-redis');
+  const { Redis } = await import('ioredis');
+  return new RedisStore({ client: new Redis(redisUrl), prefix: 'bench-peer:' });
+}
+
+// ---- driver ----
+
+interface Run {
+  rps: number;
+  cpuUsPerReq: number;
+}
+
+type Autocannon = (opts: object) => Promise<{ requests: { average: number; total: number }; non2xx: number; errors: number }>;
+
+async function start(name: StoreName, redisUrl: string): Promise<{ child: ChildProcess; base: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), `--serve=${name}`, `--redis=${redisUrl}`], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+  const port = await new Promise<number>((resolve, reject) => {
+    lines.once('line', (l) => resolve(Number(l)));
+    child.once('exit', (code) => reject(new Error(`${name} server exited with ${code}`)));
+  });
+  return { child, base: `http://127.0.0.1:${port}` };
+}
+
+async function login(base: string): Promise<string> {
+  const res = await fetch(`${base}/login`, { method: 'POST' });
+  await res.text();
+  return (res.headers.getSetCookie()[0] ?? '').split(';')[0] as string;
+}
+
+async function cpu(base: string): Promise<number> {
+  return ((await (await fetch(`${base}/__cpu`)).json()) as { us: number }).us;
+}
+
+async function drive(autocannon: Autocannon, base: string, cookies: string[], route: Route, duration: number): Promise<Run> {
+  const before = await cpu(base);
+  let next = 0;
+  const r = await autocannon({
+    url: base,
+    connections: CONNECTIONS,
+    duration,
+    requests: [
+      {
+        method: route === 'read' ? 'GET' : 'POST',
+        path: `/${route}`,
+        setupRequest: (req: { headers?: Record<string, string> }) =>
+          route === 'login' ? req : { ...req, headers: { ...req.headers, cookie: cookies[next++ % cookies.length] } },
+      },
+    ],
+  });
+  const used = (await cpu(base)) - before;
+  if (r.non2xx > 0 || r.errors > 0) throw new Error(`${base}/${route}: ${r.non2xx} non-2xx, ${r.errors} errors`);
+  return { rps: r.requests.average, cpuUsPerReq: used / Math.max(1, r.requests.total) };
+}
+
+/** One session, 50 concurrent requests each setting its own key: how many keys are missing after. */
+async function lostUpdates(base: string): Promise<number> {
+  const cookie = await login(base);
+  await Promise.all(
+    Array.from({ length: WRITERS }, async (_, i) => {
+      const res = await fetch(`${base}/set?k=k${i}`, { method: 'POST', headers: { cookie } });
+      await res.text();
+    }),
+  );
+  const keys = (await (await fetch(`${base}/keys`, { headers: { cookie } })).json()) as string[];
+  return WRITERS - keys.filter((k) => k.startsWith('k')).length;
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] as number;
+};
+
+async function main(): Promise<void> {
+  const { default: autocannon } = (await import('autocannon' as string)) as { default: Autocannon };
+  const { startRedis } = await import('../test/helpers/redis-server.js');
+  const redisServer = await startRedis();
+  const servers = new Map<StoreName, { child: ChildProcess; base: string; cookies: string[] }>();
+  const runs = new Map<string, Run[]>();
+  const lost = new Map<StoreName, number[]>(STORES.map((s) => [s, []]));
+  try {
+    for (const s of STORES) {
+      const { child, base } = await start(s, redisServer.url);
+      const cookies: string[] = [];
+      for (let i = 0; i < POOL; i++) cookies.push(await login(base));
+      servers.set(s, { child, base, cookies });
+    }
+    for (const s of STORES) {
+      const srv = servers.get(s) as { base: string; cookies: string[] };
+      for (const route of ROUTES) await drive(autocannon, srv.base, srv.cookies, route, WARMUP_S);
+    }
+    // Short slices taking turns, the order rotated each slice: load from other work on the
+    // shared machine then falls on every store alike, and each ratio compares neighbours.
+    for (let slice = 0; slice < SLICES; slice++) {
+      for (const route of ROUTES) {
+        for (let k = 0; k < STORES.length; k++) {
+          const s = STORES[(k + slice) % STORES.length] as StoreName;
+          const srv = servers.get(s) as { base: string; cookies: string[] };
+          const run = await drive(autocannon, srv.base, srv.cookies, route, SLICE_S);
+          const key = `${s} ${route}`;
+          runs.set(key, [...(runs.get(key) ?? []), run]);
+          progress(`slice ${slice + 1}/${SLICES} ${key}: ${fmt(run.rps)} req/s, ${run.cpuUsPerReq.toFixed(0)} µs CPU/req`);
+        }
+      }
+    }
+    for (let round = 0; round < LOST_ROUNDS; round++) {
+      for (const s of STORES) (lost.get(s) as number[]).push(await lostUpdates((servers.get(s) as { base: string }).base));
+    }
+  } finally {
+    for (const { child } of servers.values()) {
+      child.kill('SIGTERM');
+      if (child.exitCode === null) await new Promise((r) => child.once('exit', r));
+    }
+    await redisServer.stop();
+  }
+
+  const rows: Record<string, string | number>[] = [];
+  const verdicts: boolean[] = [];
+  for (const s of STORES) {
+    const row: Record<string, string | number> = { store: s };
+    const peer = PEER[s];
+    for (const route of ROUTES) {
+      const mine = runs.get(`${s} ${route}`) as Run[];
+      const rps = mine.map((r) => r.rps);
+      row[`${route} req/s`] = `${Math.round(median(rps))} (${Math.round(Math.min(...rps))}–${Math.round(Math.max(...rps))})`;
+      row[`${route} CPU µs/req`] = Math.round(median(mine.map((r) => r.cpuUsPerReq)));
+      if (peer) {
+        const theirs = runs.get(`${peer} ${route}`) as Run[];
+        const ratios = mine.map((r, i) => r.rps / (theirs[i] as Run).rps);
+        const m = median(ratios);
+        row[`${route} vs peer`] = `${m.toFixed(2)} (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})`;
+        verdicts.push(m >= 1.2);
+      }
+    }
+    const l = lost.get(s) as number[];
+    row[`lost of ${WRITERS}`] = `${median(l)} (${Math.min(...l)}–${Math.max(...l)})`;
+    rows.push(row);
+  }
+  const zeroLost = STORES.filter((s) => s.startsWith('lapse-')).every((s) => (lost.get(s) as number[]).every((x) => x === 0));
+  writeResults('express-session', 'express-session: LapseStore vs MemoryStore, better-sqlite3-session-store, connect-redis', rows, [
+    `autocannon, ${CONNECTIONS} connections; read and write requests spread over ${POOL} sessions; ${SLICES} slices of ${SLICE_S} s per store and route, taking turns (order rotated), after ${WARMUP_S} s warm-up. Medians, with the range over slices in brackets; "vs peer" is the median of slice-by-slice req/s ratios to the peer store on the same backend.`,
+    'Each server is express 5 + express-session 1.19 (resave false, saveUninitialized false, maxAge 1 day) in its own process; CPU µs/req is the server process\'s own user+system time over the slice divided by the requests served.',
+    'LapseStore runs with a userId mapping (passport.user), so its sessions are indexed per user; the peers have no such index. Lapse stores use their defaults (idleTimeout 30m, absoluteTimeout 12h, sweep every minute).',
+    `Lost updates: one session, ${WRITERS} concurrent requests each setting a different key, then the keys counted; ${LOST_ROUNDS} rounds, median (range).`,
+    `Target: >= 1.2x the peer store on the same backend on every route: ${verdicts.every(Boolean) ? 'met' : 'not met'} (${verdicts.filter(Boolean).length} of ${verdicts.length}). 0 lost updates with LapseStore: ${zeroLost ? 'met' : 'not met'}.`,
+    'The machine (2 cores) was shared with other work during the run: figures are noisy; the ratios of neighbouring slices are the robust part.',
+  ]);
+}
+
+const serveArg = process.argv.find((a) => a.startsWith('--serve='));
+if (serveArg) {
+  const redisUrl = (process.argv.find((a) => a.startsWith('--redis=')) ?? '').slice('--redis='.length);
+  const port = await serve(serveArg.slice('--serve='.length) as StoreName, redisUrl);
+  process.stdout.write(`${port}\n`);
+  process.on('SIGTERM', () => process.exit(0));
+} else {
+  await main();
+}
