@@ -57,6 +57,21 @@ for (const [kind, make] of Object.entries(makers) as Array<[string, (clock: Manu
       expect(await once((cb) => ls.get('nope', cb))).toBeNull();
     });
 
+    it("keeps both writers' keys when express-session's originalMaxAge reads a millisecond apart", async () => {
+      const { ls } = setup();
+      await ls.set('w', sess({}, 86_400_000));
+      const a = (await ls.get('w')) as unknown as Record<string, unknown> & { cookie: { originalMaxAge: number } };
+      const b = (await ls.get('w')) as unknown as Record<string, unknown> & { cookie: { originalMaxAge: number } };
+      // A Cookie made again from its expiry and the clock: the same maxAge, one ms less.
+      for (const [s, key] of [[a, 'ka'], [b, 'kb']] as const) {
+        s.cookie.originalMaxAge = 86_399_999;
+        s[key] = key;
+      }
+      await Promise.all([ls.set('w', a as unknown as SessionData), ls.set('w', b as unknown as SessionData)]);
+      const got = (await ls.get('w')) as unknown as Record<string, unknown>;
+      expect([got.ka, got.kb]).toEqual(['ka', 'kb']);
+    });
+
     it('promises when no callback is given', async () => {
       const { ls } = setup();
       await ls.set('p1', sess({ n: 1 }));

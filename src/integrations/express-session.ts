@@ -162,7 +162,7 @@ export class LapseStore extends Base {
     if (!read) {
       written = await this.store.set(sid, next, { userId: userId ?? undefined, idleTimeout: idle });
       version = written.version;
-    } else if (userId !== read.userId || windowKey(next.cookie) !== windowKey(read.data.cookie)) {
+    } else if (userId !== read.userId || !sameWindow(next.cookie, read.data.cookie)) {
       written = await this.replace(sid, read, next, userId, idle);
     } else {
       ({ written, version } = await this.merge(sid, read, next));
@@ -293,12 +293,23 @@ export function userField(path: string): (sess: StoredSession) => string | numbe
   };
 }
 
-/** What fixes the idle window; it changes only when the app changes maxAge or expires. */
-function windowKey(cookie: unknown): string {
-  if (!isPlain(cookie)) return '';
-  if (typeof cookie.originalMaxAge === 'number') return `m${cookie.originalMaxAge}`;
-  return typeof cookie.expires === 'string' ? `e${cookie.expires}` : '';
+/**
+ * Whether two cookies set the same idle window; it changes only when the app changes maxAge or
+ * expires. express-session derives a new cookie's originalMaxAge from its expiry and the
+ * clock, so the same maxAge can read a millisecond or two apart: within a second is the same
+ * window (a change of window takes the non-versioned replace path, which must stay rare).
+ */
+function sameWindow(a: unknown, b: unknown): boolean {
+  if (!isPlain(a) || !isPlain(b)) return isPlain(a) === isPlain(b);
+  const ma = a.originalMaxAge;
+  const mb = b.originalMaxAge;
+  if (typeof ma === 'number' || typeof mb === 'number') {
+    return typeof ma === 'number' && typeof mb === 'number' && Math.abs(ma - mb) < WINDOW_SLACK_MS;
+  }
+  return (typeof a.expires === 'string' ? a.expires : '') === (typeof b.expires === 'string' ? b.expires : '');
 }
+
+const WINDOW_SLACK_MS = 1000;
 
 /**
  * The merge rule: a top-level key the request added, changed or deleted (against what it
