@@ -8,7 +8,7 @@ export type { Awaitable, Backend, BackendStats, InsertPolicy, JobLease } from '.
 export { memory, MemoryBackend } from './backends/memory.js';
 export type { MemoryOptions } from './backends/memory.js';
 export { Scheduler } from './scheduler.js';
-export type { JobContext, JobFn, JobInfo, SchedulerOptions } from './scheduler.js';
+export type { CronOptions, EveryOptions, JobContext, JobFn, JobHandle, JobInfo, SchedulerOptions } from './scheduler.js';
 export { memoryJobLease } from './lease.js';
 export { ERROR_CODES, LapseError, isLapseError } from './errors.js';
 export type { LapseErrorCode } from './errors.js';

@@ -11,7 +11,7 @@ import { checkCreateInput, checkId, checkUserId, inputDuration, type CreateInput
 import { fenceOf, type Lease, type LeaseRef, makeLease } from './lease-handle.js';
 import { LockWaiters } from './lock-waiters.js';
 import { defaultLogger, type Logger } from './logger.js';
-import { Scheduler } from './scheduler.js';
+import { type JobHandle, Scheduler } from './scheduler.js';
 import { activeLock, type Ended, newRecord, type Session, type SessionRecord, toSession } from './session.js';
 import { type ResolvedOptions, resolveOptions, type StoreOptions, touchIntervalFor } from './store-options.js';
 import { formatToken, hashSecret, newId, newSecret, parseToken, verifySecret } from './token.js';
@@ -73,6 +73,7 @@ export class SessionStore {
   private closing: Promise<void> | undefined;
   private readonly ownScheduler: boolean;
   private readonly unsubscribe: (() => void) | undefined;
+  private readonly cleanupJob: JobHandle | undefined;
 
   constructor(options: StoreOptions = {}) {
     this.opts = resolveOptions(options);
@@ -85,7 +86,7 @@ export class SessionStore {
     this.scheduler =
       options.scheduler ?? new Scheduler({ logger: this.logger, clock: this.clock, lease: this.backend.jobLease?.() });
     if (this.opts.sweepInterval !== false) {
-      this.scheduler.every('session_cleanup', this.opts.sweepInterval, () => this.cleanup());
+      this.cleanupJob = this.scheduler.every('session_cleanup', this.opts.sweepInterval, () => this.cleanup(), { owner: this });
     }
   }
 
@@ -436,7 +437,7 @@ export class SessionStore {
   private async shutdown(): Promise<void> {
     const steps = new CleanupSteps();
     if (this.ownScheduler) await steps.run(() => this.scheduler.stop());
-    else if (this.opts.sweepInterval !== false) await steps.run(() => this.scheduler.remove('session_cleanup'));
+    else await steps.run(() => this.cleanupJob?.remove());
     await steps.run(() => this.flushAccesses());
     await steps.run(() => this.waiters.close());
     await steps.run(() => this.unsubscribe?.());
