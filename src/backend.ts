@@ -17,6 +17,14 @@ export interface BackendStats {
   users: number;
   /** Sessions with a lease in force. */
   locked: number;
+  /** Memory snapshots (only with the snapshot option): failed writes so far, and when one last succeeded (epoch ms). */
+  snapshot?: { failures: number; lastSuccessAt: number | null };
+}
+
+/** Whether a backend can serve writes and keep them: `ok: false` with a reason when it cannot. */
+export interface BackendHealth {
+  ok: boolean;
+  reason?: string;
 }
 
 /**
@@ -130,6 +138,15 @@ export interface Backend {
 
   /** Optional: tells `listener` when a lease on `id` was released, by any process. */
   onUnlock?(listener: (id: string) => void): () => void;
+
+  /**
+   * Optional: tells `listener` about a failure no call returned, such as a periodic memory
+   * snapshot that could not be written. The store reports each as an `error` event.
+   */
+  onError?(listener: (err: unknown) => void): () => void;
+
+  /** Optional: degraded (ok: false) while the backend answers but cannot keep what it is given. Cheap and synchronous. */
+  health?(): BackendHealth;
 
   /** Optional: a JobLease shared by every process on this backend (cluster-once jobs). */
   jobLease?(): JobLease;

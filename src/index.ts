@@ -4,9 +4,9 @@ export type { StoreEvent, StoreEventName, StoreOptions, StoreStats } from './sto
 export type { CreateInput } from './input.js';
 export type { Lease, LeaseRef } from './lease-handle.js';
 export type { Session, SessionRecord, EndReason, Ended, LockState } from './session.js';
-export type { Awaitable, Backend, BackendStats, InsertPolicy, JobLease } from './backend.js';
+export type { Awaitable, Backend, BackendHealth, BackendStats, InsertPolicy, JobLease } from './backend.js';
 export { memory, MemoryBackend } from './backends/memory.js';
-export type { MemoryOptions } from './backends/memory.js';
+export type { MemoryOptions, SnapshotState } from './backends/memory.js';
 export { Scheduler } from './scheduler.js';
 export type { CronOptions, EveryOptions, JobContext, JobFn, JobHandle, JobInfo, SchedulerOptions } from './scheduler.js';
 export { memoryJobLease } from './lease.js';

@@ -73,6 +73,7 @@ export class SessionStore {
   private closing: Promise<void> | undefined;
   private readonly ownScheduler: boolean;
   private readonly unsubscribe: (() => void) | undefined;
+  private readonly unsubscribeErrors: (() => void) | undefined;
   private readonly cleanupJob: JobHandle | undefined;
 
   constructor(options: StoreOptions = {}) {
@@ -82,6 +83,7 @@ export class SessionStore {
     this.backend = options.backend ?? memory({ clock: this.clock, logger: this.logger });
     this.waiters = new LockWaiters(this.clock);
     this.unsubscribe = this.backend.onUnlock?.((id) => this.waiters.notify(id));
+    this.unsubscribeErrors = this.backend.onError?.((err) => void this.failed(err));
     this.ownScheduler = !options.scheduler;
     this.scheduler =
       options.scheduler ?? new Scheduler({ logger: this.logger, clock: this.clock, lease: this.backend.jobLease?.() });
@@ -442,6 +444,7 @@ export class SessionStore {
     await steps.run(() => this.waiters.close());
     await steps.run(() => this.unsubscribe?.());
     await steps.run(() => this.backend.close());
+    await steps.run(() => this.unsubscribeErrors?.());
     this.events.removeAllListeners();
     steps.finish('closing the store failed');
   }
