@@ -18,7 +18,7 @@ import { fillExpired } from "./sqlite-fill.js";
 const EXPIRED = 300_000;
 const PERIOD_MS = 2;
 const IDLE_MS = 3_000;
-const ROUNDS = 3;
+const ROUNDS = Number(process.env.ROUNDS ?? 3);
 /** The target: a validate's worst latency during the sweep, at most this far above the idle one. */
 const BUDGET_MS = 50;
 
