@@ -1,3 +1,4 @@
+import sortedBtree from 'sorted-btree';
 import type { Backend, BackendHealth, BackendStats, InsertPolicy, JobLease } from '../backend.js';
 import { type Clock, type TimerClock, timerClock } from '../clock.js';
 import { parsePositiveDuration, type Duration } from '../duration.js';
@@ -15,6 +16,10 @@ import {
 } from '../session.js';
 import { ExpiryQueue } from './expiry-queue.js';
 import { SnapshotFile } from './snapshot.js';
+
+type BTreeClass = typeof sortedBtree.default;
+// A CommonJS module: Node gives its exports object as the default import, vitest the class itself.
+const BTree: BTreeClass = (sortedBtree as { default?: BTreeClass }).default ?? (sortedBtree as unknown as BTreeClass);
 
 /** A stored session plus its parsed data. A class, so every entry shares one compact hidden class. */
 class Entry implements SessionRecord {
@@ -127,6 +132,8 @@ export class MemoryBackend implements Backend {
   /** Insertion order is recency: a touched entry is moved to the end. */
   private byId = new Map<string, Entry>();
   private byUser = new Map<string, UserList>();
+  /** Id order, for scan(): a B+ tree, so a page costs O(log n + page), never a sort of the map. */
+  private byOrder = new BTree<string, Entry>();
   /** Expiry index; an entry stays queued at its old time after a touch and is re-queued lazily. */
   private queue = new ExpiryQueue<Entry>();
   /** Leases granted, by id, to count `locked` without a scan. */
@@ -324,18 +331,21 @@ export class MemoryBackend implements Backend {
     return { ...this.snap, writing: this.snapshot?.busy === true };
   }
 
-  /** Id order needs a sort here: an admin listing path, never a request path. */
+  /** From the id index: O(log n + page), plus the expired entries in the range that the sweep has not removed yet. */
   scan(afterId: string | null, limit: number, now: number): SessionRecord[] {
     const out: Entry[] = [];
-    for (const e of this.byId.values()) {
-      if (e.expiresAt > now && (afterId === null || e.id > afterId)) out.push(e);
+    if (!(limit > 0)) return out;
+    // values(from) starts at `from` itself when it is an id: the cursor is exclusive.
+    for (const e of this.byOrder.values(afterId ?? undefined)) {
+      if (e.id === afterId || e.expiresAt <= now) continue;
+      if (out.push(e) >= limit) break;
     }
-    out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    return out.slice(0, limit);
+    return out;
   }
 
   clear(): void {
     this.byId.clear();
+    this.byOrder.clear();
     this.byUser.clear();
     this.queue.clear();
     this.locks.clear();
@@ -462,6 +472,7 @@ export class MemoryBackend implements Backend {
 
   private add(e: Entry): void {
     this.byId.set(e.id, e);
+    this.byOrder.set(e.id, e);
     this.queue.push(e.expiresAt, e);
     if (e.userId !== null) {
       let list = this.byUser.get(e.userId);
@@ -487,6 +498,7 @@ export class MemoryBackend implements Backend {
   private drop(e: Entry): void {
     e.dropped = true;
     this.byId.delete(e.id);
+    this.byOrder.delete(e.id);
     if (e.lock) this.locks.delete(e.id);
     const list = e.userList;
     if (list) {
