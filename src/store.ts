@@ -269,7 +269,7 @@ export class SessionStore {
       const now = this.clock.now();
       try {
         const state = await this.call(() => this.backend.lock(id, owner, ttl, now));
-        this.emit('locked', { id, userId: null, reason: 'locked', at: now, fence: state.fence });
+        await this.leaseEvent('locked', id, 'locked', now, state.fence);
         return makeLease(id, state, ttl, {
           extend: (fence, next) => this.call(() => this.backend.extendLock(id, fence, next, this.clock.now())),
           release: (fence) => this.unlock(id, fence),
@@ -535,8 +535,20 @@ export class SessionStore {
     const now = this.clock.now();
     const released = await this.call(() => this.backend.unlock(id, fence, now));
     this.waiters.notify(id);
-    if (released) this.emit('unlocked', { id, userId: null, reason: 'released', at: now, fence });
+    if (released) await this.leaseEvent('unlocked', id, 'released', now, fence);
     return released;
+  }
+
+  /** A lease event with the session's user, read only when someone listens (a lease call does not return it). */
+  private async leaseEvent(event: 'locked' | 'unlocked', id: string, reason: string, at: number, fence: number): Promise<void> {
+    if (this.events.listenerCount(event) === 0) return;
+    let userId: string | null = null;
+    try {
+      userId = (await this.read(id, at))?.userId ?? null;
+    } catch (err) {
+      this.reportError(err); // the lease itself succeeded: report, but do not fail the call
+    }
+    this.emit(event, { id, userId, reason, at, fence });
   }
 
   private revoked(rec: SessionRecord | null, now: number): boolean {
