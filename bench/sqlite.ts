@@ -13,6 +13,7 @@ import { silentLogger } from '../dist/logger.js';
 import { createStore } from '../dist/store.js';
 import { constantTimeEqual, formatToken, hashSecret, newId, newSecret } from '../dist/token.js';
 import { tempDir } from '../test/helpers/tmp.js';
+import { fillExpired } from './sqlite-fill.js';
 import { alternate, fmt, inTurns, measure, progress, uniformOrder, withLoopMonitor, writeResults } from './lib.js';
 
 const N = 100_000;
@@ -238,25 +239,12 @@ async function noiseFloor(): Promise<number> {
   return maxBlockMs;
 }
 
-/** Writes SWEEP_ROWS expired sessions straight with SQL, in one transaction (setup, not measured). */
-function fillExpired(b: SqliteBackend, expiredAt: number): void {
-  b.db.exec(`
-    WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < ${SWEEP_ROWS})
-    INSERT INTO lapse_sessions (id, secret_hash, user_id, data, created_at, last_accessed_at, expires_at,
-      absolute_expires_at, idle_timeout, access_count, version, recency)
-    SELECT 'expired-' || x, 'hash', 'user-' || (x % 50000), '{"n":' || x || '}', ${expiredAt} - 3600000,
-      ${expiredAt} - 1800000 + x, ${expiredAt} + x, ${expiredAt} + 36000000, 1800000, 0, 1, x
-    FROM n;
-  `);
-}
-
 async function sweep() {
   const path = join(tmp.dir, 'sweep.db');
   const backend = sqlite({ path });
   const t0 = 1_700_000_000_000;
   const fillStart = performance.now();
-  backend.db.transaction(() => fillExpired(backend, t0)).immediate();
-  backend.db.pragma('wal_checkpoint(TRUNCATE)');
+  fillExpired(backend, SWEEP_ROWS, t0);
   progress(`inserted ${fmt(SWEEP_ROWS)} expired rows in ${((performance.now() - fillStart) / 1000).toFixed(1)} s`);
   const stats = backend.stats(t0);
   if (stats.sessions !== SWEEP_ROWS) throw new Error(`expected ${SWEEP_ROWS} rows, found ${stats.sessions}`);

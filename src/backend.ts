@@ -17,12 +17,14 @@ export interface BackendStats {
   users: number;
   /** Sessions with a lease in force. */
   locked: number;
+  /** Memory snapshots (only with the snapshot option): failed writes so far, and when one last succeeded (epoch ms). */
+  snapshot?: { failures: number; lastSuccessAt: number | null };
 }
 
-/** A backend's own report on its writes (Backend.health). */
+/** Whether a backend can serve writes and keep them: `ok: false` with a reason when it cannot. */
 export interface BackendHealth {
-  writable: boolean;
-  reason?: string | null;
+  ok: boolean;
+  reason?: string;
 }
 
 /**
@@ -134,12 +136,6 @@ export interface Backend {
   /** Cheap round trip that throws when the backend cannot serve. */
   ping(): Awaitable<void>;
 
-  /**
-   * Optional, cheap and synchronous: whether what is written is being kept (a memory backend
-   * whose snapshots fail answers `{ writable: false, reason }`). /health turns 503 on it.
-   */
-  health?(): BackendHealth;
-
   /** Optional: tells `listener` when a lease on `id` was released, by any process. */
   onUnlock?(listener: (id: string) => void): () => void;
 
@@ -159,6 +155,18 @@ export interface Backend {
    * store uses newId() from token.ts when absent.
    */
   newId?(userId?: string | null, near?: string): string;
+
+  /**
+   * Optional: tells `listener` about a failure no call returned, such as a periodic memory
+   * snapshot that could not be written. The store reports each as an `error` event.
+   */
+  onError?(listener: (err: unknown) => void): () => void;
+
+  /**
+   * Optional: degraded (ok: false) while the backend answers but cannot keep what it is given
+   * (a memory backend whose snapshots fail). Cheap and synchronous; /health turns 503 on it.
+   */
+  health?(): BackendHealth;
 
   /** Optional: a JobLease shared by every process on this backend (cluster-once jobs). */
   jobLease?(): JobLease;

@@ -7,9 +7,9 @@ export type { Session, SessionRecord, EndReason, Ended, LockState } from './sess
 export type { Awaitable, Backend, BackendHealth, BackendStats, InsertPolicy, JobLease } from './backend.js';
 export type { WriteHealth } from './write-health.js';
 export { memory, MemoryBackend } from './backends/memory.js';
-export type { MemoryOptions } from './backends/memory.js';
+export type { MemoryOptions, SnapshotState } from './backends/memory.js';
 export { Scheduler } from './scheduler.js';
-export type { JobContext, JobFn, JobInfo, SchedulerOptions } from './scheduler.js';
+export type { CronOptions, EveryOptions, JobContext, JobFn, JobHandle, JobInfo, SchedulerOptions } from './scheduler.js';
 export { memoryJobLease } from './lease.js';
 export { ERROR_CODES, LapseError, isLapseError } from './errors.js';
 export type { LapseErrorCode } from './errors.js';

@@ -38,12 +38,15 @@ export interface Job extends Omit<JobInfo, 'schedule' | 'running'> {
   current: Promise<unknown> | null;
   /** Waiting for the lease of a slot. */
   acquiring: boolean;
+  /** Who registered it (see Scheduler.every's `owner`); only the same owner replaces it. */
+  owner: unknown;
 }
 
 /** A fresh record with no runs. */
-export function newJob(id: string, fn: JobFn, schedule: Schedule): Job {
+export function newJob(id: string, fn: JobFn, schedule: Schedule, owner: unknown): Job {
   return {
     id,
+    owner,
     fn,
     schedule,
     gen: 0,

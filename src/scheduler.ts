@@ -16,14 +16,31 @@ export interface SchedulerOptions {
   lease?: JobLease;
 }
 
-export interface EveryOptions {
+/** Who registers a job: the same owner replaces its job, another owner gets a job of its own. */
+interface Owned {
+  /**
+   * Who the job belongs to (a store, a tracker: any value compared with ===). Registering an
+   * id held by another owner gives this one `id#2` (or the next free number) instead of
+   * replacing the other's job. Without it, the job belongs to "no owner" and replaces as usual.
+   */
+  owner?: unknown;
+}
+
+/** What every() and cron() return: the id the job got and a way to remove that job only. */
+export interface JobHandle {
+  readonly id: string;
+  /** Unschedules this job if it is still the one registered under `id`; safe to call twice. */
+  remove(): void;
+}
+
+export interface EveryOptions extends Owned {
   /** A random delay in [0, jitter) after each slot start, to spread load; shorter than the interval. */
   jitter?: Duration;
   /** Also run the current slot at once (still once per slot across a cluster with a lease). */
   runOnStart?: boolean;
 }
 
-export interface CronOptions {
+export interface CronOptions extends Owned {
   /** IANA time zone of the expression; local time by default. */
   timezone?: string;
 }
@@ -53,19 +70,19 @@ export class Scheduler {
     this.lease = opts.lease;
   }
 
-  /** Runs `fn` at each multiple of `interval` since the epoch (plus jitter); the same id replaces. */
-  every(id: string, interval: Duration, fn: JobFn, opts: EveryOptions = {}): void {
+  /** Runs `fn` at each multiple of `interval` since the epoch (plus jitter); the same id (and owner) replaces. */
+  every(id: string, interval: Duration, fn: JobFn, opts: EveryOptions = {}): JobHandle {
     this.assertOpen();
-    this.register(id, everySchedule(interval, opts.jitter), fn, opts.runOnStart === true);
+    return this.register(id, everySchedule(interval, opts.jitter), fn, opts.runOnStart === true, opts.owner);
   }
 
   /**
-   * Runs `fn` at the times of a cron expression; the same id replaces.
+   * Runs `fn` at the times of a cron expression; the same id (and owner) replaces.
    * @example scheduler.cron('nightly_report', '0 3 * * *', report)
    */
-  cron(id: string, expression: string, fn: JobFn, opts: CronOptions = {}): void {
+  cron(id: string, expression: string, fn: JobFn, opts: CronOptions = {}): JobHandle {
     this.assertOpen();
-    this.register(id, cronSchedule(expression, opts.timezone), fn, false);
+    return this.register(id, cronSchedule(expression, opts.timezone), fn, false, opts.owner);
   }
 
   /** A snapshot of every job, as plain objects. */
@@ -80,11 +97,12 @@ export class Scheduler {
     return job.current ?? this.execute(job, this.clock.now());
   }
 
-  /** Unschedules a job; a run in progress finishes (and `stop()` still waits for it). */
-  remove(id: string): void {
-    const job = this.find(id);
-    this.disarm(job);
-    this.jobs.delete(id);
+  /** Unschedules a job; a run in progress finishes (and `stop()` still waits for it). False when there was none. */
+  remove(id: string): boolean {
+    const job = this.jobs.get(id);
+    if (!job) return false;
+    this.unschedule(job);
+    return true;
   }
 
   /** Clears every timer and waits for running jobs. Safe to call twice. */
@@ -110,11 +128,12 @@ export class Scheduler {
     return job;
   }
 
-  private register(id: string, schedule: Schedule, fn: JobFn, runOnStart: boolean): void {
-    if (typeof id !== 'string' || id === '') throw new LapseError('LAPSE_INVALID_OPTION', 'a job id must be a non-empty string');
-    if (typeof fn !== 'function') throw new LapseError('LAPSE_INVALID_OPTION', `job ${id}: fn must be a function`);
+  private register(asked: string, schedule: Schedule, fn: JobFn, runOnStart: boolean, owner: unknown): JobHandle {
+    if (typeof asked !== 'string' || asked === '') throw new LapseError('LAPSE_INVALID_OPTION', 'a job id must be a non-empty string');
+    if (typeof fn !== 'function') throw new LapseError('LAPSE_INVALID_OPTION', `job ${asked}: fn must be a function`);
+    const id = this.idFor(asked, owner);
     // Replacing keeps the record (stats, the run in progress) so the job still never overlaps itself.
-    const job = this.jobs.get(id) ?? newJob(id, fn, schedule);
+    const job = this.jobs.get(id) ?? newJob(id, fn, schedule, owner);
     this.disarm(job);
     this.jobs.set(id, job);
     job.fn = fn;
@@ -123,6 +142,27 @@ export class Scheduler {
     const current = runOnStart ? schedule.currentSlot?.(now) : undefined;
     if (current !== undefined) this.arm(job, current, now);
     else this.armNext(job, now);
+    return {
+      id,
+      remove: () => {
+        if (this.jobs.get(id) === job) this.unschedule(job);
+      },
+    };
+  }
+
+  /** `asked` when it is free or this owner's; else the first of `asked#2`, `asked#3`, … that is. */
+  private idFor(asked: string, owner: unknown): string {
+    let id = asked;
+    for (let n = 2; ; n++) {
+      const held = this.jobs.get(id);
+      if (!held || held.owner === owner) return id;
+      id = `${asked}#${n}`;
+    }
+  }
+
+  private unschedule(job: Job): void {
+    this.disarm(job);
+    this.jobs.delete(job.id);
   }
 
   private disarm(job: Job): void {

@@ -11,7 +11,7 @@ import { checkCreateInput, checkId, checkUserId, inputDuration, type CreateInput
 import { fenceOf, type Lease, type LeaseRef, makeLease } from './lease-handle.js';
 import { LockWaiters } from './lock-waiters.js';
 import { defaultLogger, type Logger } from './logger.js';
-import { Scheduler } from './scheduler.js';
+import { type JobHandle, Scheduler } from './scheduler.js';
 import { activeLock, type Ended, newRecord, type Session, type SessionRecord, toSession } from './session.js';
 import { type ResolvedOptions, resolveOptions, type StoreOptions, touchIntervalFor } from './store-options.js';
 import { type WriteHealth, WriteHealthTracker } from './write-health.js';
@@ -75,6 +75,8 @@ export class SessionStore {
   private readonly ownScheduler: boolean;
   private readonly unsubscribe: (() => void) | undefined;
   private readonly writes: WriteHealthTracker;
+  private readonly unsubscribeErrors: (() => void) | undefined;
+  private readonly cleanupJob: JobHandle | undefined;
 
   constructor(options: StoreOptions = {}) {
     this.opts = resolveOptions(options);
@@ -84,11 +86,12 @@ export class SessionStore {
     this.waiters = new LockWaiters(this.clock);
     this.writes = new WriteHealthTracker(this.backend);
     this.unsubscribe = this.backend.onUnlock?.((id) => this.waiters.notify(id));
+    this.unsubscribeErrors = this.backend.onError?.((err) => void this.failed(err));
     this.ownScheduler = !options.scheduler;
     this.scheduler =
       options.scheduler ?? new Scheduler({ logger: this.logger, clock: this.clock, lease: this.backend.jobLease?.() });
     if (this.opts.sweepInterval !== false) {
-      this.scheduler.every('session_cleanup', this.opts.sweepInterval, () => this.cleanup());
+      this.cleanupJob = this.scheduler.every('session_cleanup', this.opts.sweepInterval, () => this.cleanup(), { owner: this });
     }
   }
 
@@ -270,7 +273,7 @@ export class SessionStore {
       const now = this.clock.now();
       try {
         const state = await this.call(() => this.backend.lock(id, owner, ttl, now));
-        this.emit('locked', { id, userId: null, reason: 'locked', at: now, fence: state.fence });
+        await this.leaseEvent('locked', id, 'locked', now, state.fence);
         return makeLease(id, state, ttl, {
           extend: (fence, next) => this.call(() => this.backend.extendLock(id, fence, next, this.clock.now())),
           release: (fence) => this.unlock(id, fence),
@@ -448,11 +451,12 @@ export class SessionStore {
   private async shutdown(): Promise<void> {
     const steps = new CleanupSteps();
     if (this.ownScheduler) await steps.run(() => this.scheduler.stop());
-    else if (this.opts.sweepInterval !== false) await steps.run(() => this.scheduler.remove('session_cleanup'));
+    else await steps.run(() => this.cleanupJob?.remove());
     await steps.run(() => this.flushAccesses());
     await steps.run(() => this.waiters.close());
     await steps.run(() => this.unsubscribe?.());
     await steps.run(() => this.backend.close());
+    await steps.run(() => this.unsubscribeErrors?.());
     this.events.removeAllListeners();
     steps.finish('closing the store failed');
   }
@@ -543,8 +547,20 @@ export class SessionStore {
     const now = this.clock.now();
     const released = await this.call(() => this.backend.unlock(id, fence, now));
     this.waiters.notify(id);
-    if (released) this.emit('unlocked', { id, userId: null, reason: 'released', at: now, fence });
+    if (released) await this.leaseEvent('unlocked', id, 'released', now, fence);
     return released;
+  }
+
+  /** A lease event with the session's user, read only when someone listens (a lease call does not return it). */
+  private async leaseEvent(event: 'locked' | 'unlocked', id: string, reason: string, at: number, fence: number): Promise<void> {
+    if (this.events.listenerCount(event) === 0) return;
+    let userId: string | null = null;
+    try {
+      userId = (await this.read(id, at))?.userId ?? null;
+    } catch (err) {
+      this.reportError(err); // the lease itself succeeded: report, but do not fail the call
+    }
+    this.emit(event, { id, userId, reason, at, fence });
   }
 
   private revoked(rec: SessionRecord | null, now: number): boolean {

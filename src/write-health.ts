@@ -36,7 +36,7 @@ export class WriteHealthTracker {
   /** The backend's own report (a memory snapshot that cannot be saved, say), then a probe if a failure was seen. */
   async check(now: number): Promise<WriteHealth> {
     const own = this.backend.health?.();
-    if (own && !own.writable) return { writable: false, reason: own.reason ?? `the ${this.backend.name} backend cannot keep writes` };
+    if (own && !own.ok) return { writable: false, reason: own.reason ?? `the ${this.backend.name} backend cannot keep writes` };
     if (this.failure === null) return { writable: true, reason: null };
     try {
       await this.probe(now);

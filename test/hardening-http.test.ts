@@ -154,7 +154,7 @@ describe('/health and writes', () => {
   it('answers 503 when the backend says it cannot keep writes, and 200 again when it can', async () => {
     let degraded: string | null = null;
     // The hook a backend implements to say its writes are not being kept (a memory snapshot that fails, say).
-    const backend: Backend = Object.assign(memory(), { health: () => ({ writable: degraded === null, reason: degraded }) });
+    const backend: Backend = Object.assign(memory(), { health: () => (degraded === null ? { ok: true } : { ok: false, reason: degraded }) });
     const store = createStore({ backend, sweepInterval: false });
     await start({ store });
     try {

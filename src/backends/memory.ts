@@ -1,5 +1,6 @@
-import type { Backend, BackendStats, InsertPolicy, JobLease } from '../backend.js';
-import { type Clock, systemClock } from '../clock.js';
+import sortedBtree from 'sorted-btree';
+import type { Backend, BackendHealth, BackendStats, InsertPolicy, JobLease } from '../backend.js';
+import { type Clock, type TimerClock, timerClock } from '../clock.js';
 import { parsePositiveDuration, type Duration } from '../duration.js';
 import { LapseError } from '../errors.js';
 import { memoryJobLease } from '../lease.js';
@@ -15,6 +16,10 @@ import {
 } from '../session.js';
 import { ExpiryQueue } from './expiry-queue.js';
 import { SnapshotFile } from './snapshot.js';
+
+type BTreeClass = typeof sortedBtree.default;
+// A CommonJS module: Node gives its exports object as the default import, vitest the class itself.
+const BTree: BTreeClass = (sortedBtree as { default?: BTreeClass }).default ?? (sortedBtree as unknown as BTreeClass);
 
 /** A stored session plus its parsed data. A class, so every entry shares one compact hidden class. */
 class Entry implements SessionRecord {
@@ -89,11 +94,27 @@ class UserList {
 }
 
 export interface MemoryOptions {
-  /** Persist to a file: written every `interval` (default '1m') and on close, restored on start. */
+  /**
+   * Persist to a file: written every `interval` (default '1m') and on close, restored on start.
+   * A checkpoint: what changed after the last snapshot is lost if the process dies without close().
+   */
   snapshot?: { path: string; interval?: Duration };
-  /** Clock used to drop expired sessions on restore (the store passes `now` everywhere else). */
+  /** Clock used to drop expired sessions on restore and to time snapshots (the store passes `now` everywhere else). */
   clock?: Clock;
   logger?: Logger;
+}
+
+/** How the snapshots are going (see MemoryBackend.snapshotState). */
+export interface SnapshotState {
+  writing: boolean;
+  /** Writes finished, successful or not. */
+  writes: number;
+  failures: number;
+  /** Intervals skipped because the previous write was still going. */
+  skipped: number;
+  lastSuccessAt: number | null;
+  /** Message of the last write, when it failed. */
+  lastError: string | null;
 }
 
 /**
@@ -111,6 +132,8 @@ export class MemoryBackend implements Backend {
   /** Insertion order is recency: a touched entry is moved to the end. */
   private byId = new Map<string, Entry>();
   private byUser = new Map<string, UserList>();
+  /** Id order, for scan(): a B+ tree, so a page costs O(log n + page), never a sort of the map. */
+  private byOrder = new BTree<string, Entry>();
   /** Expiry index; an entry stays queued at its old time after a touch and is re-queued lazily. */
   private queue = new ExpiryQueue<Entry>();
   /** Leases granted, by id, to count `locked` without a scan. */
@@ -119,24 +142,27 @@ export class MemoryBackend implements Backend {
   private unlockListeners = new Set<(id: string) => void>();
   private lease: JobLease | undefined;
   private snapshot: SnapshotFile | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly snap: SnapshotState = { writing: false, writes: 0, failures: 0, skipped: 0, lastSuccessAt: null, lastError: null };
+  private readonly errorListeners = new Set<(err: unknown) => void>();
+  private timer: unknown;
   private closed = false;
-  private readonly clock: Clock;
+  private readonly clock: TimerClock;
+  private readonly logger: Logger;
 
   constructor(options: MemoryOptions = {}) {
-    this.clock = options.clock ?? systemClock;
+    this.clock = timerClock(options.clock);
+    this.logger = options.logger ?? defaultLogger();
     if (options.snapshot) {
-      const logger = options.logger ?? defaultLogger();
-      this.snapshot = new SnapshotFile(options.snapshot.path, logger);
+      const every = parsePositiveDuration(options.snapshot.interval ?? '1m', 'snapshot.interval');
+      this.snapshot = new SnapshotFile(options.snapshot.path, this.logger, (err) => this.written(err));
+      this.snapshot.removeStaleTemps();
       const restored = this.snapshot.read();
       if (restored) {
         const now = this.clock.now();
         this.fence = restored.fence;
         for (const rec of restored.records) if (rec.expiresAt > now) this.add(new Entry(rec));
       }
-      const every = parsePositiveDuration(options.snapshot.interval ?? '1m', 'snapshot.interval');
-      this.timer = setInterval(() => void this.save().catch(() => {}), every);
-      this.timer.unref();
+      this.arm(every);
     }
   }
 
@@ -288,21 +314,38 @@ export class MemoryBackend implements Backend {
 
   stats(now: number): BackendStats {
     for (const [id, until] of this.locks) if (until <= now) this.locks.delete(id);
-    return { sessions: this.byId.size, users: this.byUser.size, locked: this.locks.size };
+    const stats: BackendStats = { sessions: this.byId.size, users: this.byUser.size, locked: this.locks.size };
+    if (this.snapshot) stats.snapshot = { failures: this.snap.failures, lastSuccessAt: this.snap.lastSuccessAt };
+    return stats;
   }
 
-  /** Id order needs a sort here: an admin listing path, never a request path. */
+  /** Degraded while the last snapshot failed: the sessions are served, but a crash would lose them. */
+  health(): BackendHealth {
+    if (this.closed) return { ok: false, reason: 'memory backend is closed' };
+    if (this.snap.lastError === null) return { ok: true };
+    return { ok: false, reason: `memory snapshot to ${this.snapshot?.path} failing: ${this.snap.lastError}` };
+  }
+
+  /** Counters of the snapshot writes, for diagnostics and tests. */
+  snapshotState(): SnapshotState {
+    return { ...this.snap, writing: this.snapshot?.busy === true };
+  }
+
+  /** From the id index: O(log n + page), plus the expired entries in the range that the sweep has not removed yet. */
   scan(afterId: string | null, limit: number, now: number): SessionRecord[] {
     const out: Entry[] = [];
-    for (const e of this.byId.values()) {
-      if (e.expiresAt > now && (afterId === null || e.id > afterId)) out.push(e);
+    if (!(limit > 0)) return out;
+    // values(from) starts at `from` itself when it is an id: the cursor is exclusive.
+    for (const e of this.byOrder.values(afterId ?? undefined)) {
+      if (e.id === afterId || e.expiresAt <= now) continue;
+      if (out.push(e) >= limit) break;
     }
-    out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    return out.slice(0, limit);
+    return out;
   }
 
   clear(): void {
     this.byId.clear();
+    this.byOrder.clear();
     this.byUser.clear();
     this.queue.clear();
     this.locks.clear();
@@ -310,6 +353,11 @@ export class MemoryBackend implements Backend {
 
   ping(): void {
     if (this.closed) throw new LapseError('LAPSE_CLOSED', 'memory backend is closed');
+  }
+
+  onError(listener: (err: unknown) => void): () => void {
+    this.errorListeners.add(listener);
+    return () => this.errorListeners.delete(listener);
   }
 
   onUnlock(listener: (id: string) => void): () => void {
@@ -322,19 +370,66 @@ export class MemoryBackend implements Backend {
     return this.lease;
   }
 
-  /** Writes a snapshot now (no-op without the snapshot option). */
+  /**
+   * Writes a snapshot now (no-op without the snapshot option); rejects when it fails. During
+   * a write it waits for it and then one more, with the state as it is then.
+   */
   async save(): Promise<void> {
-    if (!this.snapshot) return;
-    await this.snapshot.write(this.fence, this.byId.values());
+    await this.snapshot?.write(() => ({ fence: this.fence, records: this.byId.values() }));
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.timer) clearInterval(this.timer);
+    if (this.timer !== undefined) this.clock.clearTimer(this.timer);
     this.timer = undefined;
     this.unlockListeners.clear();
-    await this.save();
+    try {
+      await this.save();
+    } finally {
+      this.errorListeners.clear();
+    }
+  }
+
+  /** The periodic snapshot: one timer at a time, re-armed after each tick. */
+  private arm(every: number): void {
+    this.timer = this.clock.setTimer(() => {
+      this.tick();
+      if (!this.closed) this.arm(every);
+    }, every);
+  }
+
+  private tick(): void {
+    if (this.snapshot?.busy) {
+      // A write longer than the interval: skip rather than queue, or saves would stack.
+      if (this.snap.skipped++ === 0 || this.snap.skipped % 100 === 0) {
+        this.logger.warn({ path: this.snapshot.path, skipped: this.snap.skipped }, 'memory snapshot still writing; interval skipped');
+      }
+      return;
+    }
+    // A failure is reported by written(); nobody awaits a periodic write.
+    this.save().catch(() => {});
+  }
+
+  /** The outcome of each snapshot write: counted, logged, and failures told to the store. */
+  private written(err: unknown): void {
+    const s = this.snap;
+    s.writes++;
+    const path = this.snapshot?.path;
+    if (err === undefined) {
+      if (s.lastError !== null) this.logger.warn({ path, failures: s.failures }, 'memory snapshot written again');
+      s.lastSuccessAt = this.clock.now();
+      s.lastError = null;
+      return;
+    }
+    s.failures++;
+    s.lastError = err instanceof Error ? err.message : String(err);
+    this.logger.error(
+      { path, err, failures: s.failures, lastSuccessAt: s.lastSuccessAt },
+      'memory snapshot failed: a crash now would lose the sessions changed since the last snapshot',
+    );
+    const failure = new Error(`snapshot to ${path} failed: ${s.lastError}`, { cause: err });
+    for (const listener of this.errorListeners) listener(failure);
   }
 
   /**
@@ -377,6 +472,7 @@ export class MemoryBackend implements Backend {
 
   private add(e: Entry): void {
     this.byId.set(e.id, e);
+    this.byOrder.set(e.id, e);
     this.queue.push(e.expiresAt, e);
     if (e.userId !== null) {
       let list = this.byUser.get(e.userId);
@@ -402,6 +498,7 @@ export class MemoryBackend implements Backend {
   private drop(e: Entry): void {
     e.dropped = true;
     this.byId.delete(e.id);
+    this.byOrder.delete(e.id);
     if (e.lock) this.locks.delete(e.id);
     const list = e.userList;
     if (list) {

@@ -1,12 +1,25 @@
-import { existsSync, readFileSync, renameSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
 import { mkdir, open, rename } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { Logger } from '../logger.js';
 import { RECORD_FIELDS, type SessionRecord } from '../session.js';
 
 const FORMAT = 'lapse-snapshot';
 const VERSION = 1;
 const CHUNK = 2000;
+
+/** What a write snapshots: read when the write starts, so it is never older than the call. */
+export type SnapshotSource = () => { fence: number; records: Iterable<SessionRecord> };
+
+/** Whether a process with this pid is running (EPERM: it is, but is not ours). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 
 /**
  * A snapshot file of the memory backend: a header line, one JSON array per session and
@@ -15,13 +28,43 @@ const CHUNK = 2000;
  */
 export class SnapshotFile {
   private writing: Promise<void> | undefined;
-  /** The newest state asked for while a write was in flight. */
-  private pending: { fence: number; rows: unknown[][] } | undefined;
-  /** The newest state asked for while a write was in flight. */
+  /** The one write queued behind the one in flight, shared by every caller meanwhile. */
+  private next: Promise<void> | undefined;
+
   constructor(
     readonly path: string,
     private readonly logger: Logger,
+    /** Told the outcome of every write, once per write (not per caller): undefined on success. */
+    private readonly written: (err: unknown) => void,
   ) {}
+
+  /** True while a write is in flight. */
+  get busy(): boolean {
+    return this.writing !== undefined;
+  }
+
+  /**
+   * Deletes `<path>.tmp-<pid>` files a killed process left behind (its pid no longer runs,
+   * or is ours now: pids are reused); a running process's temp file is its write in flight.
+   */
+  removeStaleTemps(): void {
+    const prefix = `${basename(this.path)}.tmp-`;
+    let names: string[];
+    try {
+      names = readdirSync(dirname(this.path));
+    } catch {
+      return; // no folder yet: nothing left behind
+    }
+    const removed: string[] = [];
+    for (const name of names) {
+      if (!name.startsWith(prefix)) continue;
+      const pid = Number(name.slice(prefix.length));
+      if (!Number.isSafeInteger(pid) || pid <= 0 || (pid !== process.pid && alive(pid))) continue;
+      unlinkSync(join(dirname(this.path), name));
+      removed.push(name);
+    }
+    if (removed.length > 0) this.logger.warn({ path: this.path, removed }, 'removed snapshot temp files left by a killed process');
+  }
 
   /** The snapshot's content, null when there is none. A corrupt file is moved aside, never deleted. */
   read(): { fence: number; records: SessionRecord[] } | null {
@@ -36,27 +79,37 @@ export class SnapshotFile {
     }
   }
 
-  /** Writes `records` (taken now) as the new snapshot; concurrent calls are coalesced. */
-  write(fence: number, records: Iterable<SessionRecord>): Promise<void> {
-    const rows = Array.from(records, (r) => RECORD_FIELDS.map((f) => r[f]));
-    if (this.writing) {
-      // A write is in flight; queue one more with the newest state.
-      this.pending = { fence, rows };
-      return this.writing;
-    }
-    this.writing = this.run(fence, rows).finally(() => {
-      this.writing = undefined;
-    });
-    return this.writing;
+  /**
+   * Writes what `source()` gives as the new snapshot. During a write, a call waits for it
+   * and then for one more write (of the state at that time), shared by every call meanwhile:
+   * writes never overlap and never pile up.
+   */
+  write(source: SnapshotSource): Promise<void> {
+    if (!this.writing) return this.start(source);
+    this.next ??= this.writing
+      .catch(() => {})
+      .then(() => {
+        this.next = undefined;
+        return this.start(source);
+      });
+    return this.next;
   }
 
-  private async run(fence: number, rows: unknown[][]): Promise<void> {
-    for (;;) {
-      await this.writeFile(fence, rows);
-      if (!this.pending) return;
-      ({ fence, rows } = this.pending);
-      this.pending = undefined;
-    }
+  private start(source: SnapshotSource): Promise<void> {
+    const { fence, records } = source();
+    const rows = Array.from(records, (r) => RECORD_FIELDS.map((f) => r[f]));
+    const run = this.writeFile(fence, rows).then(
+      () => this.written(undefined),
+      (err: unknown) => {
+        this.written(err);
+        throw err;
+      },
+    );
+    const tracked = run.finally(() => {
+      if (this.writing === tracked) this.writing = undefined;
+    });
+    this.writing = tracked;
+    return tracked;
   }
 
   private async writeFile(fence: number, rows: unknown[][]): Promise<void> {

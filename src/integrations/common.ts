@@ -1,5 +1,5 @@
 import { parse as parseCookie, serialize as serializeCookie, type SerializeOptions as CookieSerializeOptions } from 'cookie';
-import { isLapseError } from '../errors.js';
+import { isLapseError, LapseError } from '../errors.js';
 import type { CreateInput } from '../input.js';
 import type { Session } from '../session.js';
 import type { SessionStore } from '../store.js';
@@ -13,8 +13,11 @@ export interface HttpSessionOptions {
   cookie?: CookieSerializeOptions;
   /** Also accept `Authorization: Bearer <token>` (APIs, mobile apps); default true. */
   bearer?: boolean;
-  /** Rotate the token at login (session fixation defence); default true. */
-  rotateOnLogin?: boolean;
+  /**
+   * login() always ends the request's session and issues a new token (the session fixation
+   * defence), so only `true` is accepted; `false` is LAPSE_INVALID_OPTION.
+   */
+  rotateOnLogin?: true;
 }
 
 export interface ResolvedHttpOptions {
@@ -24,8 +27,11 @@ export interface ResolvedHttpOptions {
   bearer: boolean;
 }
 
-/** Fills defaults. */
+/** Fills defaults; refuses what would weaken the session handling. */
 export function resolveHttpOptions(o: HttpSessionOptions): ResolvedHttpOptions {
+  if (o.rotateOnLogin !== undefined && o.rotateOnLogin !== true) {
+    throw new LapseError('LAPSE_INVALID_OPTION', 'rotateOnLogin cannot be turned off: login() always issues a new token');
+  }
   return {
     store: o.store,
     cookieName: o.cookieName ?? 'lapse_session',
@@ -63,7 +69,11 @@ export class RequestSession {
     this.session = session;
   }
 
-  /** Starts a session for a user (ending the anonymous one, if any) and sets the cookie. Returns the token. */
+  /**
+   * Starts a session for a user and sets the cookie; returns the token. The request's
+   * session, if any, is ended first (revoked): a token that existed before login never
+   * becomes a logged-in one (session fixation).
+   */
   async login(input: CreateInput = {}): Promise<string> {
     if (this.token) await this.o.store.revoke(this.token);
     const { token, session } = await this.o.store.create(input);
@@ -88,7 +98,7 @@ export class RequestSession {
    */
   async update<T>(data: T | ((prev: T) => T | Promise<T>)): Promise<Session<T>> {
     const current = this.session;
-    if (!current) throw new Error('no session on this request: call login() first');
+    if (!current) throw noSession();
     let next: Session<T> | undefined;
     if (typeof data === 'function') {
       const fn = data as (prev: T) => T | Promise<T>;
@@ -107,7 +117,7 @@ export class RequestSession {
 
   /** New id and secret for the same session (after a privilege change); sets the cookie. */
   async rotate(): Promise<string> {
-    if (!this.token) throw new Error('no session on this request: call login() first');
+    if (!this.token) throw noSession();
     const { token, session } = await this.o.store.rotate(this.token);
     this.adopt(token, session);
     return token;
@@ -119,6 +129,11 @@ export class RequestSession {
     const maxAge = Math.max(0, Math.floor((session.absoluteExpiresAt - Date.now()) / 1000));
     this.setCookie(serializeCookie(this.o.cookieName, token, { ...this.o.cookie, maxAge }));
   }
+}
+
+/** What update() and rotate() throw on a request without a valid session (HTTP 401). */
+function noSession(): LapseError {
+  return new LapseError('LAPSE_UNAUTHORIZED', 'no session on this request: call login() first');
 }
 
 /** Validates the token of a request; a backend failure throws (never "no session"). */

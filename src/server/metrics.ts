@@ -16,6 +16,7 @@ export class ServerMetrics {
   private readonly locked: Gauge;
   private readonly backendUp: Gauge;
   private readonly backendErrors: Counter;
+  private snapshots: { failures: Counter; lastSuccess: Gauge } | undefined;
   private readonly jobRuns: Counter<'job'>;
   private readonly jobFailures: Counter<'job'>;
   private readonly validOutcome: HistogramSeries;
@@ -73,6 +74,7 @@ export class ServerMetrics {
       // Up means able to keep writes too (a backend's own health report, or a probe after a failure).
       this.backendUp.set((await this.store.writeHealth()).writable ? 1 : 0);
       setCounter(this.backendErrors, s.backendErrors);
+      if (s.snapshot) this.observeSnapshots(s.snapshot);
     } catch {
       this.backendUp.set(0);
     }
@@ -83,6 +85,21 @@ export class ServerMetrics {
       this.jobFailures.inc({ job: job.id }, job.failures);
     }
     return this.registry.metrics();
+  }
+
+  /** Memory snapshots' metrics, registered on the first scrape that reports them (only memory backends with snapshots do). */
+  private observeSnapshots(s: { failures: number; lastSuccessAt: number | null }): void {
+    const registers = [this.registry];
+    this.snapshots ??= {
+      failures: new Counter({ name: 'lapse_snapshot_failures_total', help: 'Memory snapshot writes that failed', registers }),
+      lastSuccess: new Gauge({
+        name: 'lapse_snapshot_last_success_timestamp_seconds',
+        help: 'When a memory snapshot was last written (0: not yet)',
+        registers,
+      }),
+    };
+    setCounter(this.snapshots.failures, s.failures);
+    this.snapshots.lastSuccess.set(s.lastSuccessAt === null ? 0 : s.lastSuccessAt / 1000);
   }
 
   get contentType(): string {

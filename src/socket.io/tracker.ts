@@ -6,7 +6,7 @@ import { parsePositiveDuration } from '../duration.js';
 import { CleanupSteps } from '../cleanup.js';
 import { backendError } from '../errors.js';
 import { defaultLogger, type Logger } from '../logger.js';
-import { Scheduler } from '../scheduler.js';
+import { type JobHandle, Scheduler } from '../scheduler.js';
 import type { SessionStore, StoreEvent } from '../store.js';
 import { sessionMiddleware } from './auth.js';
 import { type Connection, type ConnRecord, type LapseSocketData, roomsOf, toConnection } from './connection.js';
@@ -94,6 +94,7 @@ export class ConnectionTracker implements PresenceSource {
   private readonly store: SessionStore | undefined;
   private readonly registry: PresenceRegistry | undefined;
   private readonly scheduler: Scheduler;
+  private readonly sweepJob: JobHandle;
   private readonly ownScheduler: boolean;
   private readonly idleTimeoutFor: TrackerOptions['idleTimeoutFor'];
   private readonly records = new Map<string, ConnRecord>();
@@ -159,7 +160,7 @@ export class ConnectionTracker implements PresenceSource {
 
     this.ownScheduler = !options.scheduler;
     this.scheduler = options.scheduler ?? new Scheduler({ clock: this.clock, logger: this.logger });
-    this.scheduler.every(SWEEP_JOB, this.opts.sweepInterval, () => this.expireInactive());
+    this.sweepJob = this.scheduler.every(SWEEP_JOB, this.opts.sweepInterval, () => this.expireInactive(), { owner: this });
 
     this.registry?.attach(this);
     // Sockets that connected before the tracker existed are adopted (anonymous unless socket.data says otherwise).
@@ -553,7 +554,7 @@ export class ConnectionTracker implements PresenceSource {
     for (const off of this.unhook) await steps.run(off);
     await steps.run(() => this.deadlines.close());
     await steps.run(() => this.watch.close());
-    await steps.run(() => (this.ownScheduler ? this.scheduler.stop() : this.scheduler.remove(SWEEP_JOB)));
+    await steps.run(() => (this.ownScheduler ? this.scheduler.stop() : this.sweepJob.remove()));
     for (const rec of this.records.values()) await steps.run(() => this.unlisten(rec.socket));
     await steps.run(() => this.registry?.detach());
     this.records.clear();

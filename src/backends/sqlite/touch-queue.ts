@@ -21,7 +21,7 @@ export class TouchQueue {
   constructor(
     /** Writes one batch in one transaction, or throws (every touch of the batch fails with it). */
     private readonly write: (batch: TouchArgs[]) => (SessionRecord | null)[],
-    /** Awaited before each batch (checkpoint pacing). */
+    /** Awaited before each batch while more than one batch is queued (checkpoint pacing). */
     private readonly pace: () => Promise<void>,
   ) {}
 
@@ -41,7 +41,9 @@ export class TouchQueue {
     try {
       await nextTurn(); // gather what arrives during this turn into the first batch
       while (this.queue.length > 0) {
-        await this.pace();
+        // Only a bulk stream (the store's flush) waits for the checkpoint worker: a request's
+        // touch written at once, or a validate would wait behind the sweep's catch-ups.
+        if (this.queue.length > BATCH) await this.pace();
         this.writeBatch(this.queue.splice(0, BATCH));
         if (this.queue.length > 0) await nextTurn();
       }
