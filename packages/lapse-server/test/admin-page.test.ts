@@ -3,8 +3,8 @@ import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LapseServer } from '../src/server/index.js';
 import { createServer } from '../src/server/index.js';
-import { CHROMIUM, CHROMIUM_ARGS, chromiumAvailable } from './helpers/chromium.js';
-import { tempDir } from './helpers/tmp.js';
+import { CHROMIUM, CHROMIUM_ARGS, chromiumAvailable } from '../../../test/helpers/chromium.js';
+import { tempDir } from '../../../test/helpers/tmp.js';
 
 const ADMIN = `lapse_admin_${'t'.repeat(40)}`;
 

@@ -2,8 +2,8 @@ import { type ChildProcess, spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, ensureBuilt, serve } from './helpers/serve-process.js';
-import { tempDir } from './helpers/tmp.js';
+import { CLI, ensureBuilt, serve } from '../../../test/helpers/serve-process.js';
+import { tempDir } from '../../../test/helpers/tmp.js';
 
 let tmp: { dir: string; cleanup: () => void };
 const children: ChildProcess[] = [];

@@ -1,16 +1,16 @@
 import { chmodSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Backend } from '../src/backend.js';
-import { memory } from '../src/backends/memory.js';
-import { ManualClock } from '../src/clock.js';
-import { MAX_DATA_DEPTH, encodeData } from '../src/data.js';
-import { MAX_DURATION_MS, MAX_LEASE_MS, parseDuration } from '../src/duration.js';
-import { LapseError } from '../src/errors.js';
+import type { Backend } from 'lapse/internal';
+import { memory } from 'lapse/internal';
+import { ManualClock } from 'lapse/internal';
+import { MAX_DATA_DEPTH, encodeData } from 'lapse/internal';
+import { MAX_DURATION_MS, MAX_LEASE_MS, parseDuration } from 'lapse/internal';
+import { LapseError } from 'lapse/internal';
 import { createServer, type LapseServer } from '../src/server/index.js';
 import { FailureLimiter } from '../src/server/rate-limit.js';
-import { createStore } from '../src/store.js';
-import { tempDir } from './helpers/tmp.js';
+import { createStore } from 'lapse/internal';
+import { tempDir } from '../../../test/helpers/tmp.js';
 
 /** `{"a":{"a":…1…}}`, `levels` objects deep, as text (building it as a value would itself need the stack). */
 function nested(levels: number): string {

@@ -1,14 +1,14 @@
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { redis } from '../src/backends/redis.js';
-import { bucketOfId, bucketOfUser } from '../src/backends/redis/layout.js';
-import { ManualClock } from '../src/clock.js';
-import { isLapseError } from '../src/errors.js';
-import { silentLogger } from '../src/logger.js';
+import { redis } from 'lapse/redis';
+import { bucketOfId, bucketOfUser } from '../../lapse/src/backends/redis/layout.js';
+import { ManualClock } from 'lapse/internal';
+import { isLapseError } from 'lapse/internal';
+import { silentLogger } from 'lapse/internal';
 import { describeBackend, parseBackendUrl } from '../src/server/backend.js';
-import { createStore, type SessionStore } from '../src/store.js';
-import { type RedisCluster, useRedisCluster } from './helpers/redis-cluster.js';
-import { describeRedis, randomPrefix } from './helpers/redis-server.js';
+import { createStore, type SessionStore } from 'lapse/internal';
+import { type RedisCluster, useRedisCluster } from '../../../test/helpers/redis-cluster.js';
+import { describeRedis, randomPrefix } from '../../../test/helpers/redis-server.js';
 
 const T0 = 2_000_000_000_000;
 

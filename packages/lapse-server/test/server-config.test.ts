@@ -1,11 +1,11 @@
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { LapseError } from '../src/errors.js';
+import { LapseError } from 'lapse/internal';
 import { KeyRing, loadConfig, resolveConfig, SETTINGS } from '../src/server/index.js';
 import { redactUrl } from '../src/server/log.js';
 import { FailureLimiter } from '../src/server/rate-limit.js';
-import { tempDir } from './helpers/tmp.js';
+import { tempDir } from '../../../test/helpers/tmp.js';
 
 function invalid(fn: () => unknown): string {
   try {
@@ -73,7 +73,7 @@ describe('config', () => {
   });
 
   it('is documented in full in docs/config.md', () => {
-    const doc = readFileSync(join(import.meta.dirname, '..', 'docs', 'config.md'), 'utf8');
+    const doc = readFileSync(join(import.meta.dirname, '..', '..', '..', 'docs', 'config.md'), 'utf8');
     for (const s of SETTINGS) {
       expect(doc, s.env).toContain(`| \`${s.key}\` | \`${s.env}\` |`);
       if (s.flag) expect(doc, s.flag).toContain(s.flag.replace('|', '\\|'));

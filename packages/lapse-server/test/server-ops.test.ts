@@ -2,12 +2,12 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Backend } from '../src/backend.js';
-import { memory } from '../src/backends/memory.js';
-import { silentLogger } from '../src/logger.js';
+import type { Backend } from 'lapse/internal';
+import { memory } from 'lapse/internal';
+import { silentLogger } from 'lapse/internal';
 import { createServer, type LapseServer, onShutdown } from '../src/server/index.js';
-import { createStore } from '../src/store.js';
-import { tempDir } from './helpers/tmp.js';
+import { createStore } from 'lapse/internal';
+import { tempDir } from '../../../test/helpers/tmp.js';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -141,7 +141,7 @@ describe('openapi', () => {
     expect(doc.paths['/v1/sessions'].get['x-lapse-role']).toBe('admin');
     expect(doc.paths['/v1/sessions/{id}'].get.parameters[0]).toMatchObject({ name: 'id', in: 'path', required: true });
     // docs/http.md has a section, with a curl example, for every documented route.
-    const md = readFileSync(join(import.meta.dirname, '..', 'docs', 'http.md'), 'utf8');
+    const md = readFileSync(join(import.meta.dirname, '..', '..', '..', 'docs', 'http.md'), 'utf8');
     for (const op of ops) {
       const [method, path] = op.split(' ') as [string, string];
       expect(md, op).toContain(`\`${method} ${path.replace(/\{(\w+)\}/g, ':$1')}`);

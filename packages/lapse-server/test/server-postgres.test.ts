@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createServer, type LapseServer } from '../src/server/index.js';
-import { describePostgres, type PostgresServer, randomName, startPostgres } from './helpers/postgres-server.js';
-import { tempDir } from './helpers/tmp.js';
+import { describePostgres, type PostgresServer, randomName, startPostgres } from '../../../test/helpers/postgres-server.js';
+import { tempDir } from '../../../test/helpers/tmp.js';
 
 const ADMIN_KEY = `pg-admin-${'k'.repeat(24)}`;
 

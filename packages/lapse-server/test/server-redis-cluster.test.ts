@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createServer, type LapseServer } from '../src/server/index.js';
-import { type RedisCluster, startRedisCluster } from './helpers/redis-cluster.js';
-import { describeRedis, randomPrefix } from './helpers/redis-server.js';
-import { tempDir } from './helpers/tmp.js';
+import { type RedisCluster, startRedisCluster } from '../../../test/helpers/redis-cluster.js';
+import { describeRedis, randomPrefix } from '../../../test/helpers/redis-server.js';
+import { tempDir } from '../../../test/helpers/tmp.js';
 
 describeRedis('the service on a Redis Cluster (LAPSE_BACKEND=redis-cluster://…)', () => {
   let cluster: RedisCluster;

@@ -2,8 +2,8 @@ import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createServer, type LapseServer } from '../src/server/index.js';
-import { describeRedis, randomPrefix, type RedisServer, startRedis } from './helpers/redis-server.js';
-import { tempDir } from './helpers/tmp.js';
+import { describeRedis, randomPrefix, type RedisServer, startRedis } from '../../../test/helpers/redis-server.js';
+import { tempDir } from '../../../test/helpers/tmp.js';
 
 describeRedis('the service on Redis', () => {
   let redis: RedisServer;

@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ManualClock } from '../src/clock.js';
+import { ManualClock } from 'lapse/internal';
 import { createServer, type LapseServer } from '../src/server/index.js';
-import { tempDir } from './helpers/tmp.js';
+import { tempDir } from '../../../test/helpers/tmp.js';
 
 let app: LapseServer;
 let clock: ManualClock;

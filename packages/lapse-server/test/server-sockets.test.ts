@@ -2,11 +2,11 @@
 import type { AddressInfo } from 'node:net';
 import { io, type Socket } from 'socket.io-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ManualClock } from '../src/clock.js';
-import { LapseError } from '../src/errors.js';
+import { ManualClock } from 'lapse/internal';
+import { LapseError } from 'lapse/internal';
 import { createServer, loadConfig, type LapseServer, resolveConfig } from '../src/server/index.js';
 import { roomTimeoutOf } from '../src/server/socket-settings.js';
-import { tempDir } from './helpers/tmp.js';
+import { tempDir } from '../../../test/helpers/tmp.js';
 
 const ADMIN = `lapse_admin_${'s'.repeat(43)}`;
 const cleanups: (() => unknown)[] = [];

@@ -9,9 +9,9 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { io, type Socket } from 'socket.io-client';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { describeRedis, randomPrefix, type RedisServer, startRedis } from './helpers/redis-server.js';
-import { ensureBuilt, type Running, serve } from './helpers/serve-process.js';
-import { tempDir } from './helpers/tmp.js';
+import { describeRedis, randomPrefix, type RedisServer, startRedis } from '../../../test/helpers/redis-server.js';
+import { ensureBuilt, type Running, serve } from '../../../test/helpers/serve-process.js';
+import { tempDir } from '../../../test/helpers/tmp.js';
 
 const ADMIN = `lapse_admin_${'c'.repeat(43)}`;
 const HEADERS = { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' };

@@ -2,14 +2,14 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { memory } from '../src/backends/memory.js';
-import { ManualClock } from '../src/clock.js';
-import type { LapseError } from '../src/errors.js';
-import type { Logger } from '../src/logger.js';
-import { silentLogger } from '../src/logger.js';
+import { memory } from 'lapse/internal';
+import { ManualClock } from 'lapse/internal';
+import type { LapseError } from 'lapse/internal';
+import type { Logger } from 'lapse/internal';
+import { silentLogger } from 'lapse/internal';
 import { ServerMetrics } from '../src/server/metrics.js';
-import { createStore, type SessionStore } from '../src/store.js';
-import { tempDir } from './helpers/tmp.js';
+import { createStore, type SessionStore } from 'lapse/internal';
+import { tempDir } from '../../../test/helpers/tmp.js';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {

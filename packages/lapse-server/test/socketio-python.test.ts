@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createServer } from '../src/server/index.js';
 import type { LapseServer } from '../src/server/context.js';
-import { tempDir } from './helpers/tmp.js';
+import { tempDir } from '../../../test/helpers/tmp.js';
 
 const PYTHON = '/usr/bin/python3';
 const SCRIPT = join(import.meta.dirname, 'fixtures', 'python-client.py');

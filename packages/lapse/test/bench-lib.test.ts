@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { inTurns, type OpsResult, uniformOrder } from '../bench/lib.js';
+import { inTurns, type OpsResult, uniformOrder } from '../../../bench/lib.js';
 
 /** A side that reports a fixed throughput per round and logs when it ran. */
 function side(name: string, perRound: number[], log: string[]) {
@@ -48,7 +48,7 @@ describe('bench helpers', () => {
 
 describe('bench statistics', () => {
   it('median, Mann–Whitney and the bootstrap interval tell a real shift from none', async () => {
-    const { bootstrapMedianDiff, mannWhitney, median } = await import('../bench/stats.js');
+    const { bootstrapMedianDiff, mannWhitney, median } = await import('../../../bench/stats.js');
     expect(median([3, 1, 2])).toBe(2);
     expect(median([4, 1, 2, 3])).toBe(2.5);
     // Deterministic, interleaved "samples": b is a shifted by 5.

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { ManualClock } from '../src/clock.js';
-import { encodeData } from '../src/data.js';
-import { parseDuration } from '../src/duration.js';
-import { isLapseError } from '../src/errors.js';
-import { createStore } from '../src/store.js';
-import { constantTimeEqual, formatToken, hashSecret, newId, newSecret, parseToken, verifySecret } from '../src/token.js';
-import { expiresAtOf, expiryReason, toSession } from '../src/session.js';
-import { ExpiryQueue } from '../src/backends/expiry-queue.js';
+import { ManualClock } from '../src/core/clock.js';
+import { encodeData } from '../src/core/data.js';
+import { parseDuration } from '../src/core/duration.js';
+import { isLapseError } from '../src/core/errors.js';
+import { createStore } from '../src/core/store.js';
+import { constantTimeEqual, formatToken, hashSecret, newId, newSecret, parseToken, verifySecret } from '../src/core/token.js';
+import { expiresAtOf, expiryReason, toSession } from '../src/core/session.js';
+import { ExpiryQueue } from '../src/util/expiry-queue.js';
 
 function code(fn: () => unknown): string | undefined {
   try {

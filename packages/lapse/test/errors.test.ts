@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { backendError, ERROR_CODES, isLapseError, LapseError } from '../src/errors.js';
+import { backendError, ERROR_CODES, isLapseError, LapseError } from '../src/core/errors.js';
 
-const doc = readFileSync(new URL('../docs/errors.md', import.meta.url), 'utf8');
+const doc = readFileSync(new URL('../../../docs/errors.md', import.meta.url), 'utf8');
 const rows = [...doc.matchAll(/^\| `(LAPSE_[A-Z_]+)` \| (\d{3}) \|/gm)].map((m) => ({ code: m[1], status: Number(m[2]) }));
 
 describe('error catalogue', () => {

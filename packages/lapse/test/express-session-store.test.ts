@@ -5,14 +5,14 @@
  */
 import type { SessionData } from 'express-session';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Backend } from '../src/backend.js';
-import { ManualClock } from '../src/clock.js';
-import { isLapseError } from '../src/errors.js';
+import type { Backend } from '../src/core/backend.js';
+import { ManualClock } from '../src/core/clock.js';
+import { isLapseError } from '../src/core/errors.js';
 import { applyChanges, LapseStore } from '../src/integrations/express-session.js';
-import { silentLogger } from '../src/logger.js';
-import { createStore, type SessionStore } from '../src/store.js';
-import { flakyBackend } from './helpers/flaky-backend.js';
-import { sessionBackends } from './helpers/session-backends.js';
+import { silentLogger } from '../src/util/logger.js';
+import { createStore, type SessionStore } from '../src/core/store.js';
+import { flakyBackend } from '../../../test/helpers/flaky-backend.js';
+import { sessionBackends } from '../../../test/helpers/session-backends.js';
 
 const closers: Array<() => Promise<unknown> | unknown> = [];
 afterEach(async () => {

@@ -3,14 +3,14 @@
  * and a real redis-server. Time is a ManualClock on the Lapse side: no sleeps.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Backend } from '../src/backend.js';
-import { ManualClock } from '../src/clock.js';
+import type { Backend } from '../src/core/backend.js';
+import { ManualClock } from '../src/core/clock.js';
 import { LapseStore } from '../src/integrations/express-session.js';
-import { silentLogger } from '../src/logger.js';
-import { createStore, type SessionStore } from '../src/store.js';
-import { flakyBackend } from './helpers/flaky-backend.js';
-import { type BackendKind, sessionBackends } from './helpers/session-backends.js';
-import { expressSessionApp, fastifySessionApp, type RunningApp, sessionCookie, sidOf } from './helpers/session-apps.js';
+import { silentLogger } from '../src/util/logger.js';
+import { createStore, type SessionStore } from '../src/core/store.js';
+import { flakyBackend } from '../../../test/helpers/flaky-backend.js';
+import { type BackendKind, sessionBackends } from '../../../test/helpers/session-backends.js';
+import { expressSessionApp, fastifySessionApp, type RunningApp, sessionCookie, sidOf } from '../../../test/helpers/session-apps.js';
 
 const closers: Array<() => Promise<unknown> | unknown> = [];
 afterEach(async () => {

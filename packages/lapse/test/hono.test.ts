@@ -3,9 +3,9 @@ import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import { afterEach, describe, expect, it } from 'vitest';
 import { lapse } from '../src/integrations/hono.js';
-import { silentLogger } from '../src/logger.js';
-import { createStore } from '../src/store.js';
-import { flakyBackend } from './helpers/flaky-backend.js';
+import { silentLogger } from '../src/util/logger.js';
+import { createStore } from '../src/core/store.js';
+import { flakyBackend } from '../../../test/helpers/flaky-backend.js';
 
 const closers: Array<() => Promise<unknown> | unknown> = [];
 afterEach(async () => {

@@ -1,9 +1,9 @@
 import Fastify from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
-import { LapseError } from '../src/errors.js';
+import { LapseError } from '../src/core/errors.js';
 import { lapsePlugin } from '../src/integrations/fastify.js';
-import { silentLogger } from '../src/logger.js';
-import { createStore, type StoreEvent } from '../src/store.js';
+import { silentLogger } from '../src/util/logger.js';
+import { createStore, type StoreEvent } from '../src/core/store.js';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {

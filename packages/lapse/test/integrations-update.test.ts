@@ -2,8 +2,8 @@ import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { expect, it } from 'vitest';
 import { lapse } from '../src/integrations/express.js';
-import { silentLogger } from '../src/logger.js';
-import { createStore } from '../src/store.js';
+import { silentLogger } from '../src/util/logger.js';
+import { createStore } from '../src/core/store.js';
 
 it('req.lapse.update(fn) runs on the validated session first and loses no concurrent update', async () => {
   const store = createStore({ sweepInterval: false, logger: silentLogger });

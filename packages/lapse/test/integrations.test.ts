@@ -2,12 +2,12 @@ import type { AddressInfo } from 'node:net';
 import express from 'express';
 import Fastify from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Backend } from '../src/backend.js';
-import { memory } from '../src/backends/memory.js';
+import type { Backend } from '../src/core/backend.js';
+import { memory } from '../src/backends/memory/memory.js';
 import { lapse } from '../src/integrations/express.js';
 import { lapsePlugin } from '../src/integrations/fastify.js';
-import { silentLogger } from '../src/logger.js';
-import { createStore, type SessionStore } from '../src/store.js';
+import { silentLogger } from '../src/util/logger.js';
+import { createStore, type SessionStore } from '../src/core/store.js';
 
 const closers: Array<() => Promise<unknown> | unknown> = [];
 afterEach(async () => {

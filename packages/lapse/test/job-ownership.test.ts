@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { ManualClock } from '../src/clock.js';
-import { silentLogger } from '../src/logger.js';
-import { Scheduler } from '../src/scheduler.js';
+import { ManualClock } from '../src/core/clock.js';
+import { silentLogger } from '../src/util/logger.js';
+import { Scheduler } from '../src/scheduler/scheduler.js';
 import { trackConnections } from '../src/socket.io/index.js';
-import { createStore } from '../src/store.js';
+import { createStore } from '../src/core/store.js';
 import { startServer } from './fixtures/socketio-harness.js';
 
 const cleanups: (() => unknown)[] = [];

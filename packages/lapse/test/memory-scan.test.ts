@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { MemoryBackend, memory } from '../src/backends/memory.js';
-import { ManualClock } from '../src/clock.js';
-import { silentLogger } from '../src/logger.js';
-import { newRecord } from '../src/session.js';
-import { createStore } from '../src/store.js';
+import { MemoryBackend, memory } from '../src/backends/memory/memory.js';
+import { ManualClock } from '../src/core/clock.js';
+import { silentLogger } from '../src/util/logger.js';
+import { newRecord } from '../src/core/session.js';
+import { createStore } from '../src/core/store.js';
 
 /** Counts the walks over the backend's id map: a page must not walk every session. */
 function countWalks(backend: MemoryBackend): { walks: () => number } {

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type PostgresBackend, postgres } from '../src/backends/postgres/index.js';
-import { isLapseError } from '../src/errors.js';
-import { silentLogger } from '../src/logger.js';
-import { createStore, type SessionStore } from '../src/store.js';
-import { describePostgres, type PostgresServer, randomName, startPostgres } from './helpers/postgres-server.js';
+import { isLapseError } from '../src/core/errors.js';
+import { silentLogger } from '../src/util/logger.js';
+import { createStore, type SessionStore } from '../src/core/store.js';
+import { describePostgres, type PostgresServer, randomName, startPostgres } from '../../../test/helpers/postgres-server.js';
 
 const WRITERS = 8;
 /** Bounds on every load loop: operations per writer, and wall time. */

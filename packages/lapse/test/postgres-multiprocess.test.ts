@@ -2,10 +2,10 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { postgres } from '../src/backends/postgres/index.js';
-import { silentLogger } from '../src/logger.js';
+import { silentLogger } from '../src/util/logger.js';
 import type { PgWorkerPlan, PgWorkerReport } from './fixtures/postgres-worker.js';
 import { sessionRecord } from './fixtures/sqlite-record.js';
-import { describePostgres, type PostgresServer, randomName, startPostgres } from './helpers/postgres-server.js';
+import { describePostgres, type PostgresServer, randomName, startPostgres } from '../../../test/helpers/postgres-server.js';
 
 const WORKER = fileURLToPath(new URL('./fixtures/postgres-worker.ts', import.meta.url));
 

@@ -3,12 +3,12 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { postgres } from '../src/backends/postgres/index.js';
 import { statements } from '../src/backends/postgres/statements.js';
 import { schemaNames } from '../src/backends/postgres/names.js';
-import { ManualClock } from '../src/clock.js';
-import { isLapseError, LapseError } from '../src/errors.js';
-import { silentLogger } from '../src/logger.js';
-import { createStore } from '../src/store.js';
+import { ManualClock } from '../src/core/clock.js';
+import { isLapseError, LapseError } from '../src/core/errors.js';
+import { silentLogger } from '../src/util/logger.js';
+import { createStore } from '../src/core/store.js';
 import { sessionRecord } from './fixtures/sqlite-record.js';
-import { describePostgres, type PostgresServer, randomName, startPostgres } from './helpers/postgres-server.js';
+import { describePostgres, type PostgresServer, randomName, startPostgres } from '../../../test/helpers/postgres-server.js';
 
 async function refusal(p: Promise<unknown>): Promise<LapseError> {
   const err = await p.then(

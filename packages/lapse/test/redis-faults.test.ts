@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { redis } from '../src/backends/redis.js';
-import { isLapseError } from '../src/errors.js';
-import { silentLogger } from '../src/logger.js';
-import { createStore, type SessionStore } from '../src/store.js';
-import { describeRedis, randomPrefix, type RedisServer, startRedis } from './helpers/redis-server.js';
+import { redis } from '../src/backends/redis/backend.js';
+import { isLapseError } from '../src/core/errors.js';
+import { silentLogger } from '../src/util/logger.js';
+import { createStore, type SessionStore } from '../src/core/store.js';
+import { describeRedis, randomPrefix, type RedisServer, startRedis } from '../../../test/helpers/redis-server.js';
 
 interface Call {
   start: number;

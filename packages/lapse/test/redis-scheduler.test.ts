@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { useRedisCluster } from './helpers/redis-cluster.js';
-import { describeRedis, randomPrefix, type RedisServer, startRedis } from './helpers/redis-server.js';
+import { useRedisCluster } from '../../../test/helpers/redis-cluster.js';
+import { describeRedis, randomPrefix, type RedisServer, startRedis } from '../../../test/helpers/redis-server.js';
 
 const FIXTURE = join(import.meta.dirname, 'fixtures/redis-scheduler-node.ts');
 const NODES = 3;

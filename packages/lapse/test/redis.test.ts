@@ -2,12 +2,12 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { type RedisBackend, redis } from '../src/backends/redis.js';
+import { type RedisBackend, redis } from '../src/backends/redis/backend.js';
 import { RESULT, checkReply } from '../src/backends/redis/codes.js';
-import type { LapseErrorCode } from '../src/errors.js';
-import { silentLogger } from '../src/logger.js';
-import { newRecord, type SessionRecord } from '../src/session.js';
-import { describeRedis, randomPrefix, type RedisServer, startRedis } from './helpers/redis-server.js';
+import type { LapseErrorCode } from '../src/core/errors.js';
+import { silentLogger } from '../src/util/logger.js';
+import { newRecord, type SessionRecord } from '../src/core/session.js';
+import { describeRedis, randomPrefix, type RedisServer, startRedis } from '../../../test/helpers/redis-server.js';
 
 const T0 = 2_000_000_000_000;
 const MIN = 60_000;

@@ -4,13 +4,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { JobLease } from '../src/backend.js';
-import { ManualClock } from '../src/clock.js';
-import { LapseError } from '../src/errors.js';
-import { memoryJobLease } from '../src/lease.js';
-import { defaultLogger, type Logger, silentLogger } from '../src/logger.js';
-import { type JobContext, Scheduler } from '../src/scheduler.js';
-import { tempDir } from './helpers/tmp.js';
+import type { JobLease } from '../src/core/backend.js';
+import { ManualClock } from '../src/core/clock.js';
+import { LapseError } from '../src/core/errors.js';
+import { memoryJobLease } from '../src/scheduler/lease.js';
+import { defaultLogger, type Logger, silentLogger } from '../src/util/logger.js';
+import { type JobContext, Scheduler } from '../src/scheduler/scheduler.js';
+import { tempDir } from '../../../test/helpers/tmp.js';
 
 interface Line {
   level: 'debug' | 'info' | 'warn' | 'error';
@@ -504,13 +504,13 @@ describe('memoryJobLease', () => {
 });
 
 describe('logger', () => {
-  it('defaultLogger is a pino logger at LAPSE_LOG_LEVEL, warn by default; a pino logger fits Logger', () => {
+  it('defaultLogger logs at LAPSE_LOG_LEVEL, warn by default; a pino logger fits Logger', () => {
     const saved = process.env.LAPSE_LOG_LEVEL;
     try {
       delete process.env.LAPSE_LOG_LEVEL;
-      expect((defaultLogger() as pino.Logger).level).toBe('warn');
+      expect(defaultLogger().level).toBe('warn');
       process.env.LAPSE_LOG_LEVEL = 'debug';
-      expect((defaultLogger() as pino.Logger).level).toBe('debug');
+      expect(defaultLogger().level).toBe('debug');
     } finally {
       if (saved === undefined) delete process.env.LAPSE_LOG_LEVEL;
       else process.env.LAPSE_LOG_LEVEL = saved;
@@ -526,7 +526,7 @@ describe('Scheduler on real timers', () => {
     const { dir, cleanup } = tempDir();
     try {
       const file = join(dir, 'child.ts');
-      const src = fileURLToPath(new URL('../src/scheduler.ts', import.meta.url));
+      const src = fileURLToPath(new URL('../src/scheduler/scheduler.ts', import.meta.url));
       writeFileSync(
         file,
         [

@@ -2,12 +2,12 @@ import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { memory } from '../src/backends/memory.js';
-import { ManualClock } from '../src/clock.js';
-import type { Logger } from '../src/logger.js';
-import { silentLogger } from '../src/logger.js';
-import { createStore } from '../src/store.js';
-import { tempDir } from './helpers/tmp.js';
+import { memory } from '../src/backends/memory/memory.js';
+import { ManualClock } from '../src/core/clock.js';
+import type { Logger } from '../src/util/logger.js';
+import { silentLogger } from '../src/util/logger.js';
+import { createStore } from '../src/core/store.js';
+import { tempDir } from '../../../test/helpers/tmp.js';
 
 const dirs: Array<() => void> = [];
 afterEach(() => {

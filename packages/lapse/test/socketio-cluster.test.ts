@@ -1,11 +1,11 @@
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { silentLogger } from '../src/logger.js';
+import { silentLogger } from '../src/util/logger.js';
 import type { ClusterStats } from '../src/socket.io/index.js';
 import { RedisRegistry } from '../src/socket.io/registry.js';
 import { ask, type ClientSocket, expectedStats, killFixtures, next, spawnFixture } from './fixtures/socketio-harness.js';
-import { describeRedis, randomPrefix, type RedisServer, startRedis } from './helpers/redis-server.js';
+import { describeRedis, randomPrefix, type RedisServer, startRedis } from '../../../test/helpers/redis-server.js';
 import { io as connectClient } from 'socket.io-client';
 
 const NODE = join(import.meta.dirname, 'fixtures/socketio-node.ts');

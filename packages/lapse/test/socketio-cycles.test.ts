@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { silentLogger } from '../src/logger.js';
+import { silentLogger } from '../src/util/logger.js';
 import { type ConnectionTracker, trackConnections } from '../src/socket.io/index.js';
 import { ask, type ClientSocket, expectedStats, next, startServer, type TestServer, until } from './fixtures/socketio-harness.js';
 

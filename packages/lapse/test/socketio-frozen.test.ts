@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
-import { silentLogger } from '../src/logger.js';
+import { silentLogger } from '../src/util/logger.js';
 import { trackConnections } from '../src/socket.io/index.js';
 import { killFixtures, spawnFixture, startServer } from './fixtures/socketio-harness.js';
 

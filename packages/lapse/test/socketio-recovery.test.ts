@@ -1,7 +1,7 @@
 import { afterEach, expect, it } from 'vitest';
-import { silentLogger } from '../src/logger.js';
+import { silentLogger } from '../src/util/logger.js';
 import { type ConnectionTracker, recommendedServerOptions, trackConnections } from '../src/socket.io/index.js';
-import { createStore, type SessionStore } from '../src/store.js';
+import { createStore, type SessionStore } from '../src/core/store.js';
 import { ask, type ClientSocket, next, startServer, type TestServer } from './fixtures/socketio-harness.js';
 
 const RECONNECT = { reconnection: true, reconnectionDelay: 100, reconnectionDelayMax: 200 };

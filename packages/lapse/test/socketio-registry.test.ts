@@ -1,12 +1,12 @@
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { isLapseError } from '../src/errors.js';
-import { silentLogger } from '../src/logger.js';
+import { isLapseError } from '../src/core/errors.js';
+import { silentLogger } from '../src/util/logger.js';
 import { type ConnectionTracker, trackConnections } from '../src/socket.io/index.js';
 import { RedisRegistry } from '../src/socket.io/registry.js';
 import { ask, startServer, type TestServer } from './fixtures/socketio-harness.js';
-import { describeRedis, freePort, randomPrefix, type RedisServer, startRedis } from './helpers/redis-server.js';
-import type { Logger } from '../src/logger.js';
+import { describeRedis, freePort, randomPrefix, type RedisServer, startRedis } from '../../../test/helpers/redis-server.js';
+import type { Logger } from '../src/util/logger.js';
 
 describeRedis('RedisRegistry on a real redis-server', () => {
   let redis: RedisServer;

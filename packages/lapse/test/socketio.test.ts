@@ -2,9 +2,9 @@ import Fastify from 'fastify';
 import { Registry } from 'prom-client';
 import { io as connectClient } from 'socket.io-client';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ManualClock } from '../src/clock.js';
-import { LapseError } from '../src/errors.js';
-import { silentLogger } from '../src/logger.js';
+import { ManualClock } from '../src/core/clock.js';
+import { LapseError } from '../src/core/errors.js';
+import { silentLogger } from '../src/util/logger.js';
 import {
   type ConnectionTracker,
   mountLiveConnections,
@@ -12,7 +12,7 @@ import {
   trackConnections,
   type TrackerOptions,
 } from '../src/socket.io/index.js';
-import { createStore, type SessionStore } from '../src/store.js';
+import { createStore, type SessionStore } from '../src/core/store.js';
 import { ask, type ClientSocket, next, startServer, type TestServer } from './fixtures/socketio-harness.js';
 
 const cleanups: (() => Promise<unknown> | unknown)[] = [];

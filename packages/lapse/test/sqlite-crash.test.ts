@@ -2,9 +2,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sqlite } from '../src/backends/sqlite.js';
+import { sqlite } from '../src/backends/sqlite/backend.js';
 import { sessionRecord } from './fixtures/sqlite-record.js';
-import { tempDir } from './helpers/tmp.js';
+import { tempDir } from '../../../test/helpers/tmp.js';
 
 const WRITER = fileURLToPath(new URL('./fixtures/sqlite-crash-writer.ts', import.meta.url));
 const ROUNDS = 20;

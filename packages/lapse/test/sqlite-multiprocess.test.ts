@@ -3,10 +3,10 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { sqlite } from '../src/backends/sqlite.js';
+import { sqlite } from '../src/backends/sqlite/backend.js';
 import { sessionRecord } from './fixtures/sqlite-record.js';
 import type { WorkerPlan, WorkerReport } from './fixtures/sqlite-worker.js';
-import { tempDir } from './helpers/tmp.js';
+import { tempDir } from '../../../test/helpers/tmp.js';
 
 const WORKER = fileURLToPath(new URL('./fixtures/sqlite-worker.ts', import.meta.url));
 const CLOSER = fileURLToPath(new URL('./fixtures/sqlite-close.ts', import.meta.url));

@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type SqliteBackend, sqlite } from '../src/backends/sqlite.js';
+import { type SqliteBackend, sqlite } from '../src/backends/sqlite/backend.js';
 import { SQL, type StatementName } from '../src/backends/sqlite/statements.js';
-import { tempDir } from './helpers/tmp.js';
+import { tempDir } from '../../../test/helpers/tmp.js';
 
 /**
  * The hot-path queries must each use their index, with or without planner statistics:

@@ -1,14 +1,14 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type SqliteBackend, sqlite } from '../src/backends/sqlite.js';
+import { type SqliteBackend, sqlite } from '../src/backends/sqlite/backend.js';
 import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from '../src/backends/sqlite/schema.js';
 import { HOME_SLOT_SQL, homeSlot } from '../src/backends/sqlite/slot.js';
-import { createStore } from '../src/store.js';
-import { silentLogger } from '../src/logger.js';
-import { formatToken, hashSecret } from '../src/token.js';
+import { createStore } from '../src/core/store.js';
+import { silentLogger } from '../src/util/logger.js';
+import { formatToken, hashSecret } from '../src/core/token.js';
 import { sessionRecord } from './fixtures/sqlite-record.js';
-import { tempDir } from './helpers/tmp.js';
+import { tempDir } from '../../../test/helpers/tmp.js';
 
 /**
  * Sessions live at a slot derived from their id (see slot.ts). Real collisions of the 52-bit

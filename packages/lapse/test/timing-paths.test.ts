@@ -1,11 +1,11 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { sqlite } from '../src/backends/sqlite.js';
+import { sqlite } from '../src/backends/sqlite/backend.js';
 import { ReadCache } from '../src/backends/sqlite/read-cache.js';
-import { ManualClock } from '../src/clock.js';
-import { createStore, type SessionStore } from '../src/store.js';
-import { hashSecret, verifySecretOrDummy } from '../src/token.js';
-import { tempDir } from './helpers/tmp.js';
+import { ManualClock } from '../src/core/clock.js';
+import { createStore, type SessionStore } from '../src/core/store.js';
+import { hashSecret, verifySecretOrDummy } from '../src/core/token.js';
+import { tempDir } from '../../../test/helpers/tmp.js';
 
 // What these paths cost is measured in bench/timing.ts; here: that they answer right.
 describe('the miss path does the work of a wrong secret', () => {

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { ProgressStream } from '../progress.js';
+import type { ProgressStream } from './progress.js';
 
 /** What a command reads and writes: the process's streams, or buffers in tests. */
 export interface CliIO {

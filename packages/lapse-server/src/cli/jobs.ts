@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { ERROR_CODES, LapseError, type LapseErrorCode } from '../errors.js';
-import type { JobInfo } from '../job.js';
-import { progress } from '../progress.js';
+import { ERROR_CODES, LapseError, type LapseErrorCode } from 'lapse/internal';
+import type { JobInfo } from 'lapse/internal';
+import { progress } from './progress.js';
 import { type CliIO, iso, json, table } from './io.js';
 import { configOf, dataOptions, withStore } from './store.js';
 

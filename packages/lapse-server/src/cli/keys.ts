@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { LapseError } from '../errors.js';
+import { LapseError } from 'lapse/internal';
 import { KeyRing } from '../server/keys.js';
 import { type CliIO, iso, json, table } from './io.js';
 import { configOf } from './store.js';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { LapseError } from '../errors.js';
+import { LapseError } from 'lapse/internal';
 import { type CliIO, processIO } from './io.js';
 import { jobsCommand } from './jobs.js';
 import { keysCommand } from './keys.js';

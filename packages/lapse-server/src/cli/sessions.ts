@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { LapseError } from '../errors.js';
-import type { Session } from '../session.js';
+import { LapseError } from 'lapse/internal';
+import type { Session } from 'lapse/internal';
 import { type CliIO, iso, json, table } from './io.js';
 import { configOf, dataOptions, withStore } from './store.js';
 

@@ -1,10 +1,10 @@
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
-import { LapseError } from '../errors.js';
-import { silentLogger } from '../logger.js';
+import { LapseError } from 'lapse/internal';
+import { silentLogger } from 'lapse/internal';
 import { openBackend, parseBackendUrl } from '../server/backend.js';
 import { loadConfig, type ServerConfig } from '../server/config.js';
-import { createStore, type SessionStore } from '../store.js';
+import { createStore, type SessionStore } from 'lapse/internal';
 import type { CliIO } from './io.js';
 
 /** The options every management command takes to find the data. */

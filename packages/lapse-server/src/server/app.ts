@@ -1,7 +1,7 @@
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { DestinationStream } from 'pino';
-import { type Clock, systemClock } from '../clock.js';
-import { createStore, type SessionStore } from '../store.js';
+import { type Clock, systemClock } from 'lapse/internal';
+import { createStore, type SessionStore } from 'lapse/internal';
 import { installAuth } from './auth.js';
 import { installJsonBody } from './body.js';
 import { openBackend } from './backend.js';

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { LapseError } from '../errors.js';
+import { LapseError } from 'lapse/internal';
 import type { KeyIdentity, KeyRing } from './keys.js';
 
 /** Who may call a route: any valid key, the admin key only, or anyone (the static admin page). */

@@ -1,9 +1,9 @@
 import { resolve } from 'node:path';
-import type { Backend } from '../backend.js';
-import { memory } from '../backends/memory.js';
-import type { Clock } from '../clock.js';
-import { isLapseError, LapseError } from '../errors.js';
-import type { Logger } from '../logger.js';
+import type { Backend } from 'lapse/internal';
+import { memory } from 'lapse/internal';
+import type { Clock } from 'lapse/internal';
+import { isLapseError, LapseError } from 'lapse/internal';
+import type { Logger } from 'lapse/internal';
 
 /** What a backend URL names, parsed. */
 export type BackendTarget =
@@ -56,9 +56,9 @@ export function describeBackend(url: string): string {
 
 // The SQLite and Redis backends load only when asked for, so the service runs on memory
 // without their native modules, and one missing piece does not break the others.
-const SQLITE_MODULE: string = '../backends/sqlite.js';
-const REDIS_MODULE: string = '../backends/redis.js';
-const POSTGRES_MODULE: string = '../backends/postgres/index.js';
+const SQLITE_MODULE: string = 'lapse/sqlite';
+const REDIS_MODULE: string = 'lapse/redis';
+const POSTGRES_MODULE: string = 'lapse/postgres';
 
 async function load<T>(specifier: string, name: string, what: string): Promise<T> {
   let mod: Record<string, unknown>;

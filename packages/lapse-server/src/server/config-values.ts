@@ -1,5 +1,5 @@
-import { type Duration, parseDuration } from '../duration.js';
-import { LapseError } from '../errors.js';
+import { type Duration, parseDuration } from 'lapse/internal';
+import { LapseError } from 'lapse/internal';
 import type { ServerConfig } from './config.js';
 
 /** Log levels the service accepts. */

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Duration } from '../duration.js';
-import { LapseError } from '../errors.js';
+import type { Duration } from 'lapse/internal';
+import { LapseError } from 'lapse/internal';
 import {
   adminKey, backendUrl, bool, bytes, duration, int, LOG_LEVELS, type LogLevel, level, optionalDuration, optionalInt, origins, proxy, rate, sweep, text,
 } from './config-values.js';

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
-import type { Clock } from '../clock.js';
-import type { LiveConnections } from '../socket.io/mount.js';
-import type { SessionStore } from '../store.js';
+import type { Clock } from 'lapse/internal';
+import type { LiveConnections } from 'lapse/socket.io';
+import type { SessionStore } from 'lapse/internal';
 import type { ServerConfig } from './config.js';
 import type { KeyRing } from './keys.js';
 import type { ServerMetrics } from './metrics.js';

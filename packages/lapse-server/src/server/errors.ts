@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ERROR_CODES, LapseError, type LapseErrorCode } from '../errors.js';
+import { ERROR_CODES, LapseError, type LapseErrorCode } from 'lapse/internal';
 import type { OutageLog } from './outage.js';
 
 /** The error body of every failing route. */

@@ -1,4 +1,4 @@
-/** `lapse/server`: the Lapse service as a function. */
+/** `lapse-server`: the Lapse service as a function. */
 export { createServer } from './app.js';
 export type { CreateServerOptions } from './app.js';
 export type { LiveConnectionOptions } from './live.js';

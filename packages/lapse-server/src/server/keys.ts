@@ -1,8 +1,8 @@
 import { hash as digest, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { LapseError } from '../errors.js';
-import { constantTimeEqual } from '../token.js';
+import { LapseError } from 'lapse/internal';
+import { constantTimeEqual } from 'lapse/internal';
 
 /** An admin key may do everything; an app key may create, validate, rotate and revoke. */
 export type KeyKind = 'admin' | 'app';

@@ -1,11 +1,11 @@
-import type { Clock } from '../clock.js';
-import { parseDuration } from '../duration.js';
-import type { Logger } from '../logger.js';
-import type { SessionStore } from '../store.js';
-import { type LiveConnections, type MountOptions, mountLiveConnections } from '../socket.io/mount.js';
-import type { FailureLimit, TrackerOptions } from '../socket.io/options.js';
-import type { PresenceRegistry } from '../socket.io/presence.js';
-import type { RedisRegistry } from '../socket.io/registry.js';
+import type { Clock } from 'lapse/internal';
+import { parseDuration } from 'lapse/internal';
+import type { Logger } from 'lapse/internal';
+import type { SessionStore } from 'lapse/internal';
+import { type LiveConnections, type MountOptions, mountLiveConnections } from 'lapse/socket.io';
+import type { FailureLimit, TrackerOptions } from 'lapse/internal';
+import type { PresenceRegistry } from 'lapse/internal';
+import type { RedisRegistry } from 'lapse/redis';
 import { parseBackendUrl } from './backend.js';
 import type { ServerConfig } from './config.js';
 import type { ConnectionStats, ConnectionsProvider } from './context.js';
@@ -93,11 +93,11 @@ function isRedisRegistry(r: PresenceRegistry): r is RedisRegistry {
 }
 
 // Loaded only on a Redis backend, like the backend itself (see backend.ts).
-const REGISTRY_MODULE: string = '../socket.io/registry.js';
+const REGISTRY_MODULE: string = 'lapse/redis';
 
 async function ownRegistry(c: ServerConfig, logger: Logger): Promise<RedisRegistry | undefined> {
   const target = parseBackendUrl(c.backend);
   if (target.kind !== 'redis' || !c.socketPresence) return undefined;
-  const { RedisRegistry: Registry } = (await import(REGISTRY_MODULE)) as typeof import('../socket.io/registry.js');
+  const { RedisRegistry: Registry } = (await import(REGISTRY_MODULE)) as typeof import('lapse/redis');
   return new Registry({ url: target.url, prefix: c.redisPrefix ?? 'lapse:', logger: logger.child?.({ component: 'presence' }) ?? logger });
 }

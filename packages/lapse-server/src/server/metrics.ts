@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { type HistogramSeries, HotCounter, HotHistogram } from './hot-metrics.js';
-import type { SessionStore, StoreEventName } from '../store.js';
+import type { SessionStore, StoreEventName } from 'lapse/internal';
 
 const ENDINGS = ['created', 'expired', 'evicted', 'revoked', 'rotated'] as const satisfies readonly StoreEventName[];
 

@@ -1,5 +1,5 @@
-import type { Clock } from '../clock.js';
-import type { Logger } from '../logger.js';
+import type { Clock } from 'lapse/internal';
+import type { Logger } from 'lapse/internal';
 
 /** Routes whose answer below 500 shows that the backend served them. */
 const SERVED_BY_BACKEND = /^\/v1\/(sessions|users)\b/;

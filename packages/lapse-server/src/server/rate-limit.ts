@@ -1,7 +1,7 @@
-import type { Clock } from '../clock.js';
-import type { FailureLimit } from '../socket.io/options.js';
+import type { Clock } from 'lapse/internal';
+import type { FailureLimit } from 'lapse/internal';
 
-export type { FailureLimit } from '../socket.io/options.js';
+export type { FailureLimit } from 'lapse/internal';
 
 /** FailureLimiter's settings. */
 export interface FailureLimitOptions {

@@ -1,4 +1,4 @@
-import { MAX_DURATION_MS } from '../duration.js';
+import { MAX_DURATION_MS } from 'lapse/internal';
 
 /**
  * JSON schemas shared by the routes: Fastify validates with them, serializes responses with

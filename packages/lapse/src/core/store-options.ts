@@ -2,8 +2,8 @@ import type { Backend } from './backend.js';
 import type { Clock } from './clock.js';
 import { type Duration, MAX_LEASE_MS, parseDuration, parsePositiveDuration } from './duration.js';
 import { LapseError } from './errors.js';
-import type { Logger } from './logger.js';
-import type { Scheduler } from './scheduler.js';
+import type { Logger } from '../util/logger.js';
+import type { Scheduler } from '../scheduler/scheduler.js';
 
 /** Options of createStore; see docs/store.md. */
 export interface StoreOptions {

@@ -1,8 +1,8 @@
 import { parse as parseCookie, serialize as serializeCookie, type SerializeOptions as CookieSerializeOptions } from 'cookie';
-import { isLapseError, LapseError } from '../errors.js';
-import type { CreateInput } from '../input.js';
-import type { Session } from '../session.js';
-import type { SessionStore } from '../store.js';
+import { isLapseError, LapseError } from '../core/errors.js';
+import type { CreateInput } from '../core/input.js';
+import type { Session } from '../core/session.js';
+import type { SessionStore } from '../core/store.js';
 
 /** Options shared by the Express middleware and the Fastify plugin. */
 export interface HttpSessionOptions {

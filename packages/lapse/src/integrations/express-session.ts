@@ -2,10 +2,10 @@ import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
 import type { SessionData, Store as ExpressStore } from 'express-session';
-import { isLapseError, LapseError } from '../errors.js';
-import type { Session } from '../session.js';
-import type { SessionStore } from '../store.js';
-import { isValidId } from '../token.js';
+import { isLapseError, LapseError } from '../core/errors.js';
+import type { Session } from '../core/session.js';
+import type { SessionStore } from '../core/store.js';
+import { isValidId } from '../core/token.js';
 
 /** A session as express-session and @fastify/session hand it to a store, in its JSON form. */
 export type StoredSession = Record<string, unknown> & { cookie?: Record<string, unknown> };

@@ -1,7 +1,6 @@
 import type { MiddlewareHandler } from 'hono';
-import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { LapseError } from '../errors.js';
+import { LapseError } from '../core/errors.js';
 import { type HttpSessionOptions, loadSession, type RequestSession, resolveHttpOptions } from './common.js';
 
 export type { HttpSessionOptions, RequestSession } from './common.js';
@@ -35,6 +34,8 @@ export function lapse(options: HttpSessionOptions): MiddlewareHandler<LapseEnv> 
       handle = await loadSession(headers, o, (cookie) => c.header('Set-Cookie', cookie, { append: true }));
     } catch (err) {
       const status = (err instanceof LapseError ? err.status : 503) as ContentfulStatusCode;
+      // Loaded as ESM on first failure, so it is the very class the app's hono checks against.
+      const { HTTPException } = await import('hono/http-exception');
       throw new HTTPException(status, { message: err instanceof LapseError ? err.code : 'LAPSE_BACKEND_UNAVAILABLE', cause: err });
     }
     c.set('lapse', handle);

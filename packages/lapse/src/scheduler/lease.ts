@@ -1,8 +1,8 @@
-import type { JobLease } from './backend.js';
-import { type Clock, systemClock, type TimerClock } from './clock.js';
-import { newId } from './token.js';
+import type { JobLease } from '../core/backend.js';
+import { type Clock, systemClock, type TimerClock } from '../core/clock.js';
+import { newId } from '../core/token.js';
 
-export type { JobLease } from './backend.js';
+export type { JobLease } from '../core/backend.js';
 
 interface Held {
   token: string;

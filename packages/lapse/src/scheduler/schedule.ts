@@ -1,6 +1,6 @@
 import { Cron } from 'croner';
-import { type Duration, parseDuration, parsePositiveDuration } from './duration.js';
-import { LapseError } from './errors.js';
+import { type Duration, parseDuration, parsePositiveDuration } from '../core/duration.js';
+import { LapseError } from '../core/errors.js';
 
 /**
  * When a job is due. Time is cut into slots: each run belongs to one slot, named by its

@@ -1,10 +1,10 @@
-import type { JobLease } from './backend.js';
-import { type Clock, type TimerClock, timerClock } from './clock.js';
-import type { Duration } from './duration.js';
-import { LapseError } from './errors.js';
+import type { JobLease } from '../core/backend.js';
+import { type Clock, type TimerClock, timerClock } from '../core/clock.js';
+import type { Duration } from '../core/duration.js';
+import { LapseError } from '../core/errors.js';
 import { type Job, type JobFn, type JobInfo, jobInfo, newJob } from './job.js';
 import { keepRenewed } from './lease.js';
-import { defaultLogger, type Logger } from './logger.js';
+import { defaultLogger, type Logger } from '../util/logger.js';
 import { cronSchedule, everySchedule, type Schedule } from './schedule.js';
 
 export type { JobContext, JobFn, JobInfo } from './job.js';

@@ -1,8 +1,8 @@
 import type { Socket } from 'socket.io';
-import { ERROR_CODES, LapseError, type LapseErrorCode } from '../errors.js';
-import type { Session } from '../session.js';
-import type { SessionStore } from '../store.js';
-import { parseToken } from '../token.js';
+import { ERROR_CODES, LapseError, type LapseErrorCode } from '../core/errors.js';
+import type { Session } from '../core/session.js';
+import type { SessionStore } from '../core/store.js';
+import { parseToken } from '../core/token.js';
 import type { FailureLimit } from './options.js';
 import type { LapseSocketData } from './connection.js';
 

@@ -1,4 +1,4 @@
-import type { TimerClock } from '../clock.js';
+import type { TimerClock } from '../core/clock.js';
 
 /** What the index orders: the entry carries its own key and position (no wrapper object per entry). */
 export interface Scheduled {

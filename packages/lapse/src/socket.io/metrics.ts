@@ -1,4 +1,6 @@
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type * as PromClient from 'prom-client';
+import type { Registry } from 'prom-client';
+import { requirePeer } from '../util/peer.js';
 
 export interface MetricsOptions {
   /** Metric name prefix; default 'lapse_socketio_'. */
@@ -19,6 +21,7 @@ export interface MetricsSource {
  * in `collect`, at scrape time, so nothing runs between scrapes.
  */
 export function registerTrackerMetrics(registry: Registry, source: MetricsSource, opts: MetricsOptions = {}): void {
+  const { Counter, Gauge } = requirePeer<typeof PromClient>('prom-client', 'lapse/socket.io metrics');
   const p = opts.prefix ?? 'lapse_socketio_';
   const maxRooms = opts.maxRoomLabels ?? 100;
   const gauge = (name: string, help: string, read: () => number) =>

@@ -1,6 +1,8 @@
 import type { Server as HttpServer } from 'node:http';
-import { Server, type ServerOptions } from 'socket.io';
-import { backendError } from '../errors.js';
+import type * as SocketIo from 'socket.io';
+import type { Server, ServerOptions } from 'socket.io';
+import { requirePeer } from '../util/peer.js';
+import { backendError } from '../core/errors.js';
 import type { TrackerOptions } from './options.js';
 import { recommendedServerOptions } from './server-options.js';
 import { type ConnectionTracker, trackConnections } from './tracker.js';
@@ -35,7 +37,8 @@ export function mountLiveConnections(
   if (opts.connectionStateRecovery && trackerOptions.store) {
     opts.connectionStateRecovery = { ...opts.connectionStateRecovery, skipMiddlewares: false };
   }
-  const io = new Server(httpServer, opts);
+  const { Server: IoServer } = requirePeer<typeof SocketIo>('socket.io', 'lapse/socket.io');
+  const io = new IoServer(httpServer, opts);
   let tracker: ConnectionTracker;
   try {
     tracker = trackConnections(io, trackerOptions);

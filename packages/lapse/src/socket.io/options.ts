@@ -1,10 +1,10 @@
 import type { Socket } from 'socket.io';
-import type { Clock } from '../clock.js';
-import { type Duration, parseDuration, parsePositiveDuration } from '../duration.js';
-import { LapseError } from '../errors.js';
-import type { Logger } from '../logger.js';
-import type { Scheduler } from '../scheduler.js';
-import type { SessionStore } from '../store.js';
+import type { Clock } from '../core/clock.js';
+import { type Duration, parseDuration, parsePositiveDuration } from '../core/duration.js';
+import { LapseError } from '../core/errors.js';
+import type { Logger } from '../util/logger.js';
+import type { Scheduler } from '../scheduler/scheduler.js';
+import type { SessionStore } from '../core/store.js';
 import type { Connection } from './connection.js';
 import type { PresenceRegistry } from './presence.js';
 

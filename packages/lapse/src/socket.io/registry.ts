@@ -2,10 +2,10 @@ import { createHash, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import { RedisConnection } from '../backends/redis/connection.js';
-import { type Clock, type TimerClock, timerClock } from '../clock.js';
-import { type Duration, parsePositiveDuration } from '../duration.js';
-import { backendError, LapseError } from '../errors.js';
-import { defaultLogger, type Logger } from '../logger.js';
+import { type Clock, type TimerClock, timerClock } from '../core/clock.js';
+import { type Duration, parsePositiveDuration } from '../core/duration.js';
+import { backendError, LapseError } from '../core/errors.js';
+import { defaultLogger, type Logger } from '../util/logger.js';
 import type { ClusterStats, PresenceRegistry, PresenceSource } from './presence.js';
 import { APPLY, COUNT, HEARTBEAT, NODES, RESULT, STATS } from './registry-scripts.js';
 

@@ -1,4 +1,4 @@
-import type { TimerClock } from '../clock.js';
+import type { TimerClock } from '../core/clock.js';
 import { DeadlineIndex, type Scheduled } from './deadlines.js';
 
 interface Watched extends Scheduled {

@@ -3,11 +3,11 @@
  * `runConformance(name, target)`; every case runs through createStore with a fake clock.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Backend } from '../../src/backend.js';
-import { ManualClock } from '../../src/clock.js';
-import { isLapseError, type LapseErrorCode } from '../../src/errors.js';
-import { silentLogger } from '../../src/logger.js';
-import { createStore, type SessionStore, type StoreEvent, type StoreOptions } from '../../src/store.js';
+import type { Backend } from '../core/backend.js';
+import { ManualClock } from '../core/clock.js';
+import { isLapseError, type LapseErrorCode } from '../core/errors.js';
+import { silentLogger } from '../util/logger.js';
+import { createStore, type SessionStore, type StoreEvent, type StoreOptions } from '../core/store.js';
 
 export interface ConformanceTarget {
   /** A fresh, empty backend for one test, reading time from `clock` where it needs any. */

@@ -1,4 +1,4 @@
-import { LapseError } from './errors.js';
+import { LapseError } from '../core/errors.js';
 
 /**
  * The entry count a cache option asks for (`fallback` when unset; 0 turns the cache off), or

@@ -1,4 +1,4 @@
-import { memory } from '../../src/backends/memory.js';
-import { runConformance } from './suite.js';
+import { memory } from '../../src/backends/memory/memory.js';
+import { runConformance } from '../../src/testing/suite.js';
 
 runConformance('memory', { make: ({ clock }) => memory({ clock }) });

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll } from 'vitest';
 import pg from 'pg';
 import { postgres } from '../../src/backends/postgres/index.js';
-import { silentLogger } from '../../src/logger.js';
-import { trackInflight } from '../helpers/inflight.js';
-import { describePostgres, type PostgresServer, randomName, startPostgres } from '../helpers/postgres-server.js';
-import { runConformance } from './suite.js';
+import { silentLogger } from '../../src/util/logger.js';
+import { trackInflight } from '../../../../test/helpers/inflight.js';
+import { describePostgres, type PostgresServer, randomName, startPostgres } from '../../../../test/helpers/postgres-server.js';
+import { runConformance } from '../../src/testing/suite.js';
 
 // One real PostgreSQL for the file; every test gets a fresh schema (created by the backend on
 // first use, dropped after), which is cheaper than emptying one.

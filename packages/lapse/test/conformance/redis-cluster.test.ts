@@ -1,9 +1,9 @@
-import { redis } from '../../src/backends/redis.js';
-import { silentLogger } from '../../src/logger.js';
-import { useRedisCluster } from '../helpers/redis-cluster.js';
-import { describeRedis, randomPrefix } from '../helpers/redis-server.js';
-import { trackInflight } from '../helpers/inflight.js';
-import { runConformance } from './suite.js';
+import { redis } from '../../src/backends/redis/backend.js';
+import { silentLogger } from '../../src/util/logger.js';
+import { useRedisCluster } from '../../../../test/helpers/redis-cluster.js';
+import { describeRedis, randomPrefix } from '../../../../test/helpers/redis-server.js';
+import { trackInflight } from '../../../../test/helpers/inflight.js';
+import { runConformance } from '../../src/testing/suite.js';
 
 // One real 3-master cluster for the file; every test gets its own key prefix.
 describeRedis('redis cluster backend', () => {

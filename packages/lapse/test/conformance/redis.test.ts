@@ -1,9 +1,9 @@
 import { afterAll, beforeAll } from 'vitest';
-import { redis } from '../../src/backends/redis.js';
-import { silentLogger } from '../../src/logger.js';
-import { trackInflight } from '../helpers/inflight.js';
-import { describeRedis, randomPrefix, type RedisServer, startRedis } from '../helpers/redis-server.js';
-import { runConformance } from './suite.js';
+import { redis } from '../../src/backends/redis/backend.js';
+import { silentLogger } from '../../src/util/logger.js';
+import { trackInflight } from '../../../../test/helpers/inflight.js';
+import { describeRedis, randomPrefix, type RedisServer, startRedis } from '../../../../test/helpers/redis-server.js';
+import { runConformance } from '../../src/testing/suite.js';
 
 // One real redis-server for the file; every test gets its own key prefix.
 describeRedis('redis backend', () => {

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
-import { sqlite } from '../../src/backends/sqlite.js';
-import { tempDir } from '../helpers/tmp.js';
-import { runConformance } from './suite.js';
+import { sqlite } from '../../src/backends/sqlite/backend.js';
+import { tempDir } from '../../../../test/helpers/tmp.js';
+import { runConformance } from '../../src/testing/suite.js';
 
 // File-backed (WAL on disk), a fresh file per test.
 let dirs: ReturnType<typeof tempDir>[] = [];

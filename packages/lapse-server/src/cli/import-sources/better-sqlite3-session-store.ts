@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { LapseError } from '../../errors.js';
+import { LapseError } from 'lapse/internal';
 import type { PeerSession, PeerSource } from './source.js';
 
 const PAGE = 500;

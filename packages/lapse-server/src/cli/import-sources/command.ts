@@ -1,10 +1,10 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
-import { parsePositiveDuration } from '../../duration.js';
-import { LapseError } from '../../errors.js';
-import { userField } from '../../integrations/express-session.js';
-import { progress } from '../../progress.js';
+import { parsePositiveDuration } from 'lapse/internal';
+import { LapseError } from 'lapse/internal';
+import { userField } from 'lapse/internal';
+import { progress } from '../progress.js';
 import { type CliIO, json } from '../io.js';
 import { configOf, withStore } from '../store.js';
 import { betterSqliteSource } from './better-sqlite3-session-store.js';

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { LapseError } from '../../errors.js';
+import { LapseError } from 'lapse/internal';
 import type { PeerSession, PeerSource } from './source.js';
 
 const PAGE = 500;

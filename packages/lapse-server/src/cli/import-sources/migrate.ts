@@ -1,10 +1,10 @@
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { encodeData } from '../../data.js';
-import { isLapseError } from '../../errors.js';
-import { idleWindow, type StoredSession, userIdFrom } from '../../integrations/express-session.js';
-import { expiresAtOf, newRecord } from '../../session.js';
-import type { SessionStore } from '../../store.js';
-import { isValidId } from '../../token.js';
+import { encodeData } from 'lapse/internal';
+import { isLapseError } from 'lapse/internal';
+import { idleWindow, type StoredSession, userIdFrom } from 'lapse/internal';
+import { expiresAtOf, newRecord } from 'lapse/internal';
+import type { SessionStore } from 'lapse/internal';
+import { isValidId } from 'lapse/internal';
 import type { PeerSession, PeerSource } from './source.js';
 
 /** What a migration did. Rerunning a finished one counts everything as `existing`. */

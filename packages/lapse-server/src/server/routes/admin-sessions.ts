@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { LapseError } from '../../errors.js';
+import { LapseError } from 'lapse/internal';
 import type { LapseContext } from '../context.js';
 import { errors, idParams, queryInt, sessionReply, sessionSchema } from '../schemas.js';
 

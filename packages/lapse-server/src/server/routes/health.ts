@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { backendError } from '../../errors.js';
+import { backendError } from 'lapse/internal';
 import { bearer } from '../auth.js';
 import { type LapseContext, NO_CONNECTIONS } from '../context.js';
 import { errors } from '../schemas.js';

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
-import type { Duration } from '../../duration.js';
-import { LapseError } from '../../errors.js';
-import { inputDuration } from '../../input.js';
+import type { Duration } from 'lapse/internal';
+import { LapseError } from 'lapse/internal';
+import { inputDuration } from 'lapse/internal';
 import type { LapseContext } from '../context.js';
 import { durationSchema, emptyBodyIsObject, errors, idParams } from '../schemas.js';
 

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { LapseError } from '../../errors.js';
-import type { CreateInput } from '../../input.js';
-import { parseToken } from '../../token.js';
+import { LapseError } from 'lapse/internal';
+import type { CreateInput } from 'lapse/internal';
+import { parseToken } from 'lapse/internal';
 import type { LapseContext } from '../context.js';
 import { durationSchema, emptyBodyIsObject, errors, sessionReply, tokenBody, tokenReply } from '../schemas.js';
 

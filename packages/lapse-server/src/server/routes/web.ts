@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { LapseError } from '../../errors.js';
+import { LapseError } from 'lapse/internal';
 
 /** The package's web/ folder: the same place from src/server/routes and dist/server/routes. */
 const WEB_DIR = new URL('../../../web/', import.meta.url);

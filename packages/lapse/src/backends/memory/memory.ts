@@ -1,10 +1,10 @@
 import sortedBtree from 'sorted-btree';
-import type { Backend, BackendHealth, BackendStats, InsertPolicy, JobLease } from '../backend.js';
-import { type Clock, type TimerClock, timerClock } from '../clock.js';
-import { parsePositiveDuration, type Duration } from '../duration.js';
-import { LapseError } from '../errors.js';
-import { memoryJobLease } from '../lease.js';
-import { defaultLogger, type Logger } from '../logger.js';
+import type { Backend, BackendHealth, BackendStats, InsertPolicy, JobLease } from '../../core/backend.js';
+import { type Clock, type TimerClock, timerClock } from '../../core/clock.js';
+import { parsePositiveDuration, type Duration } from '../../core/duration.js';
+import { LapseError } from '../../core/errors.js';
+import { memoryJobLease } from '../../scheduler/lease.js';
+import { defaultLogger, type Logger } from '../../util/logger.js';
 import {
   activeLock,
   type Ended,
@@ -13,8 +13,8 @@ import {
   expiryReason,
   type LockState,
   type SessionRecord,
-} from '../session.js';
-import { ExpiryQueue } from './expiry-queue.js';
+} from '../../core/session.js';
+import { ExpiryQueue } from '../../util/expiry-queue.js';
 import { SnapshotFile } from './snapshot.js';
 
 type BTreeClass = typeof sortedBtree.default;

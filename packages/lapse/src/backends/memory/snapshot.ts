@@ -1,8 +1,8 @@
 import { existsSync, readdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
 import { mkdir, open, rename } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import type { Logger } from '../logger.js';
-import { RECORD_FIELDS, type SessionRecord } from '../session.js';
+import type { Logger } from '../../util/logger.js';
+import { RECORD_FIELDS, type SessionRecord } from '../../core/session.js';
 
 const FORMAT = 'lapse-snapshot';
 const VERSION = 1;

@@ -1,8 +1,9 @@
-import pg, { type Pool, type QueryResult } from 'pg';
-import type { Backend, BackendStats, InsertPolicy, JobLease } from '../../backend.js';
-import { LapseError } from '../../errors.js';
-import { defaultLogger, type Logger } from '../../logger.js';
-import type { Ended, LockState, SessionRecord } from '../../session.js';
+import type { Pool, QueryResult } from 'pg';
+import { pg } from './driver.js';
+import type { Backend, BackendStats, InsertPolicy, JobLease } from '../../core/backend.js';
+import { LapseError } from '../../core/errors.js';
+import { defaultLogger, type Logger } from '../../util/logger.js';
+import type { Ended, LockState, SessionRecord } from '../../core/session.js';
 import { mapError } from './errors.js';
 import { postgresJobLease } from './job-lease.js';
 import { migrate } from './migrate.js';

@@ -1,4 +1,4 @@
-import { LapseError } from '../../errors.js';
+import { LapseError } from '../../core/errors.js';
 import { REFUSALS } from './schema.js';
 
 /**

@@ -1,6 +1,6 @@
 import type { QueryResult } from 'pg';
-import type { JobLease } from '../../backend.js';
-import { newId } from '../../token.js';
+import type { JobLease } from '../../core/backend.js';
+import { newId } from '../../core/token.js';
 import type { SchemaNames } from './names.js';
 import { DB_NOW_MS } from './schema.js';
 import type { Named } from './statements.js';

@@ -1,5 +1,5 @@
 import type { Pool, PoolClient } from 'pg';
-import { LapseError } from '../../errors.js';
+import { LapseError } from '../../core/errors.js';
 import type { SchemaNames } from './names.js';
 import { APPLICATION, MIGRATIONS, SCHEMA_VERSION, TABLES } from './schema.js';
 

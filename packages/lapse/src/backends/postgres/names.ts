@@ -1,4 +1,4 @@
-import { LapseError } from '../../errors.js';
+import { LapseError } from '../../core/errors.js';
 
 /** Everything that depends on the schema Lapse lives in: quoted names, lock keys, channel, statement names. */
 export interface SchemaNames {

@@ -1,5 +1,5 @@
 import type { Client } from 'pg';
-import type { Logger } from '../../logger.js';
+import type { Logger } from '../../util/logger.js';
 
 const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 2_000;

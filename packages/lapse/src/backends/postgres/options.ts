@@ -1,7 +1,7 @@
 import type { Pool } from 'pg';
-import { type Duration, parsePositiveDuration } from '../../duration.js';
-import { LapseError } from '../../errors.js';
-import type { Logger } from '../../logger.js';
+import { type Duration, parsePositiveDuration } from '../../core/duration.js';
+import { LapseError } from '../../core/errors.js';
+import type { Logger } from '../../util/logger.js';
 
 interface Common {
   /** The schema Lapse's tables live in (created on first use when missing), default 'public'. */

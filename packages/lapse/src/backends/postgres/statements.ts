@@ -1,5 +1,5 @@
-import pg from 'pg';
-import type { SessionRecord } from '../../session.js';
+import { pg } from './driver.js';
+import type { SessionRecord } from '../../core/session.js';
 import { fromTuple, ID_COLUMN, type SessionRow, toRecord } from '../sqlite/statements.js';
 import type { SchemaNames } from './names.js';
 

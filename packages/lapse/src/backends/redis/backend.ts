@@ -1,19 +1,19 @@
 import type { Cluster, Redis } from 'ioredis';
-import type { Backend, BackendStats, InsertPolicy, JobLease } from '../backend.js';
-import { type Duration, parseDuration, parsePositiveDuration } from '../duration.js';
-import { LapseError } from '../errors.js';
-import type { Logger } from '../logger.js';
-import type { Ended, LockState, SessionRecord } from '../session.js';
-import { cacheEntries, GenerationalMap } from '../generational-map.js';
-import { decodeEnded, decodeRecord, decodeRecords, encodeRecord } from './redis/codec.js';
-import { checkReply } from './redis/codes.js';
-import { Shards } from './redis/cluster.js';
-import { RedisConnection } from './redis/connection.js';
-import { EndedChannel } from './redis/ended-channel.js';
-import type { RedisKeys } from './redis/keys.js';
-import { clusterLayout, type KeyLayout, singleLayout } from './redis/layout.js';
-import { RedisJobLease } from './redis/lease.js';
-import { defineScripts, type Scripts } from './redis/scripts.js';
+import type { Backend, BackendStats, InsertPolicy, JobLease } from '../../core/backend.js';
+import { type Duration, parseDuration, parsePositiveDuration } from '../../core/duration.js';
+import { LapseError } from '../../core/errors.js';
+import type { Logger } from '../../util/logger.js';
+import type { Ended, LockState, SessionRecord } from '../../core/session.js';
+import { cacheEntries, GenerationalMap } from '../../util/generational-map.js';
+import { decodeEnded, decodeRecord, decodeRecords, encodeRecord } from './codec.js';
+import { checkReply } from './codes.js';
+import { Shards } from './cluster.js';
+import { RedisConnection } from './connection.js';
+import { EndedChannel } from './ended-channel.js';
+import type { RedisKeys } from './keys.js';
+import { clusterLayout, type KeyLayout, singleLayout } from './layout.js';
+import { RedisJobLease } from './lease.js';
+import { defineScripts, type Scripts } from './scripts.js';
 
 export interface RedisBackendOptions {
   /** An ioredis client to use, a `Redis` or a `Cluster` (sharded layout). It stays yours: close() leaves it open. */

@@ -1,9 +1,9 @@
 import type { Cluster } from 'ioredis';
-import type { BackendStats } from '../../backend.js';
-import { type Duration, parsePositiveDuration } from '../../duration.js';
-import { LapseError } from '../../errors.js';
-import type { Ended, SessionRecord } from '../../session.js';
-import type { RedisBackend } from '../redis.js';
+import type { BackendStats } from '../../core/backend.js';
+import { type Duration, parsePositiveDuration } from '../../core/duration.js';
+import { LapseError } from '../../core/errors.js';
+import type { Ended, SessionRecord } from '../../core/session.js';
+import type { RedisBackend } from './backend.js';
 import type { RedisConnection } from './connection.js';
 import type { RedisKeys } from './keys.js';
 import { bucketOfId, bucketOfUser, type KeyLayout, keySlot } from './layout.js';

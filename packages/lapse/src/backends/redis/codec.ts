@@ -1,4 +1,4 @@
-import type { DataCache, Ended, EndReason, SessionRecord } from '../../session.js';
+import type { DataCache, Ended, EndReason, SessionRecord } from '../../core/session.js';
 
 /**
  * A session as stored: one JSON object with short keys (see _lib.lua). Numbers are digit

@@ -1,4 +1,4 @@
-import { LapseError, type LapseErrorCode } from '../../errors.js';
+import { LapseError, type LapseErrorCode } from '../../core/errors.js';
 
 /**
  * The numeric result codes every script returns first (see the header of each .lua file),

@@ -1,7 +1,13 @@
 import type { Writable } from 'node:stream';
-import { Cluster, type ClusterOptions, Redis } from 'ioredis';
-import { LapseError } from '../../errors.js';
-import { defaultLogger, type Logger } from '../../logger.js';
+import type { ClusterOptions } from 'ioredis';
+import type * as IORedis from 'ioredis';
+import { requirePeer } from '../../util/peer.js';
+
+const { Cluster, Redis } = requirePeer<typeof IORedis>('ioredis', 'lapse/redis');
+type Redis = IORedis.Redis;
+type Cluster = IORedis.Cluster;
+import { LapseError } from '../../core/errors.js';
+import { defaultLogger, type Logger } from '../../util/logger.js';
 
 export interface ConnectionOptions {
   /** An ioredis client to use; it stays the caller's (not closed by Lapse). */

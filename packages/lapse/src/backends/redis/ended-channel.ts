@@ -1,5 +1,5 @@
 import type { Cluster, Redis } from 'ioredis';
-import type { EndReason, Ended } from '../../session.js';
+import type { EndReason, Ended } from '../../core/session.js';
 import type { RedisConnection } from './connection.js';
 
 const REASONS: ReadonlySet<string> = new Set<EndReason>(['idle', 'absolute', 'evicted', 'revoked', 'rotated']);

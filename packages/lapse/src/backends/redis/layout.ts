@@ -1,4 +1,4 @@
-import { newId } from '../../token.js';
+import { newId } from '../../core/token.js';
 import { type RedisKeys, redisKeys } from './keys.js';
 
 /**

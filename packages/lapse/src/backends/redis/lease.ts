@@ -1,8 +1,8 @@
 import type { Cluster, Redis } from 'ioredis';
-import type { JobLease } from '../../backend.js';
-import { parsePositiveDuration, type Duration } from '../../duration.js';
-import type { Logger } from '../../logger.js';
-import { newId } from '../../token.js';
+import type { JobLease } from '../../core/backend.js';
+import { parsePositiveDuration, type Duration } from '../../core/duration.js';
+import type { Logger } from '../../util/logger.js';
+import { newId } from '../../core/token.js';
 import { RedisConnection } from './connection.js';
 import { type RedisKeys, redisKeys } from './keys.js';
 import { defineScripts, type Scripts } from './scripts.js';

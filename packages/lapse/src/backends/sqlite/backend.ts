@@ -1,22 +1,22 @@
 import type { Statement } from 'better-sqlite3';
-import type { Backend, BackendStats, InsertPolicy, JobLease } from '../backend.js';
-import { type Clock, systemClock } from '../clock.js';
-import { CleanupSteps } from '../cleanup.js';
-import { LapseError } from '../errors.js';
-import { defaultLogger } from '../logger.js';
-import type { Ended, LockState, SessionRecord } from '../session.js';
-import { Checkpointer } from './sqlite/checkpointer.js';
-import { sqliteJobLease } from './sqlite/job-lease.js';
-import { type Db, openDatabase } from './sqlite/open.js';
-import { resolveSqliteOptions, type SqliteOptions } from './sqlite/options.js';
-import { ReadCache } from './sqlite/read-cache.js';
-import { homeSlot } from './sqlite/slot.js';
-import { fromTuple, ID_COLUMN, prepareAll, type SessionRow, type StatementName, toRecord } from './sqlite/statements.js';
-import { nextTurn, TouchQueue } from './sqlite/touch-queue.js';
-import { type Transactions, transactions } from './sqlite/transactions.js';
+import type { Backend, BackendStats, InsertPolicy, JobLease } from '../../core/backend.js';
+import { type Clock, systemClock } from '../../core/clock.js';
+import { CleanupSteps } from '../../core/cleanup.js';
+import { LapseError } from '../../core/errors.js';
+import { defaultLogger } from '../../util/logger.js';
+import type { Ended, LockState, SessionRecord } from '../../core/session.js';
+import { Checkpointer } from './checkpointer.js';
+import { sqliteJobLease } from './job-lease.js';
+import { type Db, openDatabase } from './open.js';
+import { resolveSqliteOptions, type SqliteOptions } from './options.js';
+import { ReadCache } from './read-cache.js';
+import { homeSlot } from './slot.js';
+import { fromTuple, ID_COLUMN, prepareAll, type SessionRow, type StatementName, toRecord } from './statements.js';
+import { nextTurn, TouchQueue } from './touch-queue.js';
+import { type Transactions, transactions } from './transactions.js';
 
-export type { SqliteOptions } from './sqlite/options.js';
-export { SCHEMA_VERSION } from './sqlite/schema.js';
+export type { SqliteOptions } from './options.js';
+export { SCHEMA_VERSION } from './schema.js';
 
 /**
  * Time one sweep transaction aims to take, and the bounds of its row count. On this disk a

@@ -1,6 +1,6 @@
-import type { JobLease } from '../../backend.js';
-import type { Clock } from '../../clock.js';
-import { newId } from '../../token.js';
+import type { JobLease } from '../../core/backend.js';
+import type { Clock } from '../../core/clock.js';
+import { newId } from '../../core/token.js';
 import type { Db } from './open.js';
 
 /** Expired keys removed per acquire: the Scheduler never releases slot keys, so they must go somewhere. */

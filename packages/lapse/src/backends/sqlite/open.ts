@@ -1,11 +1,14 @@
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
-import { backendError, LapseError } from '../../errors.js';
+import type BetterSqlite3 from 'better-sqlite3';
+import { backendError, LapseError } from '../../core/errors.js';
+import { requirePeer } from '../../util/peer.js';
 import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from './schema.js';
 import { HOME_SLOT_SQL, homeSlot } from './slot.js';
 
-export type Db = Database.Database;
+export type Db = BetterSqlite3.Database;
+
+const Database = requirePeer<typeof BetterSqlite3>('better-sqlite3', 'lapse/sqlite');
 
 export interface OpenOptions {
   busyTimeoutMs: number;

@@ -1,8 +1,8 @@
-import type { Clock } from '../../clock.js';
-import { type Duration, parseDuration, parsePositiveDuration } from '../../duration.js';
-import { cacheEntries } from '../../generational-map.js';
-import { LapseError } from '../../errors.js';
-import type { Logger } from '../../logger.js';
+import type { Clock } from '../../core/clock.js';
+import { type Duration, parseDuration, parsePositiveDuration } from '../../core/duration.js';
+import { cacheEntries } from '../../util/generational-map.js';
+import { LapseError } from '../../core/errors.js';
+import type { Logger } from '../../util/logger.js';
 
 export interface SqliteOptions {
   /** The database file (created with its folder when missing); ':memory:' for a private in-memory one. */

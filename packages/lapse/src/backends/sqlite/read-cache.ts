@@ -1,5 +1,5 @@
-import { GenerationalMap } from '../../generational-map.js';
-import type { SessionRecord } from '../../session.js';
+import { GenerationalMap } from '../../util/generational-map.js';
+import type { SessionRecord } from '../../core/session.js';
 
 /** One miss in this many is kept (see admit). */
 const ADMIT_EVERY = 8;

@@ -1,5 +1,5 @@
 import type { Statement } from 'better-sqlite3';
-import { type DataCache, expiresAtOf, type SessionRecord } from '../../session.js';
+import { type DataCache, expiresAtOf, type SessionRecord } from '../../core/session.js';
 import type { Db } from './open.js';
 import { homeSlot } from './slot.js';
 

@@ -1,4 +1,4 @@
-import type { SessionRecord } from '../../session.js';
+import type { SessionRecord } from '../../core/session.js';
 import type { TouchArgs } from './transactions.js';
 
 interface Pending extends TouchArgs {

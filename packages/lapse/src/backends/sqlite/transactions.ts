@@ -1,7 +1,7 @@
 import type { Statement } from 'better-sqlite3';
-import type { BackendStats, InsertPolicy } from '../../backend.js';
-import { LapseError } from '../../errors.js';
-import { type Ended, type EndReason, expiresAtOf, expiryReason, type LockState, type SessionRecord } from '../../session.js';
+import type { BackendStats, InsertPolicy } from '../../core/backend.js';
+import { LapseError } from '../../core/errors.js';
+import { type Ended, type EndReason, expiresAtOf, expiryReason, type LockState, type SessionRecord } from '../../core/session.js';
 import type { Db } from './open.js';
 import { homeSlot } from './slot.js';
 import { type EndedRow, fromTuple, type SessionRow, type StatementName, toParams, toRecord } from './statements.js';
