@@ -1,15 +1,45 @@
 /**
- * The one contract every backend passes. Each backend's test file calls
- * `runConformance(name, target)`; every case runs through createStore with a fake clock.
+ * `lapse/testing`: the one contract every backend passes, for anyone writing a backend. The
+ * test runner is injected (keyv's test-suite shape), so it runs under vitest, jest, or
+ * node:test with any expect; every case runs through createStore with a ManualClock.
+ * @example
+ * import { describe, it, expect, afterEach } from 'vitest';
+ * import { runBackendConformance } from 'lapse/testing';
+ * runBackendConformance({ describe, it, expect, afterEach }, { name: 'mine', make: ({ clock }) => myBackend({ clock }) });
  */
-import { afterEach, describe, expect, it } from 'vitest';
 import type { Backend } from '../core/backend.js';
 import { ManualClock } from '../core/clock.js';
 import { isLapseError, type LapseErrorCode } from '../core/errors.js';
-import { silentLogger } from '../util/logger.js';
 import { createStore, type SessionStore, type StoreEvent, type StoreOptions } from '../core/store.js';
+import { silentLogger } from '../util/logger.js';
+
+/** The matchers the suite uses; vitest's and jest's expect both fit. */
+export interface ConformanceAssertion {
+  toBe(expected: unknown): void;
+  toEqual(expected: unknown): void;
+  toMatchObject(expected: object): void;
+  toMatch(expected: RegExp | string): void;
+  toContain(item: unknown): void;
+  toBeNull(): void;
+  toBeUndefined(): void;
+  toBeTruthy(): void;
+  toBeGreaterThan(n: number): void;
+  toThrow(expected?: RegExp | string): void;
+  readonly not: ConformanceAssertion;
+  readonly rejects: { toThrow(expected?: RegExp | string): Promise<void> };
+}
+
+/** The test runner the suite is given: describe / it / expect / afterEach of vitest, jest or node:test (+ an expect). */
+export interface ConformanceRunner {
+  describe(name: string, fn: () => void): void;
+  it(name: string, fn: () => Promise<void>): void;
+  expect(actual: unknown, message?: string): ConformanceAssertion;
+  afterEach(fn: () => Promise<void>): void;
+}
 
 export interface ConformanceTarget {
+  /** Names the suite: `conformance: <name>`. */
+  name: string;
   /** A fresh, empty backend for one test, reading time from `clock` where it needs any. */
   make(ctx: { clock: ManualClock }): Backend | Promise<Backend>;
   /** Runs after each test, once the store is closed. */
@@ -20,25 +50,37 @@ export interface ConformanceTarget {
 export const T0 = 2_000_000_000_000;
 const MIN = 60_000;
 
-async function rejects(p: Promise<unknown>, code: LapseErrorCode): Promise<void> {
-  let caught: unknown;
-  try {
-    await p;
-  } catch (err) {
-    caught = err;
+/**
+ * Registers the conformance cases for one backend with the given runner.
+ * @example runBackendConformance({ describe, it, expect, afterEach }, { name: 'memory', make: ({ clock }) => memory({ clock }) });
+ */
+export function runBackendConformance(runner: ConformanceRunner, target: ConformanceTarget): void {
+  const { describe, it, afterEach } = runner;
+  const expect = runner.expect.bind(runner);
+  async function rejects(p: Promise<unknown>, code: LapseErrorCode): Promise<void> {
+    let caught: unknown;
+    try {
+      await p;
+    } catch (err) {
+      caught = err;
+    }
+    expect(isLapseError(caught, code), `expected ${code}, got ${String(caught)}`).toBe(true);
   }
-  expect(isLapseError(caught, code), `expected ${code}, got ${String(caught)}`).toBe(true);
-}
 
-export function runConformance(name: string, target: ConformanceTarget): void {
-  describe(`conformance: ${name}`, () => {
+  describe(`conformance: ${target.name}`, () => {
     let stores: SessionStore[] = [];
     let clock: ManualClock;
 
     async function open(opts: StoreOptions = {}) {
       clock = new ManualClock(T0);
       const backend = await target.make({ clock });
-      const store = createStore({ backend, clock, sweepInterval: false, logger: silentLogger, ...opts });
+      const store = createStore({
+        backend,
+        clock,
+        sweepInterval: false,
+        logger: silentLogger,
+        ...opts,
+      });
       stores.push(store);
       return store;
     }
@@ -60,10 +102,21 @@ export function runConformance(name: string, target: ConformanceTarget): void {
     describe('tokens and reads', () => {
       it('creates a session whose token validates and whose secret is not stored', async () => {
         const store = await open();
-        const { token, session } = await store.create({ userId: 'u1', data: { n: 1 }, ip: '127.0.0.1', userAgent: 'test' });
+        const { token, session } = await store.create({
+          userId: 'u1',
+          data: { n: 1 },
+          ip: '127.0.0.1',
+          userAgent: 'test',
+        });
         expect(token).toMatch(/^[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}$/);
         expect(token.startsWith(`${session.id}.`)).toBe(true);
-        expect(session).toMatchObject({ userId: 'u1', data: { n: 1 }, version: 1, status: 'active', createdAt: T0 });
+        expect(session).toMatchObject({
+          userId: 'u1',
+          data: { n: 1 },
+          version: 1,
+          status: 'active',
+          createdAt: T0,
+        });
         expect(session.meta).toEqual({ ip: '127.0.0.1', userAgent: 'test' });
         const raw = await store.backend.get(session.id, clock.now());
         expect(raw?.secretHash).toBeTruthy();
@@ -77,8 +130,16 @@ export function runConformance(name: string, target: ConformanceTarget): void {
         const store = await open();
         const { token, session } = await store.create({});
         const other = await store.create({});
-        for (const bad of ['', 'x', 'a.b', `${session.id}.${'A'.repeat(43)}`, `${'A'.repeat(22)}.${token.split('.')[1]}`,
-          `${session.id}.${other.token.split('.')[1]}`, 42 as unknown as string, `${token}x`]) {
+        for (const bad of [
+          '',
+          'x',
+          'a.b',
+          `${session.id}.${'A'.repeat(43)}`,
+          `${'A'.repeat(22)}.${token.split('.')[1]}`,
+          `${session.id}.${other.token.split('.')[1]}`,
+          42 as unknown as string,
+          `${token}x`,
+        ]) {
           expect(await store.validate(bad)).toBeNull();
         }
         expect(await store.revoke(token)).toBe(true);
@@ -113,7 +174,11 @@ export function runConformance(name: string, target: ConformanceTarget): void {
       });
 
       it('validate slides the idle expiry but never past the absolute cap', async () => {
-        const store = await open({ idleTimeout: '10m', absoluteTimeout: '25m', touchInterval: 0 });
+        const store = await open({
+          idleTimeout: '10m',
+          absoluteTimeout: '25m',
+          touchInterval: 0,
+        });
         const { token, session } = await store.create({});
         for (let i = 0; i < 4; i++) {
           await clock.advance('5m');
@@ -129,8 +194,14 @@ export function runConformance(name: string, target: ConformanceTarget): void {
       });
 
       it('per-session idle and absolute timeouts override the store defaults', async () => {
-        const store = await open({ idleTimeout: '30m', absoluteTimeout: '12h' });
-        const { session } = await store.create({ idleTimeout: '2m', absoluteTimeout: '1h' });
+        const store = await open({
+          idleTimeout: '30m',
+          absoluteTimeout: '12h',
+        });
+        const { session } = await store.create({
+          idleTimeout: '2m',
+          absoluteTimeout: '1h',
+        });
         expect(session.expiresAt).toBe(T0 + 2 * MIN);
         expect(session.absoluteExpiresAt).toBe(T0 + 60 * MIN);
         await clock.advance('2m');
@@ -167,11 +238,19 @@ export function runConformance(name: string, target: ConformanceTarget): void {
       });
 
       it('sweep removes expired sessions with their reason and reads never return them before it', async () => {
-        const store = await open({ idleTimeout: '10m', absoluteTimeout: '15m', touchInterval: 0 });
+        const store = await open({
+          idleTimeout: '10m',
+          absoluteTimeout: '15m',
+          touchInterval: 0,
+        });
         const seen = collect(store);
         const idle = await store.create({ userId: 'a' });
         const abs = await store.create({ userId: 'b' });
-        const live = await store.create({ userId: 'c', idleTimeout: '1h', absoluteTimeout: '2h' });
+        const live = await store.create({
+          userId: 'c',
+          idleTimeout: '1h',
+          absoluteTimeout: '2h',
+        });
         await clock.advance('9m');
         await store.validate(abs.token); // slides abs to T0+19m, capped at T0+15m
         await clock.advance('6m'); // T0+15m: idle (T0+10m) and abs (T0+15m) expired
@@ -206,7 +285,11 @@ export function runConformance(name: string, target: ConformanceTarget): void {
 
     describe('caps and eviction', () => {
       it('maxSessions evicts the least recently used session', async () => {
-        const store = await open({ maxSessions: 3, idleTimeout: '1h', touchInterval: 0 });
+        const store = await open({
+          maxSessions: 3,
+          idleTimeout: '1h',
+          touchInterval: 0,
+        });
         const seen = collect(store);
         const a = await store.create({});
         await clock.advance(1000);
@@ -239,7 +322,11 @@ export function runConformance(name: string, target: ConformanceTarget): void {
       });
 
       it("maxSessionsPerUser removes that user's least recently used session", async () => {
-        const store = await open({ maxSessionsPerUser: 2, idleTimeout: '1h', touchInterval: 0 });
+        const store = await open({
+          maxSessionsPerUser: 2,
+          idleTimeout: '1h',
+          touchInterval: 0,
+        });
         const seen = collect(store);
         const u1 = await store.create({ userId: 'u' });
         await clock.advance(1000);
@@ -260,12 +347,18 @@ export function runConformance(name: string, target: ConformanceTarget): void {
       it('a lease blocks writers without it and lets the holder write', async () => {
         const store = await open();
         const { token, session } = await store.create({ data: { n: 0 } });
-        const lease = await store.lock(session.id, { owner: 'worker-1', ttl: '10s' });
+        const lease = await store.lock(session.id, {
+          owner: 'worker-1',
+          ttl: '10s',
+        });
         expect(lease.owner).toBe('worker-1');
         expect(lease.expiresAt).toBe(T0 + 10_000);
         const seen = await store.get(session.id);
         expect(seen?.status).toBe('locked');
-        expect(seen?.lock).toEqual({ owner: 'worker-1', expiresAt: T0 + 10_000 });
+        expect(seen?.lock).toEqual({
+          owner: 'worker-1',
+          expiresAt: T0 + 10_000,
+        });
         expect((await store.validate(token))?.status).toBe('locked');
         await rejects(store.update(session.id, { n: 1 }), 'LAPSE_LOCKED');
         await rejects(store.delete(session.id), 'LAPSE_LOCKED');
@@ -368,7 +461,18 @@ export function runConformance(name: string, target: ConformanceTarget): void {
         const { session } = await store.create({ data: { ok: true } });
         const cyclic: Record<string, unknown> = {};
         cyclic.self = cyclic;
-        const bad: unknown[] = [() => 1, undefined, Number.NaN, Number.POSITIVE_INFINITY, new Date(), new Map(), 10n, Symbol('s'), cyclic, { nested: [1, undefined] }];
+        const bad: unknown[] = [
+          () => 1,
+          undefined,
+          Number.NaN,
+          Number.POSITIVE_INFINITY,
+          new Date(),
+          new Map(),
+          10n,
+          Symbol('s'),
+          cyclic,
+          { nested: [1, undefined] },
+        ];
         for (const value of bad) {
           // A function given to update() is the function form, so it is checked by its result.
           await rejects(store.update(session.id, typeof value === 'function' ? () => value : value), 'LAPSE_INVALID_INPUT');
@@ -387,11 +491,19 @@ export function runConformance(name: string, target: ConformanceTarget): void {
       it('rotate gives a new id and secret; the old token is dead at once', async () => {
         const store = await open({ idleTimeout: '10m' });
         const seen = collect(store);
-        const { token, session } = await store.create({ userId: 'u', data: { cart: [1] } });
+        const { token, session } = await store.create({
+          userId: 'u',
+          data: { cart: [1] },
+        });
         await clock.advance('1m');
         const next = await store.rotate(token);
         expect(next.session.id).not.toBe(session.id);
-        expect(next.session).toMatchObject({ userId: 'u', data: { cart: [1] }, createdAt: T0, absoluteExpiresAt: session.absoluteExpiresAt });
+        expect(next.session).toMatchObject({
+          userId: 'u',
+          data: { cart: [1] },
+          createdAt: T0,
+          absoluteExpiresAt: session.absoluteExpiresAt,
+        });
         expect(await store.validate(token)).toBeNull();
         expect(await store.get(session.id)).toBeNull();
         expect((await store.validate(next.token))?.id).toBe(next.session.id);
@@ -429,7 +541,8 @@ export function runConformance(name: string, target: ConformanceTarget): void {
         await store.validate(a.token);
         await clock.advance('5s');
         expect((await store.listUser('u')).map((s) => s.id)).toEqual([a.session.id, b.session.id]);
-        expect(c.session.id).toBeTruthy();
+        // c idled out: gone from the list and from reads, not only from the order.
+        expect(await store.get(c.session.id)).toBeNull();
       });
     });
 
@@ -437,10 +550,19 @@ export function runConformance(name: string, target: ConformanceTarget): void {
       it('set / has / size / keys / values / entries / clear', async () => {
         const store = await open({ idleTimeout: '10m' });
         const s = await store.set('cart:1', { items: 1 }, { userId: 'u' });
-        expect(s).toMatchObject({ id: 'cart:1', version: 1, userId: 'u', data: { items: 1 } });
+        expect(s).toMatchObject({
+          id: 'cart:1',
+          version: 1,
+          userId: 'u',
+          data: { items: 1 },
+        });
         await clock.advance('1m');
         const s2 = await store.set('cart:1', { items: 2 });
-        expect(s2).toMatchObject({ version: 2, createdAt: T0, data: { items: 2 } });
+        expect(s2).toMatchObject({
+          version: 2,
+          createdAt: T0,
+          data: { items: 2 },
+        });
         await store.set('cart:2', [1, 2], { idleTimeout: '30s' });
         await store.set('cart:3', 'x');
         expect(await store.has('cart:1')).toBe(true);
@@ -478,6 +600,58 @@ export function runConformance(name: string, target: ConformanceTarget): void {
       });
     });
 
+    describe('optional parts: onUnlock and jobLease', () => {
+      it('onUnlock, when offered, tells a listener the id of a released lease', async () => {
+        const store = await open({ idleTimeout: '10m' });
+        const backend = store.backend;
+        if (!backend.onUnlock) return;
+        const { session } = await store.create({ userId: 'u' });
+        const heard: string[] = [];
+        let wake: (() => void) | undefined;
+        const stop = backend.onUnlock((id) => {
+          heard.push(id);
+          wake?.();
+        });
+        try {
+          // A subscription over the network (Redis pub/sub, LISTEN) may miss releases made before
+          // it is up: release again, a bounded number of times, each wait bounded too.
+          for (let i = 0; i < 40 && !heard.includes(session.id); i++) {
+            const heardOne = new Promise<void>((resolve) => {
+              wake = resolve;
+              setTimeout(resolve, 250).unref?.();
+            });
+            const lease = await store.lock(session.id, { ttl: '10s' });
+            await lease.release();
+            await heardOne;
+          }
+          expect(heard).toContain(session.id);
+          expect(heard.filter((id) => id !== session.id)).toEqual([]);
+        } finally {
+          stop();
+        }
+      });
+
+      it('jobLease, when offered, grants a key to one holder; renew and release need its token', async () => {
+        const store = await open();
+        const lease = store.backend.jobLease?.();
+        if (!lease) return;
+        const key = `conformance-job-${Math.random().toString(36).slice(2)}`;
+        const token = await lease.acquire(key, MIN);
+        expect(typeof token).toBe('string');
+        expect(await lease.acquire(key, MIN)).toBeNull();
+        expect(await lease.renew(key, 'not-the-token', MIN)).toBe(false);
+        expect(await lease.renew(key, token as string, MIN)).toBe(true);
+        await lease.release(key, 'not-the-token');
+        expect(await lease.acquire(key, MIN)).toBeNull();
+        await lease.release(key, token as string);
+        expect(await lease.renew(key, token as string, MIN)).toBe(false);
+        const next = await lease.acquire(key, MIN);
+        expect(typeof next).toBe('string');
+        expect(next).not.toBe(token);
+        await lease.release(key, next as string);
+      });
+    });
+
     describe('events and lifecycle', () => {
       it('emits every event with { id, userId, reason, at }', async () => {
         const store = await open({ idleTimeout: '1m', maxSessions: 2 });
@@ -497,10 +671,19 @@ export function runConformance(name: string, target: ConformanceTarget): void {
           expect(typeof e.id).toBe('string');
           expect(typeof e.reason).toBe('string');
           expect(typeof e.at).toBe('number');
-          expect('userId' in e).toBe(true);
+          // Every one of these sessions had a user: each event names it, not null or missing.
+          expect(['u', 'w']).toContain(e.userId);
         }
+        expect(seen.filter((e) => e.event === 'revoked').map((e) => e.userId)).toEqual(['w']);
         const stats = await store.stats();
-        expect(stats).toMatchObject({ created: 3, rotated: 1, evicted: 1, revoked: 1, expired: 1, sessions: 0 });
+        expect(stats).toMatchObject({
+          created: 3,
+          rotated: 1,
+          evicted: 1,
+          revoked: 1,
+          expired: 1,
+          sessions: 0,
+        });
       });
 
       it('after close every call is LAPSE_CLOSED and close twice is fine', async () => {

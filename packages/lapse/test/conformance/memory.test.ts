@@ -1,4 +1,11 @@
+import { afterEach, describe, expect, it } from 'vitest';
 import { memory } from '../../src/backends/memory/memory.js';
-import { runConformance } from '../../src/testing/suite.js';
+import { runBackendConformance } from '../../src/testing/suite.js';
 
-runConformance('memory', { make: ({ clock }) => memory({ clock }) });
+runBackendConformance(
+  { describe, it, expect, afterEach },
+  {
+    name: 'memory',
+    make: ({ clock }) => memory({ clock }),
+  },
+);

@@ -1,10 +1,10 @@
-import { afterAll, beforeAll } from 'vitest';
 import pg from 'pg';
-import { postgres } from '../../src/backends/postgres/index.js';
-import { silentLogger } from '../../src/util/logger.js';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { trackInflight } from '../../../../test/helpers/inflight.js';
 import { describePostgres, type PostgresServer, randomName, startPostgres } from '../../../../test/helpers/postgres-server.js';
-import { runConformance } from '../../src/testing/suite.js';
+import { postgres } from '../../src/backends/postgres/index.js';
+import { runBackendConformance } from '../../src/testing/suite.js';
+import { silentLogger } from '../../src/util/logger.js';
 
 // One real PostgreSQL for the file; every test gets a fresh schema (created by the backend on
 // first use, dropped after), which is cheaper than emptying one.
@@ -22,18 +22,29 @@ describePostgres('postgres backend', () => {
     await server?.destroy();
   });
 
-  runConformance('postgres', {
-    make: ({ clock }) => {
-      const schema = randomName('conf');
-      schemas.push(schema);
-      // A call is a real round trip: the fake clock waits for calls in flight before each timer.
-      const inflight = trackInflight(postgres({ url: server.url, schema, poolSize: 4, logger: silentLogger }));
-      clock.waitFor(inflight.drain);
-      return inflight.backend;
+  runBackendConformance(
+    { describe, it, expect, afterEach },
+    {
+      name: 'postgres',
+      make: ({ clock }) => {
+        const schema = randomName('conf');
+        schemas.push(schema);
+        // A call is a real round trip: the fake clock waits for calls in flight before each timer.
+        const inflight = trackInflight(
+          postgres({
+            url: server.url,
+            schema,
+            poolSize: 4,
+            logger: silentLogger,
+          }),
+        );
+        clock.waitFor(inflight.drain);
+        return inflight.backend;
+      },
+      cleanup: async () => {
+        for (const s of schemas) await admin.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`);
+        schemas = [];
+      },
     },
-    cleanup: async () => {
-      for (const s of schemas) await admin.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`);
-      schemas = [];
-    },
-  });
+  );
 });
