@@ -1,6 +1,22 @@
 import { type Duration, parseDuration } from 'lapse/internal';
 import { LapseError } from 'lapse/internal';
-import type { ServerConfig } from './config.js';
+
+/** How the service trusts X-Forwarded-For: not at all, every hop, or these addresses/ranges. */
+export type TrustProxy = boolean | string[];
+/** The failed-auth rate limit: at most `max` failures per client in `windowMs`, or off. */
+export type RateLimitSetting = { max: number; windowMs: number } | false;
+
+/** One setting of the table that drives the environment, the flags, the config file, --help and docs/config.md. */
+export interface SettingSpec<K extends string = string> {
+  key: K;
+  env: string;
+  /** Commander flag, e.g. '--port <n>'; absent for values that must not appear in `ps` (keys). */
+  flag?: string;
+  help: string;
+  parse(v: unknown, where: string): unknown;
+  /** Default as text, for --help and docs. */
+  def?: string;
+}
 
 /** Log levels the service accepts. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -42,7 +58,7 @@ const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
  * Which X-Forwarded-For hops to believe: off, on (every hop: the client picks its own
  * address), or the proxies' addresses/CIDRs (the address is the last hop they did not add).
  */
-export function proxy(v: unknown, where: string): ServerConfig['trustProxy'] {
+export function proxy(v: unknown, where: string): TrustProxy {
   if (typeof v === 'boolean') return v;
   if (Array.isArray(v) && v.every((a) => typeof a === 'string')) v = v.join(',');
   const s = typeof v === 'string' ? v.trim().toLowerCase() : '';
@@ -91,7 +107,7 @@ export function origins(v: unknown, where: string): string[] {
   return out;
 }
 
-export function rate(v: unknown, where: string): ServerConfig['rateLimit'] {
+export function rate(v: unknown, where: string): RateLimitSetting {
   if (v === false || v === 'off' || v === 'false') return false;
   if (typeof v === 'object' && v !== null) {
     const o = v as { max?: unknown; windowMs?: unknown };

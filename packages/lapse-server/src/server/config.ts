@@ -4,6 +4,9 @@ import type { Duration } from 'lapse/internal';
 import { LapseError } from 'lapse/internal';
 import {
   adminKey, backendUrl, bool, bytes, duration, int, LOG_LEVELS, type LogLevel, level, optionalDuration, optionalInt, origins, proxy, rate, sweep, text,
+  type RateLimitSetting,
+  type SettingSpec,
+  type TrustProxy,
 } from './config-values.js';
 import { SOCKET_DEFAULTS, SOCKET_SETTINGS, type SocketConfig } from './socket-settings.js';
 
@@ -38,9 +41,9 @@ export interface ServerConfig extends ServiceStoreOptions, SocketConfig {
   /** Origins allowed by CORS; empty means CORS is off. */
   corsOrigins: string[];
   /** Which X-Forwarded-For hops give the client address: false, true (all: spoofable), or the proxies' addresses/CIDRs. */
-  trustProxy: boolean | string[];
+  trustProxy: TrustProxy;
   /** Failed token checks allowed per client address per window; false turns the limit off. */
-  rateLimit: { max: number; windowMs: number } | false;
+  rateLimit: RateLimitSetting;
 }
 
 /** What callers may pass: any subset; strings are accepted wherever the environment would give one. */
@@ -49,16 +52,7 @@ export type ServerConfigInput = { [K in keyof ServerConfig]?: ServerConfig[K] | 
 type Key = keyof ServerConfig;
 
 /** One setting's row in the table. */
-export interface Spec {
-  key: Key;
-  env: string;
-  /** Commander flag, e.g. '--port <n>'; absent for values that must not appear in `ps` (keys). */
-  flag?: string;
-  help: string;
-  parse(v: unknown, where: string): unknown;
-  /** Default as text, for --help and docs. */
-  def?: string;
-}
+export type Spec = SettingSpec<keyof ServerConfig>;
 
 /** Every setting: one table drives the environment, the flags, the config file, --help and docs/config.md. */
 export const SETTINGS: readonly Spec[] = [

@@ -1,7 +1,6 @@
 import { type Duration, parseDuration } from 'lapse/internal';
 import { LapseError } from 'lapse/internal';
-import type { Spec } from './config.js';
-import { bool, bytes, duration } from './config-values.js';
+import { bool, bytes, duration, type SettingSpec } from './config-values.js';
 
 /** One per-room idle timeout: an exact room name, or a prefix when the pattern ends with `*`. */
 export interface RoomTimeout {
@@ -71,7 +70,7 @@ function roomTimeouts(v: unknown, where: string): RoomTimeout[] {
 }
 
 /** The settings, appended to the service's SETTINGS table (flags, env, config file, docs). */
-export const SOCKET_SETTINGS: readonly Spec[] = [
+export const SOCKET_SETTINGS: readonly SettingSpec<keyof SocketConfig>[] = [
   { key: 'socketRequireSession', env: 'LAPSE_SOCKET_REQUIRE_SESSION', flag: '--socket-require-session <on|off>', help: 'refuse Socket.IO handshakes without a valid session token', def: 'on', parse: bool },
   { key: 'socketIdleTimeout', env: 'LAPSE_SOCKET_IDLE_TIMEOUT', flag: '--socket-idle-timeout <duration>', help: 'a socket with no client event for this long is cut', def: '5m', parse: duration },
   { key: 'socketWarnBefore', env: 'LAPSE_SOCKET_WARN_BEFORE', flag: '--socket-warn-before <duration>', help: 'session_expiring this long before the cut (0 = none)', def: '30s', parse: durationOrZero },

@@ -3,10 +3,21 @@ import type { BackendStats } from '../../core/backend.js';
 import { type Duration, parsePositiveDuration } from '../../core/duration.js';
 import { LapseError } from '../../core/errors.js';
 import type { Ended, SessionRecord } from '../../core/session.js';
-import type { RedisBackend } from './backend.js';
 import type { RedisConnection } from './connection.js';
 import type { RedisKeys } from './keys.js';
 import { bucketOfId, bucketOfUser, type KeyLayout, keySlot } from './layout.js';
+
+/** What the shards need of the Redis backend: its calls on one bucket's keys (no import of it, so no circle). */
+export interface ShardCalls {
+  get(id: string, now: number): Promise<SessionRecord | null>;
+  remove(id: string, now: number, opts: { fence?: number; force?: boolean }): Promise<SessionRecord | null>;
+  removeUserIn(k: RedisKeys, userId: string, now: number, exceptId?: string): Promise<Ended[]>;
+  listUserIn(k: RedisKeys, userId: string, now: number): Promise<SessionRecord[]>;
+  sweepIn(k: RedisKeys, now: number, limit: number): Promise<Ended[]>;
+  countIn(k: RedisKeys, now: number): Promise<number>;
+  statsIn(k: RedisKeys, now: number): Promise<BackendStats>;
+  scanIn(k: RedisKeys, afterId: string | null, limit: number, now: number): Promise<SessionRecord[]>;
+}
 
 /** The cluster half of the Redis backend: what must visit several buckets (docs/redis.md, "Redis Cluster"). */
 export class Shards {
@@ -14,7 +25,7 @@ export class Shards {
   private readonly waitMs: number;
 
   constructor(
-    private readonly backend: RedisBackend,
+    private readonly backend: ShardCalls,
     private readonly conn: RedisConnection,
     private readonly layout: KeyLayout,
     durability: { replicas: number; timeout?: Duration } | undefined,
