@@ -146,19 +146,23 @@ describe('ManualClock', () => {
   it('waitFor: advance() waits for slow work before each timer, so its next timer still fires in order', async () => {
     const clock = new ManualClock(0);
     const fired: number[] = [];
-    // Work that takes real time (a network round trip) and then sets a timer 10 ms on.
+    // Work that takes longer than the event-loop turns advance() lets pass (a network round
+    // trip: here 50 turns, no sleep) and then sets a timer 10 ms on.
+    const realWork = async () => {
+      for (let i = 0; i < 50; i++) await new Promise<void>((r) => setImmediate(r));
+    };
     let slow: Promise<void> | undefined;
     const step = () => {
-      slow = new Promise<void>((r) => setTimeout(r, 30)).then(() => {
+      slow = realWork().then(() => {
         clock.setTimer(() => fired.push(clock.now()), 10);
       });
     };
     clock.setTimer(step, 5);
     const without = new ManualClock(0);
-    // Without waitFor the jump to 100 outruns the 30 ms of real work: nothing fires by then.
+    // Without waitFor the jump to 100 outruns the real work: nothing fires by then.
     let late = false;
     without.setTimer(() => {
-      void new Promise<void>((r) => setTimeout(r, 30)).then(() => without.setTimer(() => (late = true), 10));
+      void realWork().then(() => without.setTimer(() => (late = true), 10));
     }, 5);
     await without.advance(100);
     expect(late).toBe(false);

@@ -294,13 +294,16 @@ describe('sqlite backend: read cache', () => {
   });
 
   it('with the default recheck, a foreign commit reaches cached reads within 1 ms', async () => {
+    await b.close();
+    const clock = new ManualClock(0);
+    b = sqlite({ path, clock });
     const other = sqlite({ path });
     try {
       b.insert(rec('a', 0, 'u1'), 0, {});
       expect(b.get('a', 1)?.version).toBe(1); // cached, data_version looked at
       other.update('a', '"theirs"', 1, {});
-      // Once the window has passed, the very next read sees the commit.
-      await new Promise((r) => setTimeout(r, 3));
+      // Once the window has passed on the backend's clock, the very next read sees the commit.
+      await clock.advance(2);
       expect(b.get('a', 1)).toMatchObject({ data: '"theirs"', version: 2 });
       // Own writes never wait for the window.
       b.update('a', '"mine"', 2, {});

@@ -94,7 +94,9 @@ export class SqliteBackend implements Backend {
     this.tx = transactions(this.db, this.st);
     if (o.readCache > 0) {
       const dataVersion = this.db.prepare('PRAGMA data_version').pluck();
-      this.cache = new ReadCache(o.readCache, () => dataVersion.get() as number, o.readCacheRecheckMs);
+      // The recheck window runs on the injected clock when one is given (tests), else on performance.now().
+      const clock = options.clock && options.clock !== systemClock ? options.clock : undefined;
+      this.cache = new ReadCache(o.readCache, () => dataVersion.get() as number, o.readCacheRecheckMs, clock && (() => clock.now()));
     }
     this.touches = new TouchQueue(
       (batch) => {
