@@ -109,16 +109,6 @@ export function activeLock(rec: Pick<SessionRecord, 'lock'>, now: number): LockS
   return lock && lock.expiresAt > now ? lock : null;
 }
 
-/**
- * Records may carry the parsed form of their data, reused while the JSON text is unchanged:
- * the memory backend's entries and the SQLite read cache's records do, so a hot session is
- * parsed once, not on every validate. Records without these fields parse on every read.
- */
-export interface DataCache {
-  dataText?: string;
-  dataValue?: unknown;
-}
-
 /** Freezes a parsed JSON value all the way down. */
 function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
@@ -133,19 +123,12 @@ function deepFreeze<T>(value: T): T {
  * The data of a record, parsed and deeply frozen: a Session is a snapshot, and data is
  * changed with update(), never by mutating what a read returned.
  */
-export function parseData(rec: SessionRecord): unknown {
-  const c = rec as SessionRecord & DataCache;
-  if (c.dataText === rec.data) return c.dataValue;
-  const value = deepFreeze(JSON.parse(rec.data) as unknown);
-  if ('dataText' in c) {
-    c.dataText = rec.data;
-    c.dataValue = value;
-  }
-  return value;
+export function parseData(rec: Pick<SessionRecord, 'data'>): unknown {
+  return deepFreeze(JSON.parse(rec.data) as unknown);
 }
 
-/** Turns a stored record into the Session callers see. */
-export function toSession<T = unknown>(rec: SessionRecord, now: number, extraAccesses = 0): Session<T> {
+/** Turns a stored record into the Session callers see (`data`: its parsed data, when the caller has it already). */
+export function toSession<T = unknown>(rec: SessionRecord, now: number, extraAccesses = 0, data: unknown = parseData(rec)): Session<T> {
   const lock = activeLock(rec, now);
   const meta: Session['meta'] = {};
   if (rec.ip !== null) meta.ip = rec.ip;
@@ -153,7 +136,7 @@ export function toSession<T = unknown>(rec: SessionRecord, now: number, extraAcc
   return {
     id: rec.id,
     userId: rec.userId,
-    data: parseData(rec) as T,
+    data: data as T,
     createdAt: rec.createdAt,
     lastAccessedAt: rec.lastAccessedAt,
     expiresAt: rec.expiresAt,

@@ -12,6 +12,7 @@ import { fenceOf, type Lease, type LeaseRef, makeLease } from './lease-handle.js
 import { LockWaiters } from './lock-waiters.js';
 import { defaultLogger, type Logger } from '../util/logger.js';
 import { type JobHandle, Scheduler } from '../scheduler/scheduler.js';
+import { ParsedDataCache } from './parsed-data.js';
 import { activeLock, type Ended, newRecord, type Session, type SessionRecord, toSession } from './session.js';
 import { type ResolvedOptions, resolveOptions, type StoreOptions, touchIntervalFor } from './store-options.js';
 import { type WriteHealth, WriteHealthTracker } from './write-health.js';
@@ -47,6 +48,8 @@ const SWEEP_BATCH = 1000;
 // Pending accesses are written by the cleanup job; past this many they are written at once.
 const FLUSH_AT = 250_000;
 const UPDATE_ATTEMPTS = 100;
+// Sessions whose parsed data the store keeps (each checked against version and text).
+const PARSED_DATA_ENTRIES = 10_000;
 
 /**
  * Creates a session store.
@@ -77,6 +80,8 @@ export class SessionStore {
   private readonly writes: WriteHealthTracker;
   private readonly unsubscribeErrors: (() => void) | undefined;
   private readonly cleanupJob: JobHandle | undefined;
+  /** Parsed data of recently read sessions, by id and version: a hot session is parsed once. */
+  private readonly parsed = new ParsedDataCache(PARSED_DATA_ENTRIES);
 
   constructor(options: StoreOptions = {}) {
     this.opts = resolveOptions(options);
@@ -110,7 +115,7 @@ export class SessionStore {
     this.reportEnded(ended, now);
     this.counters.created++;
     this.emit('created', { id, userId: i.userId, reason: 'created', at: now });
-    return { token: formatToken(id, secret), session: toSession(record, now) };
+    return { token: formatToken(id, secret), session: this.session(record, now) };
   }
 
   /** The per-request path: the session behind a token, or null (malformed, unknown, wrong secret, expired, revoked). */
@@ -173,7 +178,7 @@ export class SessionStore {
       const rec = await this.call(() =>
         this.backend.update(id, text, now, { expectedVersion: opts.expectedVersion, fence }),
       );
-      return toSession<T>(rec, now);
+      return this.session<T>(rec, now);
     }
     const fn = data as (prev: T) => T | Promise<T>;
     for (let attempt = 0; ; attempt++) {
@@ -188,7 +193,7 @@ export class SessionStore {
       const now = this.clock.now();
       try {
         const rec = await this.call(() => this.backend.update(id, text, now, { expectedVersion: version, fence }));
-        return toSession<T>(rec, now);
+        return this.session<T>(rec, now);
       } catch (err) {
         if (!isLapseError(err, 'LAPSE_VERSION_CONFLICT') || opts.expectedVersion !== undefined || attempt >= UPDATE_ATTEMPTS) throw err;
       }
@@ -213,7 +218,7 @@ export class SessionStore {
     this.counters.rotated++;
     this.emit('rotated', { id: old.id, userId: old.userId, reason: 'rotated', at: now, newId: id });
     this.backend.publishEnded?.([{ id: old.id, userId: old.userId, reason: 'rotated' }]);
-    return { token: formatToken(id, secret), session: toSession(rec, now) };
+    return { token: formatToken(id, secret), session: this.session(rec, now) };
   }
 
   /** Deletes a session by id; respects a lease unless you pass it. */
@@ -374,7 +379,7 @@ export class SessionStore {
       this.counters.created++;
       this.emit('created', { id, userId: record.userId, reason: 'created', at: now });
     }
-    return toSession(record, now);
+    return this.session(record, now);
   }
 
   /** Whether a live session has this id. */
@@ -434,6 +439,11 @@ export class SessionStore {
     return this.closing;
   }
 
+  /** The Session of a record, its data parsed once per id and version (ParsedDataCache). */
+  private session<T = unknown>(rec: SessionRecord, now: number, extraAccesses = 0): Session<T> {
+    return toSession<T>(rec, now, extraAccesses, this.parsed.of(rec));
+  }
+
   /**
    * Whether writes are being kept: the backend's own report, and, after a backend failure was
    * seen, a probe write (never while all is well). What /health answers on.
@@ -458,6 +468,7 @@ export class SessionStore {
     await steps.run(() => this.backend.close());
     await steps.run(() => this.unsubscribeErrors?.());
     this.events.removeAllListeners();
+    this.parsed.clear();
     steps.finish('closing the store failed');
   }
 
@@ -508,7 +519,7 @@ export class SessionStore {
 
   /** A live record as callers see it, with accesses not yet written. */
   private seen(rec: SessionRecord, now: number): Session {
-    return toSession(rec, now, this.pending.get(rec.id)?.n ?? 0);
+    return this.session(rec, now, this.pending.get(rec.id)?.n ?? 0);
   }
 
   /** Counts an access: written at once when the touch interval has passed, else coalesced. */
@@ -517,7 +528,7 @@ export class SessionStore {
     const accesses = (p?.n ?? 0) + 1;
     if (now - rec.lastAccessedAt >= touchIntervalFor(this.opts, rec.idleTimeout)) {
       this.pending.delete(rec.id);
-      return this.call(() => this.backend.touch(rec.id, now, accesses, now)).then((t) => toSession(t ?? rec, now));
+      return this.call(() => this.backend.touch(rec.id, now, accesses, now)).then((t) => this.session(t ?? rec, now));
     }
     if (p) {
       p.n = accesses;
@@ -526,7 +537,7 @@ export class SessionStore {
       this.pending.set(rec.id, { n: 1, at: now });
       if (this.pending.size >= FLUSH_AT) void this.flushAccesses().catch((err) => this.reportError(err));
     }
-    return toSession(rec, now, accesses);
+    return this.session(rec, now, accesses);
   }
 
   private async verified(token: string, now: number): Promise<SessionRecord | null> {

@@ -37,8 +37,6 @@ class Entry implements SessionRecord {
   lock: LockState | null;
   ip: string | null;
   userAgent: string | null;
-  dataText: string | undefined = undefined;
-  dataValue: unknown = undefined;
   /** True once removed from the backend: the expiry queue skips it without a Map lookup. */
   dropped: true | undefined = undefined;
   /** Neighbours in its user's list (least recently used first): O(1) unlinking, no hashing. */

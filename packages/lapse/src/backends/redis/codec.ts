@@ -1,4 +1,4 @@
-import type { DataCache, Ended, EndReason, SessionRecord } from '../../core/session.js';
+import type { Ended, EndReason, SessionRecord } from '../../core/session.js';
 
 /**
  * A session as stored: one JSON object with short keys (see _lib.lua). Numbers are digit
@@ -46,8 +46,8 @@ export function encodeRecord(rec: SessionRecord): string {
   return JSON.stringify(s);
 }
 
-/** Stored JSON text back into a record (with room for its parsed data: see parseData). */
-export function decodeRecord(id: string, text: string): SessionRecord & DataCache {
+/** Stored JSON text back into a record. */
+export function decodeRecord(id: string, text: string): SessionRecord {
   const s = JSON.parse(text) as Stored;
   return {
     id,
@@ -64,8 +64,6 @@ export function decodeRecord(id: string, text: string): SessionRecord & DataCach
     lock: s.lf === undefined ? null : { owner: s.lo ?? '', fence: Number(s.lf), expiresAt: Number(s.le) },
     ip: s.ip ?? null,
     userAgent: s.ua ?? null,
-    dataText: undefined,
-    dataValue: undefined,
   };
 }
 

@@ -1,5 +1,5 @@
 import type { Statement } from 'better-sqlite3';
-import { type DataCache, expiresAtOf, type SessionRecord } from '../../core/session.js';
+import { expiresAtOf, type SessionRecord } from '../../core/session.js';
 import type { Db } from './open.js';
 import { homeSlot } from './slot.js';
 
@@ -157,10 +157,9 @@ type Tuple = [
 ];
 
 /**
- * A row of the `read` statement (raw mode) of session `id` as a record. It has room for its
- * parsed data (see parseData): the read cache hands the same record out again.
+ * A row of the `read` statement (raw mode) of session `id` as a record.
  */
-export function fromTuple(id: string, t: unknown[]): SessionRecord & DataCache {
+export function fromTuple(id: string, t: unknown[]): SessionRecord {
   const [secretHash, userId, data, createdAt, lastAccessedAt, absoluteExpiresAt, idleTimeout,
     accessCount, version, lockOwner, lockFence, lockExpiresAt, ip, userAgent] = t as Tuple;
   return {
@@ -178,8 +177,6 @@ export function fromTuple(id: string, t: unknown[]): SessionRecord & DataCache {
     lock: lockFence === null ? null : { owner: lockOwner ?? '', fence: lockFence, expiresAt: lockExpiresAt ?? 0 },
     ip,
     userAgent,
-    dataText: undefined,
-    dataValue: undefined,
   };
 }
 
