@@ -127,8 +127,8 @@ export class SessionStore {
       const parsed = parseToken(token);
       if (!parsed) return Promise.resolve(null);
       const now = this.clock.now();
-      const rec = this.backend.get(parsed.id, now);
-      if (rec instanceof Promise) return rec.then((r) => this.checked(r, parsed.secret, now), this.rejectFailed);
+      const rec = this.read(parsed.id, now);
+      if (rec instanceof Promise) return rec.then((r) => this.checked(r, parsed.secret, now));
       return Promise.resolve(this.checked(rec, parsed.secret, now));
     } catch (err) {
       return Promise.reject(this.failed(err));
@@ -151,8 +151,8 @@ export class SessionStore {
     try {
       this.assertOpen();
       const now = this.clock.now();
-      const rec = this.backend.get(checkId(id), now);
-      if (rec instanceof Promise) return rec.then((r) => this.view(r, now), this.rejectFailed);
+      const rec = this.read(checkId(id), now);
+      if (rec instanceof Promise) return rec.then((r) => this.view(r, now));
       return Promise.resolve(this.view(rec, now));
     } catch (err) {
       return Promise.reject(this.failed(err));
@@ -313,7 +313,7 @@ export class SessionStore {
     try {
       return await fn(lease);
     } finally {
-      await lease.release().catch((err) => this.reportError(err));
+      await lease.release().catch((err) => void this.failed(err, true));
     }
   }
 
@@ -535,7 +535,7 @@ export class SessionStore {
       p.at = now;
     } else {
       this.pending.set(rec.id, { n: 1, at: now });
-      if (this.pending.size >= FLUSH_AT) void this.flushAccesses().catch((err) => this.reportError(err));
+      if (this.pending.size >= FLUSH_AT) void this.flushAccesses().catch((err) => void this.failed(err, true));
     }
     return this.session(rec, now, accesses);
   }
@@ -569,7 +569,7 @@ export class SessionStore {
     try {
       userId = (await this.read(id, at))?.userId ?? null;
     } catch (err) {
-      this.reportError(err); // the lease itself succeeded: report, but do not fail the call
+      this.failed(err, true); // the lease itself succeeded: report, but do not fail the call
     }
     this.emit(event, { id, userId, reason, at, fence });
   }
@@ -625,25 +625,26 @@ export class SessionStore {
     }
   }
 
-  private reportError(err: unknown): void {
-    const e = backendError(err);
-    if (this.events.listenerCount('error') > 0) this.events.emit('error', e);
-    else this.logger.error({ err: e }, 'lapse store error');
-  }
-
-  private failed(err: unknown): LapseError {
-    if (err instanceof LapseError) {
-      if (err.code === 'LAPSE_BACKEND_UNAVAILABLE') this.writes.failed(err.message);
-      return err;
+  /**
+   * The one error-mapping path of the store. A LapseError passes as is; anything else a backend
+   * threw becomes LAPSE_BACKEND_UNAVAILABLE, is counted and emitted as 'error'. A
+   * backend-unavailable error marks write health either way. `unawaited`: no caller sees the
+   * error (a release in withLock, a background flush, a side read), so it is emitted as 'error'
+   * even when it is a LapseError, and logged when nobody listens.
+   */
+  private failed(err: unknown, unawaited = false): LapseError {
+    const wrapped = !(err instanceof LapseError);
+    const e = err instanceof LapseError ? err : backendError(err, `${this.backend.name} backend failed`);
+    if (wrapped) this.counters.backendErrors++;
+    if (e.code === 'LAPSE_BACKEND_UNAVAILABLE') this.writes.failed(e.message);
+    if (wrapped || unawaited) {
+      if (this.events.listenerCount('error') > 0) this.events.emit('error', e);
+      else if (unawaited) this.logger.error({ err: e }, 'lapse store error');
     }
-    this.counters.backendErrors++;
-    const e = backendError(err, `${this.backend.name} backend failed`);
-    this.writes.failed(e.message);
-    if (this.events.listenerCount('error') > 0) this.events.emit('error', e);
     return e;
   }
 
-  /** backend.get without an extra promise when the backend answers synchronously. */
+  /** backend.get without an extra promise when the backend answers synchronously; failures mapped by failed(). */
   private read(id: string, now: number): Awaitable<SessionRecord | null> {
     try {
       const r = this.backend.get(id, now);
@@ -656,6 +657,7 @@ export class SessionStore {
   /** A backend's rejection as the LapseError callers get (one function, not a closure per call). */
   private readonly rejectFailed = (err: unknown): Promise<never> => Promise.reject(this.failed(err));
 
+  /** A backend call whose failure is mapped by failed(). */
   private async call<T>(fn: () => Awaitable<T>): Promise<T> {
     try {
       return await fn();
