@@ -101,29 +101,41 @@ export class SqliteBackend implements Backend {
     this.touches = new TouchQueue(
       (batch) => {
         if (this.closed) throw new LapseError('LAPSE_CLOSED', `sqlite backend ${this.path} is closed`);
-        try {
-          const out = this.tx.touchBatch(batch);
-          this.writtenSinceCheckpoint += batch.length;
-          return out;
-        } finally {
-          if (this.cache) for (const t of batch) this.cache.delete(t.id);
-        }
+        return this.writing(
+          batch.map((t) => t.id),
+          () => {
+            const out = this.tx.touchBatch(batch);
+            this.writtenSinceCheckpoint += batch.length;
+            return out;
+          },
+        );
       },
       () => this.pace(),
     );
   }
 
-  // Every write forgets the ids it touched from the read cache, in `finally`: a write that
-  // failed half-way rolled back, and forgetting too much is always safe.
+  /**
+   * Every write goes through here: it forgets the ids it touched from the read cache even when
+   * it failed (a write that failed half-way rolled back, and forgetting too much is always safe).
+   */
+  private writing<T>(ids: string | readonly string[], write: () => T): T {
+    try {
+      return write();
+    } finally {
+      const cache = this.cache;
+      if (cache) {
+        if (typeof ids === 'string') cache.delete(ids);
+        else for (const id of ids) cache.delete(id);
+      }
+    }
+  }
 
   insert(rec: SessionRecord, now: number, policy: InsertPolicy, opts: { replace?: boolean; fence?: number } = {}) {
-    try {
+    return this.writing(rec.id, () => {
       const res = this.tx.insert(rec, now, policy, opts.replace === true, opts.fence);
       this.forget(res.ended);
       return res;
-    } finally {
-      this.cache?.delete(rec.id);
-    }
+    });
   }
 
   /** The read path: a cached record when no other connection wrote since, else one indexed SELECT. */
@@ -162,28 +174,15 @@ export class SqliteBackend implements Backend {
   }
 
   update(id: string, data: string, now: number, opts: { expectedVersion?: number; fence?: number }): SessionRecord {
-    try {
-      return this.tx.update(id, data, now, opts.expectedVersion, opts.fence);
-    } finally {
-      this.cache?.delete(id);
-    }
+    return this.writing(id, () => this.tx.update(id, data, now, opts.expectedVersion, opts.fence));
   }
 
   remove(id: string, now: number, opts: { fence?: number; force?: boolean }): SessionRecord | null {
-    try {
-      return this.tx.remove(id, now, opts.fence, opts.force === true);
-    } finally {
-      this.cache?.delete(id);
-    }
+    return this.writing(id, () => this.tx.remove(id, now, opts.fence, opts.force === true));
   }
 
   rotate(id: string, next: { id: string; secretHash: string }, now: number, opts: { fence?: number }): SessionRecord {
-    try {
-      return this.tx.rotate(id, next.id, next.secretHash, now, opts.fence);
-    } finally {
-      this.cache?.delete(id);
-      this.cache?.delete(next.id);
-    }
+    return this.writing([id, next.id], () => this.tx.rotate(id, next.id, next.secretHash, now, opts.fence));
   }
 
   removeUser(userId: string, now: number, exceptId?: string): Ended[] {
@@ -195,27 +194,15 @@ export class SqliteBackend implements Backend {
   }
 
   lock(id: string, owner: string, ttlMs: number, now: number): LockState {
-    try {
-      return this.tx.lock(id, owner, ttlMs, now);
-    } finally {
-      this.cache?.delete(id);
-    }
+    return this.writing(id, () => this.tx.lock(id, owner, ttlMs, now));
   }
 
   extendLock(id: string, fence: number, ttlMs: number, now: number): LockState {
-    try {
-      return this.tx.extend(id, fence, ttlMs, now);
-    } finally {
-      this.cache?.delete(id);
-    }
+    return this.writing(id, () => this.tx.extend(id, fence, ttlMs, now));
   }
 
   unlock(id: string, fence: number, now: number): boolean {
-    try {
-      return this.tx.unlock(id, fence, now);
-    } finally {
-      this.cache?.delete(id);
-    }
+    return this.writing(id, () => this.tx.unlock(id, fence, now));
   }
 
   /**
