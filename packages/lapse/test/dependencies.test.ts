@@ -19,7 +19,8 @@ function importsUnder(dir: string): Set<string> {
   const out = new Set<string>();
   for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
     if (!entry.isFile() || !/\.(ts|mjs|js)$/.test(entry.name)) continue;
-    const text = readFileSync(join(entry.parentPath, entry.name), 'utf8');
+    // Code only: an import in a doc comment's example is not one the package makes.
+    const text = readFileSync(join(entry.parentPath, entry.name), 'utf8').replace(/\/\*[\s\S]*?\*\//g, '');
     const patterns = [/(?:from\s+|import\s*\(\s*|require\s*\(\s*)['"]([^'"]+)['"]/g, /(?:requirePeer|assertPeer)(?:<[^>]*>)?\(\s*['"]([^'"]+)['"]/g];
     for (const re of patterns) for (const m of text.matchAll(re)) out.add(m[1] as string);
   }

@@ -274,7 +274,8 @@ export class RedisBackend implements Backend {
   async unlock(id: string, fence: number, now: number): Promise<boolean> {
     const k = this.layout.forId(id);
     const reply = await this.conn.run('unlock', () =>
-      this.scripts.unlock(k.session(id), k.locks, k.prefix, now, id, fence, k.unlockChannel),
+      // One channel for every bucket (what subscribe() listens on): on a cluster, PUBLISH reaches every node.
+      this.scripts.unlock(k.session(id), k.locks, k.prefix, now, id, fence, this.keys.unlockChannel),
     );
     return Number(reply) === 1;
   }
