@@ -188,13 +188,18 @@ describe('idle expiry', () => {
     expect(tracker.stats().totalSessions).toBe(0);
   });
 
-  it('registers connection_sweep on a scheduler it is given and removes it on close', async () => {
+  it('runs no job on a scheduler it is given: the deadline timer is the one sweep', async () => {
     const clock = new ManualClock(0);
     const store = storeWith(clock);
-    const { tracker } = await setup({ clock, scheduler: store.scheduler, sweepInterval: '1m' });
-    expect(store.scheduler.list().map((j) => j.id)).toContain('connection_sweep');
+    const before = store.scheduler.list().map((j) => j.id);
+    const { server, tracker } = await setup({ clock, scheduler: store.scheduler, sweepInterval: '1m', idleTimeout: '5m', warnBefore: 0 });
+    await server.connected();
+    expect(store.scheduler.list().map((j) => j.id)).toEqual(before);
+    // The cut still comes on time, from the deadline timer alone.
+    await clock.advance('5m');
+    expect(tracker.stats().totalSessions).toBe(0);
     await tracker.close();
-    expect(store.scheduler.list().map((j) => j.id)).not.toContain('connection_sweep');
+    expect(tracker.sizes().timerArmed).toBe(false);
   });
 });
 

@@ -30,7 +30,7 @@ export interface TrackerOptions {
   cookieName?: string;
   /** A connection with no client event for this long is cut; default '5m'. */
   idleTimeout?: Duration;
-  /** The `connection_sweep` job runs this often; default '1m'. */
+  /** @deprecated No effect: the deadline timer is the one sweep (the `connection_sweep` job is gone). Still checked as a duration. */
   sweepInterval?: Duration;
   /** `session_expiring` goes out this long before the cut (at most half the timeout); 0 = no warning; default '30s'. */
   warnBefore?: Duration;
@@ -43,7 +43,7 @@ export interface TrackerOptions {
   /** Cluster-wide presence (RedisRegistry from lapse/redis). */
   registry?: PresenceRegistry;
   clock?: Clock;
-  /** Run `connection_sweep` on this scheduler instead of a new one. */
+  /** @deprecated No effect: the tracker runs no scheduled job (its deadline timer is the one sweep). */
   scheduler?: Scheduler;
   logger?: Logger;
 }

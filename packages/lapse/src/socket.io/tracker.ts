@@ -6,7 +6,6 @@ import { parsePositiveDuration } from '../core/duration.js';
 import { CleanupSteps } from '../core/cleanup.js';
 import { backendError } from '../core/errors.js';
 import { defaultLogger, type Logger } from '../util/logger.js';
-import { type JobHandle, Scheduler } from '../scheduler/scheduler.js';
 import type { SessionStore, StoreEvent } from '../core/store.js';
 import { sessionMiddleware } from './auth.js';
 import { type Connection, type ConnRecord, type LapseSocketData, roomsOf, toConnection } from './connection.js';
@@ -71,7 +70,6 @@ export interface TrackerSizes {
   timerArmed: boolean;
 }
 
-const SWEEP_JOB = 'connection_sweep';
 
 /**
  * Tracks the live connections of a Socket.IO server (its main namespace, or the namespace
@@ -93,9 +91,6 @@ export class ConnectionTracker implements PresenceSource {
   private readonly logger: Logger;
   private readonly store: SessionStore | undefined;
   private readonly registry: PresenceRegistry | undefined;
-  private readonly scheduler: Scheduler;
-  private readonly sweepJob: JobHandle;
-  private readonly ownScheduler: boolean;
   private readonly idleTimeoutFor: TrackerOptions['idleTimeoutFor'];
   private readonly records = new Map<string, ConnRecord>();
   private readonly idx = new Indexes();
@@ -124,9 +119,22 @@ export class ConnectionTracker implements PresenceSource {
     this.deadlines = new DeadlineIndex(this.clock, tick, (now) => this.process(now));
     this.watch = new SessionWatch(this.clock, 10, (id) => this.checkSession(id));
 
+    this.onAny = this.anyHandler();
+    this.onDisconnecting = this.disconnectingHandler();
+    if (this.store) this.attachStore(this.store, options.failureLimit);
+    this.hook(this.nsp, 'connection', (socket: Socket) => this.add(socket));
+    this.hook(this.nsp.adapter, 'join-room', (room: string, sid: string) => this.joined(room, sid));
+    this.hook(this.nsp.adapter, 'leave-room', (room: string, sid: string) => this.left(room, sid));
+    this.registry?.attach(this);
+    // Sockets that connected before the tracker existed are adopted (anonymous unless socket.data says otherwise).
+    for (const socket of this.nsp.sockets.values()) this.add(socket);
+  }
+
+  /** Handles any client event of a socket (called with `this` = the socket): activity, and the heartbeat's answer. */
+  private anyHandler(): (...args: unknown[]) => void {
     const tracker = this;
     const heartbeat = this.opts.heartbeatEvent;
-    this.onAny = function (this: Socket, event: unknown, ...args: unknown[]) {
+    return function (this: Socket, event: unknown, ...args: unknown[]) {
       tracker.activity(this);
       // The heartbeat is answered here rather than by a listener of its own: one listener less per socket.
       if (event !== heartbeat) return;
@@ -135,36 +143,31 @@ export class ConnectionTracker implements PresenceSource {
       const ack = args[args.length - 1];
       if (typeof ack === 'function') ack(payload);
     };
-    this.onDisconnecting = function (this: Socket, reason: string) {
+  }
+
+  /** Handles a socket's `disconnecting` (called with `this` = the socket). */
+  private disconnectingHandler(): (reason: string) => void {
+    const tracker = this;
+    return function (this: Socket, reason: string) {
       const rec = tracker.records.get(this.id);
       if (rec?.socket === this) tracker.remove(rec, rec.ending ?? reason);
     };
+  }
 
-    if (this.store) {
-      this.nsp.use(
-        sessionMiddleware({
-          store: this.store,
-          requireSession: this.opts.requireSession,
-          cookieName: this.opts.cookieName,
-          touchInterval: this.opts.touchInterval,
-          failureLimit: options.failureLimit,
-          verified: this.verified,
-          isClosed: () => this.closing !== undefined,
-        }),
-      );
-      this.listenToStore(this.store);
-    }
-    this.hook(this.nsp, 'connection', (socket: Socket) => this.add(socket));
-    this.hook(this.nsp.adapter, 'join-room', (room: string, sid: string) => this.joined(room, sid));
-    this.hook(this.nsp.adapter, 'leave-room', (room: string, sid: string) => this.left(room, sid));
-
-    this.ownScheduler = !options.scheduler;
-    this.scheduler = options.scheduler ?? new Scheduler({ clock: this.clock, logger: this.logger });
-    this.sweepJob = this.scheduler.every(SWEEP_JOB, this.opts.sweepInterval, () => this.expireInactive(), { owner: this });
-
-    this.registry?.attach(this);
-    // Sockets that connected before the tracker existed are adopted (anonymous unless socket.data says otherwise).
-    for (const socket of this.nsp.sockets.values()) this.add(socket);
+  /** With a store: the handshake check, and cuts when the store ends sessions. */
+  private attachStore(store: SessionStore, failureLimit: TrackerOptions['failureLimit']): void {
+    this.nsp.use(
+      sessionMiddleware({
+        store,
+        requireSession: this.opts.requireSession,
+        cookieName: this.opts.cookieName,
+        touchInterval: this.opts.touchInterval,
+        failureLimit,
+        verified: this.verified,
+        isClosed: () => this.closing !== undefined,
+      }),
+    );
+    this.listenToStore(store);
   }
 
   /** Counts from the indexes; no scan of connections. */
@@ -205,7 +208,7 @@ export class ConnectionTracker implements PresenceSource {
 
   /**
    * Warns and cuts the connections whose deadline has passed, looking only at those (the
-   * deadline index is ordered). Runs by itself; this is the `connection_sweep` job.
+   * deadline index is ordered). The deadline timer runs it by itself; a call runs it now.
    */
   expireInactive(): { warned: number; expired: number } {
     if (this.closing) return { warned: 0, expired: 0 };
@@ -554,7 +557,6 @@ export class ConnectionTracker implements PresenceSource {
     for (const off of this.unhook) await steps.run(off);
     await steps.run(() => this.deadlines.close());
     await steps.run(() => this.watch.close());
-    await steps.run(() => (this.ownScheduler ? this.scheduler.stop() : this.sweepJob.remove()));
     for (const rec of this.records.values()) await steps.run(() => this.unlisten(rec.socket));
     await steps.run(() => this.registry?.detach());
     this.records.clear();
