@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { LapseError } from 'lapse/internal';
+import { errors, LapseError } from 'lapse/internal';
 import type { Session } from 'lapse/internal';
 import { type CliIO, iso, json, table } from './io.js';
 import { configOf, dataOptions, withStore } from './store.js';
@@ -43,7 +43,7 @@ export function sessionsCommand(program: Command, io: CliIO): void {
     .addHelpText('after', '\nExample:\n  $ lapse sessions show 3q2-7wE0eS1x0bYlq0cR1A')
     .action(async (id: string, opts: { json?: boolean }) => {
       const session = await withStore(configOf(opts, io), (store) => store.get(id));
-      if (!session) throw new LapseError('LAPSE_NOT_FOUND', `no live session ${id}`);
+      if (!session) throw errors.notFound(id);
       if (opts.json) return json(io, session);
       const fields: Record<string, unknown> = { ...row(session), created: iso(session.createdAt), absoluteExpires: iso(session.absoluteExpiresAt), version: session.version, lock: session.lock, meta: session.meta, data: session.data };
       for (const [k, v] of Object.entries(fields)) io.stdout.write(`${k.padEnd(16)}${typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v ?? '-')}\n`);
@@ -61,7 +61,7 @@ export function sessionsCommand(program: Command, io: CliIO): void {
           throw err;
         });
       });
-      if (!done) throw new LapseError('LAPSE_NOT_FOUND', `no live session ${id}`);
+      if (!done) throw errors.notFound(id);
       io.stdout.write(`revoked ${id}\n`);
     });
 }

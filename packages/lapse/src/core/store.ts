@@ -6,7 +6,7 @@ import { timerClock, type TimerClock } from './clock.js';
 import { encodeData } from './data.js';
 import { type Duration, MAX_LEASE_MS } from './duration.js';
 import { CleanupSteps } from './cleanup.js';
-import { backendError, isLapseError, LapseError } from './errors.js';
+import { backendError, errors, isLapseError, LapseError } from './errors.js';
 import { checkCreateInput, checkId, checkUserId, inputDuration, type CreateInput } from './input.js';
 import { fenceOf, type Lease, type LeaseRef, makeLease } from './lease-handle.js';
 import { LockWaiters } from './lock-waiters.js';
@@ -184,9 +184,9 @@ export class SessionStore {
     for (let attempt = 0; ; attempt++) {
       const before = this.clock.now();
       const prev = await this.read(id, before);
-      if (!prev) throw new LapseError('LAPSE_NOT_FOUND', `no live session ${id}`);
+      if (!prev) throw errors.notFound(id);
       if (opts.expectedVersion !== undefined && prev.version !== opts.expectedVersion) {
-        throw new LapseError('LAPSE_VERSION_CONFLICT', `session ${id} is at version ${prev.version}, not ${opts.expectedVersion}`);
+        throw errors.versionConflict(id, prev.version, opts.expectedVersion);
       }
       const version = prev.version;
       const text = encodeData(await fn(JSON.parse(prev.data) as T), this.opts.maxDataBytes);
@@ -667,6 +667,6 @@ export class SessionStore {
   }
 
   private assertOpen(): void {
-    if (this.closing) throw new LapseError('LAPSE_CLOSED', 'the store is closed');
+    if (this.closing) throw errors.closed('the store');
   }
 }

@@ -4,7 +4,7 @@ import type { Redis } from 'ioredis';
 import { RedisConnection } from '../backends/redis/connection.js';
 import { type Clock, type TimerClock, timerClock } from '../core/clock.js';
 import { type Duration, parsePositiveDuration } from '../core/duration.js';
-import { backendError, LapseError } from '../core/errors.js';
+import { backendError, errors, LapseError } from '../core/errors.js';
 import { defaultLogger, type Logger } from '../util/logger.js';
 import type { ClusterStats, PresenceRegistry, PresenceSource } from './presence.js';
 import { APPLY, COUNT, HEARTBEAT, NODES, RESULT, STATS } from './registry-scripts.js';
@@ -274,7 +274,7 @@ export class RedisRegistry implements PresenceRegistry {
   }
 
   private assertOpen(): void {
-    if (this.closing) throw new LapseError('LAPSE_CLOSED', 'the presence registry is closed');
+    if (this.closing) throw errors.closed('the presence registry');
   }
 
   private async shutdown(): Promise<void> {

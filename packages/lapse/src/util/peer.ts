@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { LapseError } from '../core/errors.js';
+import { errors } from '../core/errors.js';
 
 const require = createRequire(import.meta.url);
 
@@ -20,11 +20,9 @@ export function requirePeer<T>(name: string, subpath: string): T {
     return require(name) as T;
   } catch (err) {
     if (missing(err, name)) {
-      throw new LapseError('LAPSE_INVALID_OPTION', `${subpath} needs the package '${name}': npm install ${name}`, { cause: err });
+      throw errors.missingPeer(name, subpath, err);
     }
-    throw new LapseError('LAPSE_INVALID_OPTION', `${subpath}: '${name}' is installed but failed to load: ${(err as Error).message}`, {
-      cause: err,
-    });
+    throw errors.peerFailed(name, subpath, err);
   }
 }
 
@@ -33,6 +31,6 @@ export function assertPeer(name: string, subpath: string): void {
   try {
     require.resolve(name);
   } catch (err) {
-    if (missing(err, name)) throw new LapseError('LAPSE_INVALID_OPTION', `${subpath} needs the package '${name}': npm install ${name}`, { cause: err });
+    if (missing(err, name)) throw errors.missingPeer(name, subpath, err);
   }
 }

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { LapseError } from 'lapse/internal';
+import { LapseError, errors as lapseErrors } from 'lapse/internal';
 import type { LapseContext } from '../context.js';
 import { errors, idParams, queryInt, sessionReply, sessionSchema } from '../schemas.js';
 
@@ -8,7 +8,7 @@ const fenceQuery = {
   properties: { fence: queryInt('Fencing number of a lease you hold') },
 } as const;
 
-const notFound = (id: string) => new LapseError('LAPSE_NOT_FOUND', `no live session ${id}`);
+const notFound = (id: string) => lapseErrors.notFound(id);
 
 /** Sessions by id: the admin listing and view, updates, and delete (revoke by id). */
 export function adminSessionRoutes(ctx: LapseContext) {

@@ -2,7 +2,7 @@ import sortedBtree from 'sorted-btree';
 import type { Backend, BackendHealth, BackendStats, InsertPolicy, JobLease } from '../../core/backend.js';
 import { type Clock, type TimerClock, timerClock } from '../../core/clock.js';
 import { parsePositiveDuration, type Duration } from '../../core/duration.js';
-import { LapseError } from '../../core/errors.js';
+import { errors, LapseError } from '../../core/errors.js';
 import { memoryJobLease } from '../../scheduler/lease.js';
 import { defaultLogger, type Logger } from '../../util/logger.js';
 import {
@@ -219,7 +219,7 @@ export class MemoryBackend implements Backend {
     const e = this.live(id, now);
     this.checkLease(e, now, opts.fence);
     if (opts.expectedVersion !== undefined && opts.expectedVersion !== e.version) {
-      throw new LapseError('LAPSE_VERSION_CONFLICT', `session ${id} is at version ${e.version}, not ${opts.expectedVersion}`);
+      throw errors.versionConflict(id, e.version, opts.expectedVersion);
     }
     e.data = data;
     e.version++;
@@ -271,7 +271,7 @@ export class MemoryBackend implements Backend {
   lock(id: string, owner: string, ttlMs: number, now: number): LockState {
     const e = this.live(id, now);
     const held = activeLock(e, now);
-    if (held) throw new LapseError('LAPSE_LOCKED', `session ${id} is leased by ${held.owner} until ${held.expiresAt}`);
+    if (held) throw errors.locked(id, held.owner, held.expiresAt);
     e.lock = { owner, fence: ++this.fence, expiresAt: now + ttlMs };
     this.locks.set(id, e.lock.expiresAt);
     return e.lock;
@@ -280,7 +280,7 @@ export class MemoryBackend implements Backend {
   extendLock(id: string, fence: number, ttlMs: number, now: number): LockState {
     const e = this.live(id, now);
     const held = activeLock(e, now);
-    if (!held || held.fence !== fence) throw new LapseError('LAPSE_LOCKED', `lease ${fence} on ${id} is no longer in force`);
+    if (!held || held.fence !== fence) throw errors.leaseLost(id, fence);
     held.expiresAt = now + ttlMs;
     this.locks.set(id, held.expiresAt);
     return held;
@@ -350,7 +350,7 @@ export class MemoryBackend implements Backend {
   }
 
   ping(): void {
-    if (this.closed) throw new LapseError('LAPSE_CLOSED', 'memory backend is closed');
+    if (this.closed) throw errors.closed('memory backend');
   }
 
   onError(listener: (err: unknown) => void): () => void {
@@ -447,14 +447,14 @@ export class MemoryBackend implements Backend {
 
   private live(id: string, now: number): Entry {
     const e = this.byId.get(id);
-    if (!e || e.expiresAt <= now) throw new LapseError('LAPSE_NOT_FOUND', `no live session ${id}`);
+    if (!e || e.expiresAt <= now) throw errors.notFound(id);
     return e;
   }
 
   private checkLease(e: Entry, now: number, fence: number | undefined): void {
     const held = activeLock(e, now);
     if (held && held.fence !== fence) {
-      throw new LapseError('LAPSE_LOCKED', `session ${e.id} is leased by ${held.owner} until ${held.expiresAt}`);
+      throw errors.locked(e.id, held.owner, held.expiresAt);
     }
   }
 

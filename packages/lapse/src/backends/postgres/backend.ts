@@ -1,7 +1,7 @@
 import type { Pool, QueryResult } from 'pg';
 import { pg } from './driver.js';
 import type { Backend, BackendStats, InsertPolicy, JobLease } from '../../core/backend.js';
-import { LapseError } from '../../core/errors.js';
+import { errors } from '../../core/errors.js';
 import { defaultLogger, type Logger } from '../../util/logger.js';
 import type { Ended, LockState, SessionRecord } from '../../core/session.js';
 import { mapError } from './errors.js';
@@ -74,7 +74,7 @@ export class PostgresBackend implements Backend {
 
   /** Creates or checks the schema (once); every call waits for it. Rejects with LAPSE_INVALID_OPTION on a schema Lapse must not touch. */
   ready(): Promise<void> {
-    if (this.closed) return Promise.reject(new LapseError('LAPSE_CLOSED', 'postgres backend is closed'));
+    if (this.closed) return Promise.reject(errors.closed('postgres backend'));
     this.migrating ??= migrate(this.pool, this.names).then(
       () => {
         this.migrated = true;
@@ -219,7 +219,7 @@ export class PostgresBackend implements Backend {
 
   /** One named statement, once the schema is ready; failures mapped (errors.ts). */
   private run(what: string, st: Named, values: unknown[]): Promise<QueryResult> {
-    if (this.closed) return Promise.reject(new LapseError('LAPSE_CLOSED', 'postgres backend is closed'));
+    if (this.closed) return Promise.reject(errors.closed('postgres backend'));
     if (this.migrated) return this.query(what, st, values, 0);
     return this.ready().then(() => this.query(what, st, values, 0));
   }

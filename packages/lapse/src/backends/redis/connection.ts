@@ -6,7 +6,7 @@ import { requirePeer } from '../../util/peer.js';
 const { Cluster, Redis } = requirePeer<typeof IORedis>('ioredis', 'lapse/redis');
 type Redis = IORedis.Redis;
 type Cluster = IORedis.Cluster;
-import { LapseError } from '../../core/errors.js';
+import { errors, LapseError } from '../../core/errors.js';
 import { defaultLogger, type Logger } from '../../util/logger.js';
 
 export interface ConnectionOptions {
@@ -66,7 +66,7 @@ export class RedisConnection {
    * LAPSE_BACKEND_UNAVAILABLE (and counts them), so they are not wrapped here.
    */
   run<T, R = T>(what: string, fn: () => Promise<T>, map?: (value: T) => R): Promise<R> {
-    if (this.closed) return Promise.reject(new LapseError('LAPSE_CLOSED', 'redis backend is closed'));
+    if (this.closed) return Promise.reject(errors.closed('redis backend'));
     if (this.client.status === 'ready') return this.call(what, fn, map);
     return this.ready().then(() => this.call(what, fn, map), this.failure(what));
   }
@@ -147,7 +147,7 @@ export class RedisConnection {
     this.closed = true;
     for (const w of this.waiters) {
       clearTimeout(w.timer);
-      w.reject(new LapseError('LAPSE_CLOSED', 'redis backend is closed'));
+      w.reject(errors.closed('redis backend'));
     }
     this.waiters.clear();
     this.client.off('ready', this.onReady);

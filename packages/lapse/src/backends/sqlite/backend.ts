@@ -2,7 +2,7 @@ import type { Statement } from 'better-sqlite3';
 import type { Backend, BackendStats, InsertPolicy, JobLease } from '../../core/backend.js';
 import { type Clock, systemClock } from '../../core/clock.js';
 import { CleanupSteps } from '../../core/cleanup.js';
-import { LapseError } from '../../core/errors.js';
+import { errors } from '../../core/errors.js';
 import { defaultLogger } from '../../util/logger.js';
 import type { Ended, LockState, SessionRecord } from '../../core/session.js';
 import { Checkpointer } from './checkpointer.js';
@@ -100,7 +100,7 @@ export class SqliteBackend implements Backend {
     }
     this.touches = new TouchQueue(
       (batch) => {
-        if (this.closed) throw new LapseError('LAPSE_CLOSED', `sqlite backend ${this.path} is closed`);
+        if (this.closed) throw errors.closed(`sqlite backend ${this.path}`);
         return this.writing(
           batch.map((t) => t.id),
           () => {
@@ -251,7 +251,7 @@ export class SqliteBackend implements Backend {
   }
 
   ping(): void {
-    if (this.closed) throw new LapseError('LAPSE_CLOSED', `sqlite backend ${this.path} is closed`);
+    if (this.closed) throw errors.closed(`sqlite backend ${this.path}`);
     this.st.ping.get();
   }
 

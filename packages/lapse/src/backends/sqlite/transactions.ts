@@ -1,6 +1,6 @@
 import type { Statement } from 'better-sqlite3';
 import type { BackendStats, InsertPolicy } from '../../core/backend.js';
-import { LapseError } from '../../core/errors.js';
+import { errors, LapseError } from '../../core/errors.js';
 import { type Ended, type EndReason, expiresAtOf, expiryReason, type LockState, type SessionRecord } from '../../core/session.js';
 import type { Db } from './open.js';
 import { homeSlot } from './slot.js';
@@ -116,7 +116,7 @@ class SessionOps {
     const row = this.live(id, now);
     this.checkLease(row, now, fence);
     if (expectedVersion !== undefined && expectedVersion !== row.version) {
-      throw new LapseError('LAPSE_VERSION_CONFLICT', `session ${id} is at version ${row.version}, not ${expectedVersion}`);
+      throw errors.versionConflict(id, row.version, expectedVersion);
     }
     return toRecord(this.st.setData.get(data, id) as SessionRow);
   }
@@ -152,7 +152,7 @@ class SessionOps {
   lock(id: string, owner: string, ttlMs: number, now: number): LockState {
     const row = this.live(id, now);
     if (row.lock_fence !== null && (row.lock_expires_at ?? 0) > now) {
-      throw new LapseError('LAPSE_LOCKED', `session ${id} is leased by ${row.lock_owner} until ${row.lock_expires_at}`);
+      throw errors.locked(id, row.lock_owner, row.lock_expires_at);
     }
     // The fence counter lives in the file, so it keeps growing across processes and restarts.
     const fence = this.st.nextFence.get() as number;
@@ -164,7 +164,7 @@ class SessionOps {
   extend(id: string, fence: number, ttlMs: number, now: number): LockState {
     const row = this.live(id, now);
     if (row.lock_fence !== fence || (row.lock_expires_at ?? 0) <= now) {
-      throw new LapseError('LAPSE_LOCKED', `lease ${fence} on ${id} is no longer in force`);
+      throw errors.leaseLost(id, fence);
     }
     const lock = { owner: row.lock_owner ?? '', fence, expiresAt: now + ttlMs };
     this.st.setLock.run(lock.owner, fence, lock.expiresAt, id);
@@ -188,14 +188,14 @@ class SessionOps {
   /** The live row, or NOT_FOUND. */
   private live(id: string, now: number): SessionRow {
     const row = this.st.get.get(id, now) as SessionRow | undefined;
-    if (!row) throw new LapseError('LAPSE_NOT_FOUND', `no live session ${id}`);
+    if (!row) throw errors.notFound(id);
     return row;
   }
 
   /** LOCKED when a lease is in force and `fence` is not its number. */
   private checkLease(row: SessionRow, now: number, fence: number | undefined): void {
     if (row.lock_fence !== null && (row.lock_expires_at ?? 0) > now && row.lock_fence !== fence) {
-      throw new LapseError('LAPSE_LOCKED', `session ${row.id} is leased by ${row.lock_owner} until ${row.lock_expires_at}`);
+      throw errors.locked(row.id, row.lock_owner, row.lock_expires_at);
     }
   }
 
