@@ -82,6 +82,13 @@ export const errors = {
     new LapseError('LAPSE_INVALID_OPTION', `${subpath}: '${name}' is installed but failed to load: ${cause instanceof Error ? cause.message : String(cause)}`, {
       cause,
     }),
+  /** A peer's native addon did not load: not built (install scripts blocked) or built for another Node (LAPSE_INVALID_OPTION). */
+  nativeBinding: (name: string, subpath: string, cause: unknown) =>
+    new LapseError(
+      'LAPSE_INVALID_OPTION',
+      `${subpath}: the native binding of '${name}' failed to load (install scripts blocked, or built for another Node version?): run \`npm rebuild ${name}\` with scripts allowed. ${cause instanceof Error ? cause.message.split('\n')[0] : String(cause)}`,
+      { cause },
+    ),
   /** Anything a backend threw, as LAPSE_BACKEND_UNAVAILABLE (a LapseError passes as is). */
   backendUnavailable: backendError,
 } as const;

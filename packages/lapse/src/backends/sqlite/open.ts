@@ -1,7 +1,7 @@
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
-import { backendError, LapseError } from '../../core/errors.js';
+import { backendError, errors, LapseError } from '../../core/errors.js';
 import { requirePeer } from '../../util/peer.js';
 import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from './schema.js';
 import { HOME_SLOT_SQL, homeSlot } from './slot.js';
@@ -54,6 +54,8 @@ export function openDatabase(path: string, opts: OpenOptions): Db {
   try {
     db = new Database(path, { timeout: opts.busyTimeoutMs });
   } catch (err) {
+    // better-sqlite3 loads its native binding on the first open: a missing or mismatched build is not the file's fault.
+    if (nativeBindingFailed(err)) throw errors.nativeBinding('better-sqlite3', 'lapse/sqlite', err);
     throw refuse(path, `cannot be opened (${message(err)})`, err);
   }
   try {
@@ -144,4 +146,10 @@ function refuse(path: string, why: string, cause?: unknown): LapseError {
 
 function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** Whether an error of `new Database()` says the native addon did not load (not built, or built for another Node). */
+function nativeBindingFailed(err: unknown): boolean {
+  const e = err as NodeJS.ErrnoException;
+  return e?.code === 'ERR_DLOPEN_FAILED' || /bindings file|NODE_MODULE_VERSION|better_sqlite3\.node|invalid ELF header/.test(String(e?.message));
 }
