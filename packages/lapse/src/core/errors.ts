@@ -58,37 +58,26 @@ export function backendError(err: unknown, what = 'backend operation failed'): L
  * @example if (!rec) throw errors.notFound(id);
  */
 export const errors = {
-  /** An option or configuration value is invalid (LAPSE_INVALID_OPTION). */
   invalidOption: (message: string, cause?: unknown) => new LapseError('LAPSE_INVALID_OPTION', message, cause === undefined ? undefined : { cause }),
-  /** The input of a call is invalid (LAPSE_INVALID_INPUT). */
   invalidInput: (message: string) => new LapseError('LAPSE_INVALID_INPUT', message),
-  /** No live session with this id (LAPSE_NOT_FOUND). */
   notFound: (id: string) => new LapseError('LAPSE_NOT_FOUND', `no live session ${id}`),
-  /** The session is at another version than the caller expected (LAPSE_VERSION_CONFLICT). */
   versionConflict: (id: string, actual: number, expected: number | undefined) =>
     new LapseError('LAPSE_VERSION_CONFLICT', `session ${id} is at version ${actual}, not ${expected}`),
-  /** Someone else holds the session's lease (LAPSE_LOCKED). */
   locked: (id: string, owner: string | null, until: number | null) =>
     new LapseError('LAPSE_LOCKED', `session ${id} is leased by ${owner} until ${until}`),
-  /** The caller's lease has ended or been replaced (LAPSE_LOCKED). */
   leaseLost: (id: string, fence: number) => new LapseError('LAPSE_LOCKED', `lease ${fence} on ${id} is no longer in force`),
-  /** `what` has been closed (LAPSE_CLOSED); `what` reads as the subject: 'the store', 'redis backend'. */
   closed: (what: string) => new LapseError('LAPSE_CLOSED', `${what} is closed`),
-  /** A subpath's optional peer dependency is not installed (LAPSE_INVALID_OPTION, naming what to install). */
   missingPeer: (name: string, subpath: string, cause?: unknown) =>
     new LapseError('LAPSE_INVALID_OPTION', `${subpath} needs the package '${name}': npm install ${name}`, cause === undefined ? undefined : { cause }),
-  /** A peer dependency is installed but does not load (LAPSE_INVALID_OPTION). */
   peerFailed: (name: string, subpath: string, cause: unknown) =>
     new LapseError('LAPSE_INVALID_OPTION', `${subpath}: '${name}' is installed but failed to load: ${cause instanceof Error ? cause.message : String(cause)}`, {
       cause,
     }),
-  /** A peer's native addon did not load: not built (install scripts blocked) or built for another Node (LAPSE_INVALID_OPTION). */
   nativeBinding: (name: string, subpath: string, cause: unknown) =>
     new LapseError(
       'LAPSE_INVALID_OPTION',
       `${subpath}: the native binding of '${name}' failed to load (install scripts blocked, or built for another Node version?): run \`npm rebuild ${name}\` with scripts allowed. ${cause instanceof Error ? cause.message.split('\n')[0] : String(cause)}`,
       { cause },
     ),
-  /** Anything a backend threw, as LAPSE_BACKEND_UNAVAILABLE (a LapseError passes as is). */
   backendUnavailable: backendError,
 } as const;
