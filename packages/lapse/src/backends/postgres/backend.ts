@@ -211,8 +211,10 @@ export class PostgresBackend implements Backend {
       await this.listener?.close();
       // Let a migration in flight finish before the pool goes.
       await this.migrating?.catch(() => {});
+      // An owned pool keeps its error listener: a client the server terminates while it is still
+      // ending (a server shutting down) emits one last 'error', which must not crash the process.
       if (this.owned) await this.pool.end();
-      this.pool.off('error', this.onPoolError);
+      else this.pool.off('error', this.onPoolError);
     })();
     return this.closing;
   }
