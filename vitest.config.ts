@@ -1,8 +1,19 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
+const lib = fileURLToPath(new URL('./packages/lapse/src/', import.meta.url));
+
 export default defineConfig({
+  resolve: {
+    // Tests run on the library's source: `lapse` and `lapse/<subpath>` (as lapse-server imports them)
+    // resolve to the entry files, so a test and the server code under test share one copy.
+    alias: [
+      { find: /^lapse$/, replacement: `${lib}index.ts` },
+      { find: /^lapse\/(?!package\.json$)(.+)$/, replacement: `${lib}$1.ts` },
+    ],
+  },
   test: {
-    include: ['test/**/*.test.ts'],
+    include: ['packages/*/test/**/*.test.ts'],
     pool: 'forks',
     testTimeout: 30_000,
     hookTimeout: 60_000,

@@ -4,11 +4,11 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import { memory } from '../dist/backends/memory.js';
-import { ManualClock } from '../dist/clock.js';
-import { silentLogger } from '../dist/logger.js';
-import type { SessionRecord } from '../dist/session.js';
-import { createStore } from '../dist/store.js';
+import { memory } from '../packages/lapse/dist/backends/memory/memory.js';
+import { ManualClock } from '../packages/lapse/dist/core/clock.js';
+import { silentLogger } from '../packages/lapse/dist/util/logger.js';
+import type { SessionRecord } from '../packages/lapse/dist/core/session.js';
+import { createStore } from '../packages/lapse/dist/core/store.js';
 import { fmt, heapUsed, measure, progress, withLoopMonitor, writeResults } from './lib.js';
 
 const N = 100_000;

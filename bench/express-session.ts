@@ -82,11 +82,11 @@ async function serve(name: StoreName, redisUrl: string): Promise<number> {
 async function storeFor(name: StoreName, session: typeof import('express-session'), redisUrl: string, dir: string) {
   const userId = (s: Record<string, unknown>) => (s.passport as { user?: string } | undefined)?.user;
   if (name.startsWith('lapse-')) {
-    const { createStore } = await import('../dist/index.js');
-    const { LapseStore } = await import('../dist/integrations/express-session.js');
-    let backend: import('../dist/backend.js').Backend | undefined;
-    if (name === 'lapse-sqlite') backend = (await import('../dist/backends/sqlite.js')).sqlite({ path: join(dir, 'lapse.db') });
-    if (name === 'lapse-redis') backend = (await import('../dist/redis.js')).redis({ url: redisUrl, prefix: 'bench-lapse:' });
+    const { createStore } = await import('../packages/lapse/dist/index.js');
+    const { LapseStore } = await import('../packages/lapse/dist/integrations/express-session.js');
+    let backend: import('../packages/lapse/dist/core/backend.js').Backend | undefined;
+    if (name === 'lapse-sqlite') backend = (await import('../packages/lapse/dist/backends/sqlite/backend.js')).sqlite({ path: join(dir, 'lapse.db') });
+    if (name === 'lapse-redis') backend = (await import('../packages/lapse/dist/redis.js')).redis({ url: redisUrl, prefix: 'bench-lapse:' });
     const store = createStore(backend ? { backend } : {});
     return new LapseStore({ store, userId });
   }

@@ -35,7 +35,7 @@ async function serveBare(): Promise<Target> {
 }
 
 async function serveLapse(accessLog: boolean): Promise<Target> {
-  const { createServer } = await import('../dist/server/index.js');
+  const { createServer } = await import('../packages/lapse-server/dist/server/index.js');
   const { tempDir } = await import('../test/helpers/tmp.js');
   const { dir } = tempDir('lapse-bench-http-');
   const { openSync } = await import('node:fs');

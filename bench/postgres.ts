@@ -12,9 +12,9 @@ import { loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { postgres } from '../dist/backends/postgres/index.js';
-import { silentLogger } from '../dist/logger.js';
-import { createStore } from '../dist/store.js';
+import { postgres } from '../packages/lapse/dist/backends/postgres/index.js';
+import { silentLogger } from '../packages/lapse/dist/util/logger.js';
+import { createStore } from '../packages/lapse/dist/core/store.js';
 import { startPostgres } from '../test/helpers/postgres-server.js';
 import { alternate, concurrent, fmt, type OpsResult, progress, withLoopMonitor, writeResults } from './lib.js';
 
@@ -38,7 +38,7 @@ async function serve(side: 'lapse' | 'express-session', url: string): Promise<vo
   let logins = 0;
   const app = express();
   if (side === 'lapse') {
-    const { lapse } = await import('../dist/integrations/express.js');
+    const { lapse } = await import('../packages/lapse/dist/integrations/express.js');
     const store = createStore({ backend: postgres({ url, schema: 'bench_lapse', poolSize: POOL, logger: silentLogger }), logger: silentLogger, sweepInterval: false });
     app.use(lapse({ store, cookie: { secure: false } }));
     app.get('/read', (req, res) => void res.json(req.lapse.session?.data ?? null));

@@ -6,9 +6,9 @@
  */
 import { loadavg } from 'node:os';
 import { Redis } from 'ioredis';
-import { redis } from '../dist/backends/redis.js';
-import { silentLogger } from '../dist/logger.js';
-import { createStore } from '../dist/store.js';
+import { redis } from '../packages/lapse/dist/backends/redis/backend.js';
+import { silentLogger } from '../packages/lapse/dist/util/logger.js';
+import { createStore } from '../packages/lapse/dist/core/store.js';
 import { startRedis } from '../test/helpers/redis-server.js';
 import { alternate, concurrent, measure, type OpsResult, writeResults } from './lib.js';
 

@@ -12,8 +12,8 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Server } from 'socket.io';
 import { io as connectClient, type Socket as ClientSocket } from 'socket.io-client';
-import { silentLogger } from '../dist/logger.js';
-import { trackConnections } from '../dist/socket.io/index.js';
+import { silentLogger } from '../packages/lapse/dist/util/logger.js';
+import { trackConnections } from '../packages/lapse/dist/socket.io/index.js';
 import { heapUsed, progress, writeResults } from './lib.js';
 
 const SELF = fileURLToPath(import.meta.url);

@@ -1,4 +1,4 @@
-import type { SqliteBackend } from '../dist/backends/sqlite.js';
+import type { SqliteBackend } from '../packages/lapse/dist/backends/sqlite/backend.js';
 
 /**
  * Writes `rows` expired sessions straight with SQL, in one transaction (benchmark setup, not

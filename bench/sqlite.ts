@@ -6,12 +6,12 @@
  */
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { type SqliteBackend, sqlite } from '../dist/backends/sqlite.js';
-import { homeSlot } from '../dist/backends/sqlite/slot.js';
-import { ID_COLUMN, SQL } from '../dist/backends/sqlite/statements.js';
-import { silentLogger } from '../dist/logger.js';
-import { createStore } from '../dist/store.js';
-import { constantTimeEqual, formatToken, hashSecret, newId, newSecret } from '../dist/token.js';
+import { type SqliteBackend, sqlite } from '../packages/lapse/dist/backends/sqlite/backend.js';
+import { homeSlot } from '../packages/lapse/dist/backends/sqlite/slot.js';
+import { ID_COLUMN, SQL } from '../packages/lapse/dist/backends/sqlite/statements.js';
+import { silentLogger } from '../packages/lapse/dist/util/logger.js';
+import { createStore } from '../packages/lapse/dist/core/store.js';
+import { constantTimeEqual, formatToken, hashSecret, newId, newSecret } from '../packages/lapse/dist/core/token.js';
 import { tempDir } from '../test/helpers/tmp.js';
 import { fillExpired } from './sqlite-fill.js';
 import { alternate, fmt, inTurns, measure, progress, uniformOrder, withLoopMonitor, writeResults } from './lib.js';

@@ -8,9 +8,9 @@
  * Run: npm run build && node --import tsx bench/sweep-latency.ts (ROUNDS=n to change the rounds)
  */
 import { join } from 'node:path';
-import { sqlite } from '../dist/backends/sqlite.js';
-import { silentLogger } from '../dist/logger.js';
-import { createStore } from '../dist/store.js';
+import { sqlite } from '../packages/lapse/dist/backends/sqlite/backend.js';
+import { silentLogger } from '../packages/lapse/dist/util/logger.js';
+import { createStore } from '../packages/lapse/dist/core/store.js';
 import { tempDir } from '../test/helpers/tmp.js';
 import { progress, withLoopMonitor, writeResults } from './lib.js';
 import { fillExpired } from './sqlite-fill.js';

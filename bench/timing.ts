@@ -90,11 +90,11 @@ async function library(backend: string, store: Store, legacy: (token: string) =>
 }
 
 async function main(): Promise<void> {
-  const { createStore } = await import('../dist/store.js');
-  const { memory } = await import('../dist/backends/memory.js');
-  const { sqlite } = await import('../dist/backends/sqlite.js');
-  const { parseToken, verifySecret } = await import('../dist/token.js');
-  const { silentLogger } = await import('../dist/logger.js');
+  const { createStore } = await import('../packages/lapse/dist/core/store.js');
+  const { memory } = await import('../packages/lapse/dist/backends/memory/memory.js');
+  const { sqlite } = await import('../packages/lapse/dist/backends/sqlite/backend.js');
+  const { parseToken, verifySecret } = await import('../packages/lapse/dist/core/token.js');
+  const { silentLogger } = await import('../packages/lapse/dist/util/logger.js');
   const { tempDir } = await import('../test/helpers/tmp.js');
   const rows: Row[] = [];
   for (let round = 1; round <= ROUNDS; round++) {

@@ -1,6 +1,6 @@
-import type { Backend } from '../../src/backend.js';
-import { memory } from '../../src/backends/memory.js';
-import { silentLogger } from '../../src/logger.js';
+import type { Backend } from '../../packages/lapse/src/core/backend.js';
+import { memory } from '../../packages/lapse/src/backends/memory/memory.js';
+import { silentLogger } from '../../packages/lapse/src/util/logger.js';
 
 /**
  * A memory backend that starts failing on demand, as a backend whose server went away: once

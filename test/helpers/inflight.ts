@@ -1,4 +1,4 @@
-import type { Backend } from '../../src/backend.js';
+import type { Backend } from '../../packages/lapse/src/core/backend.js';
 
 /** Counts a backend's calls in flight; drain() resolves once none is left after a few turns. */
 export function trackInflight(target: Backend): { backend: Backend; drain: () => Promise<void> } {

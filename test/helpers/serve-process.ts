@@ -7,7 +7,9 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-export const CLI = join(ROOT, 'dist', 'cli.js');
+const LIB = join(ROOT, 'packages', 'lapse');
+const SERVER = join(ROOT, 'packages', 'lapse-server');
+export const CLI = join(SERVER, 'dist', 'cli.js');
 
 /** Newest mtime under a folder. */
 function newest(dir: string): number {
@@ -21,10 +23,12 @@ function newest(dir: string): number {
 
 /** `npm test` builds first (pretest); a direct vitest run builds here when dist/ is stale. */
 export function ensureBuilt(): void {
-  if (existsSync(CLI) && statSync(CLI).mtimeMs >= newest(join(ROOT, 'src'))) return;
-  spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'ignore' });
-  spawnSync(process.execPath, [join(ROOT, 'scripts', 'copy-assets.mjs')], { cwd: ROOT, stdio: 'ignore' });
-  if (!existsSync(CLI)) throw new Error('dist/cli.js is missing after the build');
+  if (existsSync(CLI) && statSync(CLI).mtimeMs >= Math.max(newest(join(LIB, 'src')), newest(join(SERVER, 'src')))) return;
+  const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+  spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: LIB, stdio: 'ignore' });
+  spawnSync(process.execPath, [join(LIB, 'scripts', 'copy-assets.mjs')], { cwd: LIB, stdio: 'ignore' });
+  spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: SERVER, stdio: 'ignore' });
+  if (!existsSync(CLI)) throw new Error('packages/lapse-server/dist/cli.js is missing after the build');
 }
 
 export interface Running {

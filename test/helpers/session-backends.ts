@@ -6,13 +6,13 @@
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
-import type { Backend } from '../../src/backend.js';
-import { memory } from '../../src/backends/memory.js';
-import { postgres } from '../../src/backends/postgres/index.js';
-import { redis } from '../../src/backends/redis.js';
-import { sqlite } from '../../src/backends/sqlite.js';
-import type { ManualClock } from '../../src/clock.js';
-import { silentLogger } from '../../src/logger.js';
+import type { Backend } from '../../packages/lapse/src/core/backend.js';
+import { memory } from '../../packages/lapse/src/backends/memory/memory.js';
+import { postgres } from '../../packages/lapse/src/backends/postgres/index.js';
+import { redis } from '../../packages/lapse/src/backends/redis/backend.js';
+import { sqlite } from '../../packages/lapse/src/backends/sqlite/backend.js';
+import type { ManualClock } from '../../packages/lapse/src/core/clock.js';
+import { silentLogger } from '../../packages/lapse/src/util/logger.js';
 import { type PostgresServer, postgresAvailable, randomName, startPostgres } from './postgres-server.js';
 import { randomPrefix, type RedisServer, redisAvailable, startRedis } from './redis-server.js';
 import { tempDir } from './tmp.js';

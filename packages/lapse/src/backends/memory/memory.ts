@@ -1,0 +1,512 @@
+import sortedBtree from 'sorted-btree';
+import type { Backend, BackendHealth, BackendStats, InsertPolicy, JobLease } from '../../core/backend.js';
+import { type Clock, type TimerClock, timerClock } from '../../core/clock.js';
+import { parsePositiveDuration, type Duration } from '../../core/duration.js';
+import { errors, LapseError } from '../../core/errors.js';
+import { memoryJobLease } from '../../scheduler/lease.js';
+import { defaultLogger, type Logger } from '../../util/logger.js';
+import {
+  activeLock,
+  type Ended,
+  type EndReason,
+  expiresAtOf,
+  expiryReason,
+  type LockState,
+  type SessionRecord,
+} from '../../core/session.js';
+import { ExpiryQueue } from '../../util/expiry-queue.js';
+import { SnapshotFile } from './snapshot.js';
+
+type BTreeClass = typeof sortedBtree.default;
+// A CommonJS module: Node gives its exports object as the default import, vitest the class itself.
+const BTree: BTreeClass = (sortedBtree as { default?: BTreeClass }).default ?? (sortedBtree as unknown as BTreeClass);
+
+/** A stored session plus its parsed data. A class, so every entry shares one compact hidden class. */
+class Entry implements SessionRecord {
+  id: string;
+  secretHash: string;
+  userId: string | null;
+  data: string;
+  createdAt: number;
+  lastAccessedAt: number;
+  expiresAt: number;
+  absoluteExpiresAt: number;
+  idleTimeout: number;
+  accessCount: number;
+  version: number;
+  lock: LockState | null;
+  ip: string | null;
+  userAgent: string | null;
+  /** True once removed from the backend: the expiry queue skips it without a Map lookup. */
+  dropped: true | undefined = undefined;
+  /** Neighbours in its user's list (least recently used first): O(1) unlinking, no hashing. */
+  userPrev: Entry | undefined = undefined;
+  userNext: Entry | undefined = undefined;
+  /** The list it is in (none without a user): dropping it needs no lookup by user id. */
+  userList: UserList | undefined = undefined;
+
+  constructor(r: SessionRecord) {
+    this.id = r.id;
+    this.secretHash = r.secretHash;
+    this.userId = r.userId;
+    this.data = r.data;
+    this.createdAt = r.createdAt;
+    this.lastAccessedAt = r.lastAccessedAt;
+    this.expiresAt = r.expiresAt;
+    this.absoluteExpiresAt = r.absoluteExpiresAt;
+    this.idleTimeout = r.idleTimeout;
+    this.accessCount = r.accessCount;
+    this.version = r.version;
+    this.lock = r.lock;
+    this.ip = r.ip;
+    this.userAgent = r.userAgent;
+  }
+}
+
+/** One user's sessions, least recently used first, linked through the entries themselves. */
+class UserList {
+  head: Entry | undefined = undefined;
+  tail: Entry | undefined = undefined;
+  size = 0;
+
+  append(e: Entry): void {
+    e.userList = this;
+    e.userPrev = this.tail;
+    e.userNext = undefined;
+    if (this.tail) this.tail.userNext = e;
+    else this.head = e;
+    this.tail = e;
+    this.size++;
+  }
+
+  unlink(e: Entry): void {
+    if (e.userPrev) e.userPrev.userNext = e.userNext;
+    else this.head = e.userNext;
+    if (e.userNext) e.userNext.userPrev = e.userPrev;
+    else this.tail = e.userPrev;
+    e.userPrev = undefined;
+    e.userNext = undefined;
+    e.userList = undefined;
+    this.size--;
+  }
+}
+
+export interface MemoryOptions {
+  /**
+   * Persist to a file: written every `interval` (default '1m') and on close, restored on start.
+   * A checkpoint: what changed after the last snapshot is lost if the process dies without close().
+   */
+  snapshot?: { path: string; interval?: Duration };
+  /** Clock used to drop expired sessions on restore and to time snapshots (the store passes `now` everywhere else). */
+  clock?: Clock;
+  logger?: Logger;
+}
+
+/** How the snapshots are going (see MemoryBackend.snapshotState). */
+export interface SnapshotState {
+  writing: boolean;
+  /** Writes finished, successful or not. */
+  writes: number;
+  failures: number;
+  /** Intervals skipped because the previous write was still going. */
+  skipped: number;
+  lastSuccessAt: number | null;
+  /** Message of the last write, when it failed. */
+  lastError: string | null;
+}
+
+/**
+ * The in-process backend: a Map for O(1) lookups whose insertion order is the LRU order,
+ * an expiry queue (min-heap on expiresAt, lazily maintained) for the sweep, and a per-user index. Optional snapshots.
+ * @example
+ * const store = createStore({ backend: memory({ snapshot: { path: './sessions.snap' } }) });
+ */
+export function memory(options: MemoryOptions = {}): MemoryBackend {
+  return new MemoryBackend(options);
+}
+
+export class MemoryBackend implements Backend {
+  readonly name = 'memory';
+  /** Insertion order is recency: a touched entry is moved to the end. */
+  private byId = new Map<string, Entry>();
+  private byUser = new Map<string, UserList>();
+  /** Id order, for scan(): a B+ tree, so a page costs O(log n + page), never a sort of the map. */
+  private byOrder = new BTree<string, Entry>();
+  /** Expiry index; an entry stays queued at its old time after a touch and is re-queued lazily. */
+  private queue = new ExpiryQueue<Entry>();
+  /** Leases granted, by id, to count `locked` without a scan. */
+  private locks = new Map<string, number>();
+  private fence = 0;
+  private unlockListeners = new Set<(id: string) => void>();
+  private lease: JobLease | undefined;
+  private snapshot: SnapshotFile | undefined;
+  private readonly snap: SnapshotState = { writing: false, writes: 0, failures: 0, skipped: 0, lastSuccessAt: null, lastError: null };
+  private readonly errorListeners = new Set<(err: unknown) => void>();
+  private timer: unknown;
+  private closed = false;
+  private readonly clock: TimerClock;
+  private readonly logger: Logger;
+
+  constructor(options: MemoryOptions = {}) {
+    this.clock = timerClock(options.clock);
+    this.logger = options.logger ?? defaultLogger();
+    if (options.snapshot) {
+      const every = parsePositiveDuration(options.snapshot.interval ?? '1m', 'snapshot.interval');
+      this.snapshot = new SnapshotFile(options.snapshot.path, this.logger, (err) => this.written(err));
+      this.snapshot.removeStaleTemps();
+      const restored = this.snapshot.read();
+      if (restored) {
+        const now = this.clock.now();
+        this.fence = restored.fence;
+        for (const rec of restored.records) if (rec.expiresAt > now) this.add(new Entry(rec));
+      }
+      this.arm(every);
+    }
+  }
+
+  insert(rec: SessionRecord, now: number, policy: InsertPolicy, opts: { replace?: boolean; fence?: number } = {}) {
+    const ended: Ended[] = [];
+    const existing = this.byId.get(rec.id);
+    if (existing && existing.expiresAt > now) {
+      if (!opts.replace) throw new LapseError('LAPSE_INVALID_INPUT', `a session with id ${rec.id} exists`);
+      this.checkLease(existing, now, opts.fence);
+      const next = new Entry({
+        ...rec,
+        createdAt: existing.createdAt,
+        absoluteExpiresAt: existing.absoluteExpiresAt,
+        expiresAt: expiresAtOf(rec.lastAccessedAt, rec.idleTimeout, existing.absoluteExpiresAt),
+        accessCount: existing.accessCount,
+        lock: existing.lock,
+        version: existing.version + 1,
+      });
+      this.drop(existing);
+      if (next.userId !== null && next.userId !== existing.userId) this.capUser(next.userId, now, policy, ended);
+      this.add(next);
+      return { record: next, ended };
+    }
+    if (existing) this.end(existing, expiryReason(existing), ended);
+    if (rec.userId !== null) this.capUser(rec.userId, now, policy, ended);
+    const max = policy.maxSessions;
+    if (max !== undefined) {
+      while (this.byId.size >= max) {
+        const expired = this.soonestExpired(now);
+        if (expired) this.end(expired, expiryReason(expired), ended);
+        else this.end(this.byId.values().next().value as Entry, 'evicted', ended);
+      }
+    }
+    const entry = new Entry(rec);
+    this.add(entry);
+    return { record: entry, ended };
+  }
+
+  get(id: string, now: number): SessionRecord | null {
+    const e = this.byId.get(id);
+    return e && e.expiresAt > now ? e : null;
+  }
+
+  touch(id: string, at: number, accesses: number, now: number): SessionRecord | null {
+    const e = this.byId.get(id);
+    if (!e || e.expiresAt <= now) return null;
+    if (at > e.lastAccessedAt) e.lastAccessedAt = at;
+    e.accessCount += accesses;
+    // Only later, never earlier: the queued time stays a lower bound and is fixed up lazily.
+    e.expiresAt = expiresAtOf(e.lastAccessedAt, e.idleTimeout, e.absoluteExpiresAt);
+    this.bump(e);
+    return e;
+  }
+
+  update(id: string, data: string, now: number, opts: { expectedVersion?: number; fence?: number }): SessionRecord {
+    const e = this.live(id, now);
+    this.checkLease(e, now, opts.fence);
+    if (opts.expectedVersion !== undefined && opts.expectedVersion !== e.version) {
+      throw errors.versionConflict(id, e.version, opts.expectedVersion);
+    }
+    e.data = data;
+    e.version++;
+    return e;
+  }
+
+  remove(id: string, now: number, opts: { fence?: number; force?: boolean }): SessionRecord | null {
+    const e = this.byId.get(id);
+    if (!e || e.expiresAt <= now) return null;
+    if (!opts.force) this.checkLease(e, now, opts.fence);
+    this.drop(e);
+    return e;
+  }
+
+  rotate(id: string, next: { id: string; secretHash: string }, now: number, opts: { fence?: number }): SessionRecord {
+    const e = this.live(id, now);
+    this.checkLease(e, now, opts.fence);
+    if (this.byId.has(next.id)) throw new LapseError('LAPSE_INVALID_INPUT', `a session with id ${next.id} exists`);
+    this.drop(e);
+    const moved = new Entry({
+      ...e,
+      id: next.id,
+      secretHash: next.secretHash,
+      lastAccessedAt: now,
+      expiresAt: expiresAtOf(now, e.idleTimeout, e.absoluteExpiresAt),
+      lock: null,
+    });
+    this.add(moved);
+    return moved;
+  }
+
+  removeUser(userId: string, now: number, exceptId?: string): Ended[] {
+    const ended: Ended[] = [];
+    const list = this.byUser.get(userId);
+    if (!list) return ended;
+    const victims: Entry[] = [];
+    for (let e = list.head; e; e = e.userNext) if (e.id !== exceptId) victims.push(e);
+    for (const e of victims) this.end(e, e.expiresAt <= now ? expiryReason(e) : 'revoked', ended);
+    return ended;
+  }
+
+  listUser(userId: string, now: number): SessionRecord[] {
+    const out: SessionRecord[] = [];
+    // Most recently used first.
+    for (let e = this.byUser.get(userId)?.tail; e; e = e.userPrev) if (e.expiresAt > now) out.push(e);
+    return out;
+  }
+
+  lock(id: string, owner: string, ttlMs: number, now: number): LockState {
+    const e = this.live(id, now);
+    const held = activeLock(e, now);
+    if (held) throw errors.locked(id, held.owner, held.expiresAt);
+    e.lock = { owner, fence: ++this.fence, expiresAt: now + ttlMs };
+    this.locks.set(id, e.lock.expiresAt);
+    return e.lock;
+  }
+
+  extendLock(id: string, fence: number, ttlMs: number, now: number): LockState {
+    const e = this.live(id, now);
+    const held = activeLock(e, now);
+    if (!held || held.fence !== fence) throw errors.leaseLost(id, fence);
+    held.expiresAt = now + ttlMs;
+    this.locks.set(id, held.expiresAt);
+    return held;
+  }
+
+  unlock(id: string, fence: number, now: number): boolean {
+    const e = this.byId.get(id);
+    if (!e || e.expiresAt <= now || !e.lock || e.lock.fence !== fence) return false;
+    const wasActive = e.lock.expiresAt > now;
+    e.lock = null;
+    this.locks.delete(id);
+    for (const listener of this.unlockListeners) listener(id);
+    return wasActive;
+  }
+
+  sweep(now: number, limit: number): Ended[] {
+    const ended: Ended[] = [];
+    while (ended.length < limit) {
+      const e = this.soonestExpired(now);
+      if (!e) break;
+      this.end(e, expiryReason(e), ended);
+    }
+    return ended;
+  }
+
+  count(now: number): number {
+    return this.byId.size - this.queue.countDue(now, (e) => !e.dropped && e.expiresAt <= now);
+  }
+
+  stats(now: number): BackendStats {
+    for (const [id, until] of this.locks) if (until <= now) this.locks.delete(id);
+    const stats: BackendStats = { sessions: this.byId.size, users: this.byUser.size, locked: this.locks.size };
+    if (this.snapshot) stats.snapshot = { failures: this.snap.failures, lastSuccessAt: this.snap.lastSuccessAt };
+    return stats;
+  }
+
+  /** Degraded while the last snapshot failed: the sessions are served, but a crash would lose them. */
+  health(): BackendHealth {
+    if (this.closed) return { ok: false, reason: 'memory backend is closed' };
+    if (this.snap.lastError === null) return { ok: true };
+    return { ok: false, reason: `memory snapshot to ${this.snapshot?.path} failing: ${this.snap.lastError}` };
+  }
+
+  /** Counters of the snapshot writes, for diagnostics and tests. */
+  snapshotState(): SnapshotState {
+    return { ...this.snap, writing: this.snapshot?.busy === true };
+  }
+
+  /** From the id index: O(log n + page), plus the expired entries in the range that the sweep has not removed yet. */
+  scan(afterId: string | null, limit: number, now: number): SessionRecord[] {
+    const out: Entry[] = [];
+    if (!(limit > 0)) return out;
+    // values(from) starts at `from` itself when it is an id: the cursor is exclusive.
+    for (const e of this.byOrder.values(afterId ?? undefined)) {
+      if (e.id === afterId || e.expiresAt <= now) continue;
+      if (out.push(e) >= limit) break;
+    }
+    return out;
+  }
+
+  clear(): void {
+    this.byId.clear();
+    this.byOrder.clear();
+    this.byUser.clear();
+    this.queue.clear();
+    this.locks.clear();
+  }
+
+  ping(): void {
+    if (this.closed) throw errors.closed('memory backend');
+  }
+
+  onError(listener: (err: unknown) => void): () => void {
+    this.errorListeners.add(listener);
+    return () => this.errorListeners.delete(listener);
+  }
+
+  onUnlock(listener: (id: string) => void): () => void {
+    this.unlockListeners.add(listener);
+    return () => this.unlockListeners.delete(listener);
+  }
+
+  jobLease(): JobLease {
+    this.lease ??= memoryJobLease({ clock: this.clock });
+    return this.lease;
+  }
+
+  /**
+   * Writes a snapshot now (no-op without the snapshot option); rejects when it fails. During
+   * a write it waits for it and then one more, with the state as it is then.
+   */
+  async save(): Promise<void> {
+    await this.snapshot?.write(() => ({ fence: this.fence, records: this.byId.values() }));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer !== undefined) this.clock.clearTimer(this.timer);
+    this.timer = undefined;
+    this.unlockListeners.clear();
+    try {
+      await this.save();
+    } finally {
+      this.errorListeners.clear();
+    }
+  }
+
+  /** The periodic snapshot: one timer at a time, re-armed after each tick. */
+  private arm(every: number): void {
+    this.timer = this.clock.setTimer(() => {
+      this.tick();
+      if (!this.closed) this.arm(every);
+    }, every);
+  }
+
+  private tick(): void {
+    if (this.snapshot?.busy) {
+      // A write longer than the interval: skip rather than queue, or saves would stack.
+      if (this.snap.skipped++ === 0 || this.snap.skipped % 100 === 0) {
+        this.logger.warn({ path: this.snapshot.path, skipped: this.snap.skipped }, 'memory snapshot still writing; interval skipped');
+      }
+      return;
+    }
+    // A failure is reported by written(); nobody awaits a periodic write.
+    this.save().catch(() => {});
+  }
+
+  /** The outcome of each snapshot write: counted, logged, and failures told to the store. */
+  private written(err: unknown): void {
+    const s = this.snap;
+    s.writes++;
+    const path = this.snapshot?.path;
+    if (err === undefined) {
+      if (s.lastError !== null) this.logger.warn({ path, failures: s.failures }, 'memory snapshot written again');
+      s.lastSuccessAt = this.clock.now();
+      s.lastError = null;
+      return;
+    }
+    s.failures++;
+    s.lastError = err instanceof Error ? err.message : String(err);
+    this.logger.error(
+      { path, err, failures: s.failures, lastSuccessAt: s.lastSuccessAt },
+      'memory snapshot failed: a crash now would lose the sessions changed since the last snapshot',
+    );
+    const failure = new Error(`snapshot to ${path} failed: ${s.lastError}`, { cause: err });
+    for (const listener of this.errorListeners) listener(failure);
+  }
+
+  /**
+   * Takes the soonest-expired entry off the queue if one has expired. On the way it drops
+   * entries that were removed or replaced, and re-queues the ones touched since.
+   */
+  private soonestExpired(now: number): Entry | undefined {
+    const q = this.queue;
+    for (let due = q.peekKey(); due !== undefined && due <= now; due = q.peekKey()) {
+      const e = q.pop() as Entry;
+      if (e.dropped) continue;
+      if (e.expiresAt <= now) return e;
+      q.push(e.expiresAt, e);
+    }
+    return undefined;
+  }
+
+  private live(id: string, now: number): Entry {
+    const e = this.byId.get(id);
+    if (!e || e.expiresAt <= now) throw errors.notFound(id);
+    return e;
+  }
+
+  private checkLease(e: Entry, now: number, fence: number | undefined): void {
+    const held = activeLock(e, now);
+    if (held && held.fence !== fence) {
+      throw errors.locked(e.id, held.owner, held.expiresAt);
+    }
+  }
+
+  private capUser(userId: string, now: number, policy: InsertPolicy, ended: Ended[]): void {
+    const cap = policy.maxSessionsPerUser;
+    const list = this.byUser.get(userId);
+    if (cap === undefined || !list) return;
+    while (list.size >= cap && list.head) {
+      const e = list.head;
+      this.end(e, e.expiresAt <= now ? expiryReason(e) : 'evicted', ended);
+    }
+  }
+
+  private add(e: Entry): void {
+    this.byId.set(e.id, e);
+    this.byOrder.set(e.id, e);
+    this.queue.push(e.expiresAt, e);
+    if (e.userId !== null) {
+      let list = this.byUser.get(e.userId);
+      if (!list) {
+        list = new UserList();
+        this.byUser.set(e.userId, list);
+      }
+      list.append(e);
+    }
+    if (e.lock) this.locks.set(e.id, e.lock.expiresAt);
+  }
+
+  private bump(e: Entry): void {
+    this.byId.delete(e.id);
+    this.byId.set(e.id, e);
+    const list = e.userList;
+    if (list && list.tail !== e) {
+      list.unlink(e);
+      list.append(e);
+    }
+  }
+
+  private drop(e: Entry): void {
+    e.dropped = true;
+    this.byId.delete(e.id);
+    this.byOrder.delete(e.id);
+    if (e.lock) this.locks.delete(e.id);
+    const list = e.userList;
+    if (list) {
+      list.unlink(e);
+      if (list.size === 0 && e.userId !== null) this.byUser.delete(e.userId);
+    }
+  }
+
+  private end(e: Entry, reason: EndReason, ended: Ended[]): void {
+    this.drop(e);
+    ended.push({ id: e.id, userId: e.userId, reason });
+  }
+}

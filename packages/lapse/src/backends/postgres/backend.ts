@@ -1,0 +1,280 @@
+import type { Pool, QueryResult } from 'pg';
+import { pg } from './driver.js';
+import type { Backend, BackendStats, InsertPolicy, JobLease } from '../../core/backend.js';
+import { errors } from '../../core/errors.js';
+import { defaultLogger, type Logger } from '../../util/logger.js';
+import type { Ended, LockState, SessionRecord } from '../../core/session.js';
+import { mapError } from './errors.js';
+import { postgresJobLease } from './job-lease.js';
+import { migrate } from './migrate.js';
+import { type SchemaNames, schemaNames } from './names.js';
+import { UnlockListener } from './notifications.js';
+import { type PostgresOptions, resolvePostgresOptions } from './options.js';
+import {
+  fromJson,
+  recordOf,
+  insertArgs,
+  type Named,
+  namer,
+  type SessionJson,
+  type Statements,
+  statements,
+} from './statements.js';
+
+/** Rows one sweep transaction removes at most: its locks are held for a few ms, never for the whole sweep. */
+const SWEEP_BATCH = 500;
+/** Server-side aborts of a whole statement that are safe to run again: deadlock_detected, serialization_failure. */
+const RETRYABLE = new Set(['40P01', '40001']);
+const RETRIES = 3;
+/** At most one pool error line per this long: a restart fails every idle connection at once. */
+const LOG_EVERY_MS = 5_000;
+
+export class PostgresBackend implements Backend {
+  readonly name = 'postgres';
+  /** The pool in use (yours, or the one made from `url`). */
+  readonly pool: Pool;
+  readonly schema: string;
+  private readonly names: SchemaNames;
+  private readonly st: Statements;
+  private readonly owned: boolean;
+  private readonly listeners = new Set<(id: string) => void>();
+  private listener: UnlockListener | undefined;
+  private lease: JobLease | undefined;
+  private migrating: Promise<void> | undefined;
+  private migrated = false;
+  private closed = false;
+  private closing: Promise<void> | undefined;
+  private logger: Logger | undefined;
+  private lastPoolError = 0;
+  private readonly failures = new Map<string, (err: unknown) => never>();
+
+  constructor(options: PostgresOptions) {
+    const o = resolvePostgresOptions(options);
+    this.names = schemaNames(o.schema);
+    this.schema = o.schema;
+    this.st = statements(this.names);
+    this.logger = options.logger;
+    this.owned = o.pool === undefined;
+    this.pool =
+      o.pool ??
+      new pg.Pool({
+        connectionString: o.url,
+        max: o.poolSize,
+        // Bounded waits: for a pooled connection, and for every reply (see docs/postgres.md).
+        connectionTimeoutMillis: o.timeoutMs,
+        query_timeout: o.timeoutMs,
+        keepAlive: true,
+        idleTimeoutMillis: 30_000,
+        allowExitOnIdle: true,
+        application_name: 'lapse',
+      });
+    // An idle connection the server dropped (a restart) is reported here; unhandled, it would crash the process.
+    this.pool.on('error', this.onPoolError);
+  }
+
+  /** Creates or checks the schema (once); every call waits for it. Rejects with LAPSE_INVALID_OPTION on a schema Lapse must not touch. */
+  ready(): Promise<void> {
+    if (this.closed) return Promise.reject(errors.closed('postgres backend'));
+    this.migrating ??= migrate(this.pool, this.names).then(
+      () => {
+        this.migrated = true;
+      },
+      (err: unknown) => {
+        this.migrating = undefined; // retried by the next call (the server may be back)
+        throw mapError('migrate', err);
+      },
+    );
+    return this.migrating;
+  }
+
+  async insert(rec: SessionRecord, now: number, policy: InsertPolicy, opts: { replace?: boolean; fence?: number } = {}) {
+    const r = await this.run('insert', this.st.insert, [
+      ...insertArgs(rec), now, policy.maxSessions ?? null, policy.maxSessionsPerUser ?? null,
+      opts.replace === true, opts.fence ?? null,
+    ]);
+    const out = value<{ record: SessionJson; ended: Ended[] | null }>(r);
+    return { record: fromJson(out.record), ended: out.ended ?? [] };
+  }
+
+  get(id: string, now: number): Promise<SessionRecord | null> {
+    return this.run('get', this.st.get, [id]).then((r) => {
+      const row = r.rows[0] as unknown[] | undefined;
+      if (!row) return null;
+      const rec = recordOf(row);
+      // Expired, swept or not: never returned.
+      return rec.expiresAt > now ? rec : null;
+    });
+  }
+
+  async touch(id: string, at: number, accesses: number, now: number): Promise<SessionRecord | null> {
+    const row = (await this.run('touch', this.st.touch, [id, at, accesses, now])).rows[0] as unknown[] | undefined;
+    return row ? recordOf(row) : null;
+  }
+
+  async update(id: string, data: string, now: number, opts: { expectedVersion?: number; fence?: number }) {
+    const r = await this.run('update', this.st.update, [id, data, now, opts.expectedVersion ?? null, opts.fence ?? null]);
+    return fromJson(value<SessionJson>(r));
+  }
+
+  async remove(id: string, now: number, opts: { fence?: number; force?: boolean }) {
+    const r = await this.run('remove', this.st.remove, [id, now, opts.fence ?? null, opts.force === true]);
+    const row = value<SessionJson | null>(r);
+    return row ? fromJson(row) : null;
+  }
+
+  async rotate(id: string, next: { id: string; secretHash: string }, now: number, opts: { fence?: number }) {
+    const r = await this.run('rotate', this.st.rotate, [id, next.id, next.secretHash, now, opts.fence ?? null]);
+    return fromJson(value<SessionJson>(r));
+  }
+
+  async removeUser(userId: string, now: number, exceptId?: string): Promise<Ended[]> {
+    return value<Ended[]>(await this.run('removeUser', this.st.removeUser, [userId, now, exceptId ?? null]));
+  }
+
+  async listUser(userId: string, now: number): Promise<SessionRecord[]> {
+    return (await this.run('listUser', this.st.listUser, [userId, now])).rows.map((t) => recordOf(t as unknown[]));
+  }
+
+  async lock(id: string, owner: string, ttlMs: number, now: number): Promise<LockState> {
+    return value<LockState>(await this.run('lock', this.st.lock, [id, owner, Math.ceil(ttlMs), now]));
+  }
+
+  async extendLock(id: string, fence: number, ttlMs: number, now: number): Promise<LockState> {
+    return value<LockState>(await this.run('extendLock', this.st.extend, [id, fence, Math.ceil(ttlMs), now]));
+  }
+
+  async unlock(id: string, fence: number, now: number): Promise<boolean> {
+    return value<boolean>(await this.run('unlock', this.st.unlock, [id, fence, now]));
+  }
+
+  /** Up to `limit` expired sessions, SWEEP_BATCH per transaction, soonest-expired first. */
+  async sweep(now: number, limit: number): Promise<Ended[]> {
+    const out: Ended[] = [];
+    while (out.length < limit && !this.closed) {
+      const want = Math.min(SWEEP_BATCH, limit - out.length);
+      const ended = value<Ended[]>(await this.run('sweep', this.st.sweep, [now, want]));
+      for (const e of ended) out.push(e);
+      if (ended.length < want) break;
+    }
+    return out;
+  }
+
+  async count(now: number): Promise<number> {
+    return Number(((await this.run('count', this.st.count, [now])).rows[0] as unknown[])[0]);
+  }
+
+  async stats(now: number): Promise<BackendStats> {
+    const [sessions, users, locked] = (await this.run('stats', this.st.stats, [now])).rows[0] as number[];
+    return { sessions: Number(sessions), users: Number(users), locked: Number(locked) };
+  }
+
+  async scan(afterId: string | null, limit: number, now: number): Promise<SessionRecord[]> {
+    return (await this.run('scan', this.st.scan, [afterId ?? '', now, limit])).rows.map((t) => recordOf(t as unknown[]));
+  }
+
+  async clear(): Promise<void> {
+    await this.run('clear', this.st.clear, []);
+  }
+
+  async ping(): Promise<void> {
+    await this.run('ping', this.st.ping, []);
+  }
+
+  /** Hears released leases of every process through LISTEN/NOTIFY, on a connection of its own made on first use. */
+  onUnlock(listener: (id: string) => void): () => void {
+    this.listeners.add(listener);
+    if (!this.listener && !this.closed) {
+      this.listener = new UnlockListener(
+        () => new pg.Client({ ...this.pool.options, keepAlive: true }),
+        this.names.unlockChannel,
+        (id) => this.notify(id),
+        () => this.log(),
+      );
+      this.listener.start();
+    }
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  /** A JobLease in the same schema: one run of a job across every process on the database. */
+  jobLease(): JobLease {
+    this.lease ??= postgresJobLease((what, st, values) => this.run(what, st, values), this.names, namer(this.names));
+    return this.lease;
+  }
+
+  /** Stops the listener and ends the pool when Lapse made it (a lent pool stays open). Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.closed = true;
+      this.listeners.clear();
+      await this.listener?.close();
+      // Let a migration in flight finish before the pool goes.
+      await this.migrating?.catch(() => {});
+      // An owned pool keeps its error listener: a client the server terminates while it is still
+      // ending (a server shutting down) emits one last 'error', which must not crash the process.
+      if (this.owned) await this.pool.end();
+      else this.pool.off('error', this.onPoolError);
+    })();
+    return this.closing;
+  }
+
+  /** One named statement, once the schema is ready; failures mapped (errors.ts). */
+  private run(what: string, st: Named, values: unknown[]): Promise<QueryResult> {
+    if (this.closed) return Promise.reject(errors.closed('postgres backend'));
+    if (this.migrated) return this.query(what, st, values, 0);
+    return this.ready().then(() => this.query(what, st, values, 0));
+  }
+
+  /**
+   * Every call is one statement, so one the server aborted (a deadlock it broke, rare: see the
+   * lock order in schema.ts) changed nothing and is run again, a bounded number of times.
+   */
+  private query(what: string, st: Named, values: unknown[], attempt: number): Promise<QueryResult> {
+    const p = this.pool.query({ ...st, values });
+    if (attempt >= RETRIES) return p.catch(this.failure(what));
+    return p.catch((err: unknown) => {
+      if (RETRYABLE.has((err as { code?: string }).code ?? '') && !this.closed) return this.query(what, st, values, attempt + 1);
+      return this.failure(what)(err);
+    });
+  }
+
+  /** The rejection handler of one kind of call, made once per name. */
+  private failure(what: string): (err: unknown) => never {
+    let f = this.failures.get(what);
+    if (!f) {
+      f = (err: unknown): never => {
+        throw mapError(what, err);
+      };
+      this.failures.set(what, f);
+    }
+    return f;
+  }
+
+  private notify(id: string): void {
+    for (const listener of [...this.listeners]) {
+      try {
+        listener(id);
+      } catch (err) {
+        this.log().error({ backend: 'postgres', err }, 'onUnlock listener threw');
+      }
+    }
+  }
+
+  private readonly onPoolError = (err: Error): void => {
+    const now = Date.now();
+    if (this.closed || now - this.lastPoolError < LOG_EVERY_MS) return;
+    this.lastPoolError = now;
+    this.log().warn({ backend: 'postgres', err: err.message }, 'postgres connection lost; calls fail until the server is back');
+  };
+
+  private log(): Logger {
+    this.logger ??= defaultLogger();
+    return this.logger;
+  }
+}
+
+/** The one value a function call returns (`SELECT lapse_x(...) AS r`). */
+function value<T>(r: QueryResult): T {
+  return (r.rows[0] as { r: T }).r;
+}

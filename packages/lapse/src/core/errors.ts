@@ -1,0 +1,83 @@
+/**
+ * The one error catalogue of Lapse. Every error thrown by Lapse is a `LapseError`
+ * whose `code` is one of these keys; docs/errors.md lists the same codes (a test
+ * fails when the two disagree).
+ */
+export const ERROR_CODES = {
+  LAPSE_INVALID_OPTION: { status: 500, message: 'An option or configuration value is invalid.' },
+  LAPSE_INVALID_INPUT: { status: 400, message: 'The input of a call is invalid.' },
+  LAPSE_NOT_FOUND: { status: 404, message: 'No live session with that id.' },
+  LAPSE_VERSION_CONFLICT: { status: 409, message: 'The session changed since the expected version.' },
+  LAPSE_LOCKED: { status: 423, message: 'The session is leased by someone else.' },
+  LAPSE_LOCK_TIMEOUT: { status: 423, message: 'The lease was not released in time.' },
+  LAPSE_BACKEND_UNAVAILABLE: { status: 503, message: 'The storage backend failed or cannot be reached.' },
+  LAPSE_CLOSED: { status: 503, message: 'The store has been closed.' },
+  LAPSE_UNAUTHORIZED: { status: 401, message: 'Missing or invalid credentials.' },
+  LAPSE_FORBIDDEN: { status: 403, message: 'The credentials do not allow this action.' },
+  LAPSE_PAYLOAD_TOO_LARGE: { status: 413, message: 'The payload is larger than allowed.' },
+  LAPSE_RATE_LIMITED: { status: 429, message: 'Too many failed attempts from this client; retry later.' },
+  LAPSE_INTERNAL: { status: 500, message: 'An unexpected error; it has been logged.' },
+} as const;
+
+export type LapseErrorCode = keyof typeof ERROR_CODES;
+
+/**
+ * The single error class of Lapse.
+ * @example
+ * try { await store.update(id, data, { expectedVersion: 3 }) }
+ * catch (err) { if (err instanceof LapseError && err.code === 'LAPSE_VERSION_CONFLICT') retry() }
+ */
+export class LapseError extends Error {
+  override readonly name = 'LapseError';
+  readonly code: LapseErrorCode;
+  /** HTTP status the service answers this error with. */
+  readonly status: number;
+
+  constructor(code: LapseErrorCode, message?: string, options?: { cause?: unknown }) {
+    super(message ?? ERROR_CODES[code].message, options);
+    this.code = code;
+    this.status = ERROR_CODES[code].status;
+  }
+}
+
+/** True when `err` is a LapseError, optionally of the given code. */
+export function isLapseError(err: unknown, code?: LapseErrorCode): err is LapseError {
+  return err instanceof LapseError && (code === undefined || err.code === code);
+}
+
+/** Wraps anything a backend throws that is not already a LapseError as LAPSE_BACKEND_UNAVAILABLE. */
+export function backendError(err: unknown, what = 'backend operation failed'): LapseError {
+  if (err instanceof LapseError) return err;
+  const detail = err instanceof Error ? err.message : String(err);
+  return new LapseError('LAPSE_BACKEND_UNAVAILABLE', `${what}: ${detail}`, { cause: err });
+}
+
+/**
+ * Factories for the errors Lapse throws in more than one place (fastify's createError style):
+ * one wording per case, whatever throws it.
+ * @example if (!rec) throw errors.notFound(id);
+ */
+export const errors = {
+  invalidOption: (message: string, cause?: unknown) => new LapseError('LAPSE_INVALID_OPTION', message, cause === undefined ? undefined : { cause }),
+  invalidInput: (message: string) => new LapseError('LAPSE_INVALID_INPUT', message),
+  notFound: (id: string) => new LapseError('LAPSE_NOT_FOUND', `no live session ${id}`),
+  versionConflict: (id: string, actual: number, expected: number | undefined) =>
+    new LapseError('LAPSE_VERSION_CONFLICT', `session ${id} is at version ${actual}, not ${expected}`),
+  locked: (id: string, owner: string | null, until: number | null) =>
+    new LapseError('LAPSE_LOCKED', `session ${id} is leased by ${owner} until ${until}`),
+  leaseLost: (id: string, fence: number) => new LapseError('LAPSE_LOCKED', `lease ${fence} on ${id} is no longer in force`),
+  closed: (what: string) => new LapseError('LAPSE_CLOSED', `${what} is closed`),
+  missingPeer: (name: string, subpath: string, cause?: unknown) =>
+    new LapseError('LAPSE_INVALID_OPTION', `${subpath} needs the package '${name}': npm install ${name}`, cause === undefined ? undefined : { cause }),
+  peerFailed: (name: string, subpath: string, cause: unknown) =>
+    new LapseError('LAPSE_INVALID_OPTION', `${subpath}: '${name}' is installed but failed to load: ${cause instanceof Error ? cause.message : String(cause)}`, {
+      cause,
+    }),
+  nativeBinding: (name: string, subpath: string, cause: unknown) =>
+    new LapseError(
+      'LAPSE_INVALID_OPTION',
+      `${subpath}: the native binding of '${name}' failed to load (install scripts blocked, or built for another Node version?): run \`npm rebuild ${name}\` with scripts allowed. ${cause instanceof Error ? cause.message.split('\n')[0] : String(cause)}`,
+      { cause },
+    ),
+  backendUnavailable: backendError,
+} as const;

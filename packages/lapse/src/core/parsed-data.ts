@@ -1,0 +1,38 @@
+import { GenerationalMap } from '../util/generational-map.js';
+import { parseData, type SessionRecord } from './session.js';
+
+interface Parsed {
+  version: number;
+  text: string;
+  value: unknown;
+}
+
+/**
+ * The parsed, frozen data of recently read sessions, keyed by id and checked against the
+ * record's version and text, so a hot session is parsed once, not on every validate, whatever
+ * the backend. The store owns it: a backend only implements the Backend contract.
+ */
+export class ParsedDataCache {
+  private readonly entries: GenerationalMap<string, Parsed> | undefined;
+
+  constructor(max: number) {
+    if (max > 0) this.entries = new GenerationalMap(max);
+  }
+
+  /** The data of `rec`, parsed and deeply frozen; the same object while id, version and text are unchanged. */
+  of(rec: SessionRecord): unknown {
+    const hit = this.entries?.get(rec.id);
+    if (hit !== undefined && hit.version === rec.version && hit.text === rec.data) return hit.value;
+    const value = parseData(rec);
+    this.entries?.set(rec.id, { version: rec.version, text: rec.data, value });
+    return value;
+  }
+
+  forget(id: string): void {
+    this.entries?.delete(id);
+  }
+
+  clear(): void {
+    this.entries?.clear();
+  }
+}

@@ -1,0 +1,5 @@
+import { assertPeer } from './util/peer.js';
+
+export * from './integrations/express.js';
+
+assertPeer('express', 'lapse/express');

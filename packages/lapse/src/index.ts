@@ -1,0 +1,23 @@
+/** Lapse: the session-lifecycle engine. The core: store, memory backend, scheduler, errors, types. */
+export { createStore, SessionStore } from './core/store.js';
+export type { StoreEvent, StoreEventName, StoreOptions, StoreStats } from './core/store.js';
+export type { CreateInput } from './core/input.js';
+export type { Lease, LeaseRef } from './core/lease-handle.js';
+export type { Session, SessionRecord, EndReason, Ended, LockState } from './core/session.js';
+export type { Awaitable, Backend, BackendHealth, BackendStats, InsertPolicy, JobLease } from './core/backend.js';
+export type { WriteHealth } from './core/write-health.js';
+export { memory, MemoryBackend } from './backends/memory/memory.js';
+export type { MemoryOptions, SnapshotState } from './backends/memory/memory.js';
+export { Scheduler } from './scheduler/scheduler.js';
+export type { CronOptions, EveryOptions, JobContext, JobFn, JobHandle, JobInfo, SchedulerOptions } from './scheduler/scheduler.js';
+export { memoryJobLease } from './scheduler/lease.js';
+export { ERROR_CODES, LapseError, isLapseError } from './core/errors.js';
+export type { LapseErrorCode } from './core/errors.js';
+export { MAX_DURATION_MS, MAX_LEASE_MS, parseDuration } from './core/duration.js';
+export { MAX_DATA_DEPTH } from './core/data.js';
+export type { Duration } from './core/duration.js';
+export { ManualClock, systemClock } from './core/clock.js';
+export type { Clock, TimerClock } from './core/clock.js';
+export { defaultLogger, silentLogger } from './util/logger.js';
+export type { Logger } from './util/logger.js';
+export { parseToken } from './core/token.js';

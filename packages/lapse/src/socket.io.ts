@@ -1,0 +1,5 @@
+import { assertPeer } from './util/peer.js';
+
+export * from './socket.io/index.js';
+
+assertPeer('socket.io', 'lapse/socket.io');

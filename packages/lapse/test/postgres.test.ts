@@ -1,0 +1,226 @@
+import pg from 'pg';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { postgres } from '../src/backends/postgres/index.js';
+import { statements } from '../src/backends/postgres/statements.js';
+import { schemaNames } from '../src/backends/postgres/names.js';
+import { ManualClock } from '../src/core/clock.js';
+import { isLapseError, LapseError } from '../src/core/errors.js';
+import { silentLogger } from '../src/util/logger.js';
+import { createStore } from '../src/core/store.js';
+import { sessionRecord } from './fixtures/sqlite-record.js';
+import { describePostgres, type PostgresServer, randomName, startPostgres } from '../../../test/helpers/postgres-server.js';
+
+async function refusal(p: Promise<unknown>): Promise<LapseError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(isLapseError(err, 'LAPSE_INVALID_OPTION'), String(err)).toBe(true);
+  return err as LapseError;
+}
+
+describePostgres('postgres backend: schema, notifications, plans', () => {
+  let server: PostgresServer;
+  let admin: pg.Client;
+  beforeAll(async () => {
+    server = await startPostgres();
+    admin = new pg.Client({ connectionString: server.url });
+    await admin.connect();
+  });
+  afterAll(async () => {
+    await admin?.end();
+    await server?.destroy();
+  });
+
+  const tablesOf = async (schema: string) =>
+    (await admin.query<{ t: string }>('SELECT tablename AS t FROM pg_tables WHERE schemaname = $1 ORDER BY 1', [schema])).rows.map((r) => r.t);
+  const functionsOf = async (schema: string) =>
+    (await admin.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_proc p JOIN pg_namespace s ON s.oid = p.pronamespace WHERE s.nspname = $1", [schema])).rows[0]?.n;
+
+  it('checks its options up front', () => {
+    for (const bad of [{}, { url: 'mysql://x' }, { url: 'postgres://x', pool: new pg.Pool() }, { url: 'postgres://x', schema: '' },
+      { url: 'postgres://x', schema: 'x'.repeat(64) }, { url: 'postgres://x', poolSize: 0 }, { url: 'postgres://x', commandTimeout: 'soon' }]) {
+      expect(() => postgres(bad as never), JSON.stringify(bad)).toThrow(LapseError);
+    }
+  });
+
+  it('creates its tables on first use in public of a fresh database, and works there', async () => {
+    const url = await server.createDatabase('pub');
+    const b = postgres({ url, logger: silentLogger });
+    try {
+      const now = Date.now();
+      await b.insert(sessionRecord('s1', now, { userId: 'u' }), now, {});
+      expect((await b.get('s1', now))?.userId).toBe('u');
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      try {
+        const t = (await c.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")).rows.map((r) => r.tablename);
+        expect(t).toEqual(['lapse_counters', 'lapse_leases', 'lapse_schema', 'lapse_sessions', 'lapse_users']);
+        expect((await c.query('SELECT application, version FROM public.lapse_schema')).rows).toEqual([{ application: 'lapse', version: 1 }]);
+      } finally {
+        await c.end();
+      }
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('four pools migrating one schema at once all succeed, and it is made once', async () => {
+    const schema = randomName('race');
+    const backends = Array.from({ length: 4 }, () => postgres({ url: server.url, schema, logger: silentLogger }));
+    try {
+      await Promise.all(backends.map((b) => b.ready()));
+      expect((await admin.query(`SELECT count(*)::int AS n FROM "${schema}".lapse_schema`)).rows[0]?.n).toBe(1);
+      const now = Date.now();
+      await Promise.all(backends.map((b, i) => b.insert(sessionRecord(`r${i}`, now, { userId: 'u' }), now, {})));
+      expect(await backends[0]?.stats(now)).toEqual({ sessions: 4, users: 1, locked: 0 });
+    } finally {
+      await Promise.all(backends.map((b) => b.close()));
+    }
+  });
+
+  it("refuses a schema whose lapse_ tables are not Lapse's, and changes nothing", async () => {
+    const schema = randomName('foreign');
+    await admin.query(`CREATE SCHEMA "${schema}"; CREATE TABLE "${schema}".lapse_sessions (x int); INSERT INTO "${schema}".lapse_sessions VALUES (7)`);
+    const b = postgres({ url: server.url, schema, logger: silentLogger });
+    const store = createStore({ backend: b, sweepInterval: false, logger: silentLogger });
+    try {
+      const err = await refusal(b.ready());
+      expect(err.message).toContain("not Lapse's");
+      // Through the store it is the same clear refusal, not "backend unavailable".
+      await refusal(store.create({}));
+      expect(await tablesOf(schema)).toEqual(['lapse_sessions']);
+      expect((await admin.query(`SELECT x FROM "${schema}".lapse_sessions`)).rows).toEqual([{ x: 7 }]);
+      expect(await functionsOf(schema)).toBe(0);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('refuses a newer schema version and one of another application, and changes nothing', async () => {
+    const schema = randomName('newer');
+    const first = postgres({ url: server.url, schema, logger: silentLogger });
+    await first.ready();
+    await first.close();
+    await admin.query(`UPDATE "${schema}".lapse_schema SET version = 99`);
+    const before = { tables: await tablesOf(schema), functions: await functionsOf(schema) };
+    const b = postgres({ url: server.url, schema, logger: silentLogger });
+    try {
+      expect((await refusal(b.ready())).message).toMatch(/version 99, newer than this Lapse understands \(1\)/);
+      expect((await admin.query(`SELECT version FROM "${schema}".lapse_schema`)).rows).toEqual([{ version: 99 }]);
+      expect({ tables: await tablesOf(schema), functions: await functionsOf(schema) }).toEqual(before);
+      await admin.query(`UPDATE "${schema}".lapse_schema SET version = 1, application = 'other'`);
+      await refusal(postgres({ url: server.url, schema, logger: silentLogger }).ready());
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('a lent pool stays open after close()', async () => {
+    const pool = new pg.Pool({ connectionString: server.url, max: 2 });
+    const b = postgres({ pool, schema: randomName('lent'), logger: silentLogger });
+    await b.ping();
+    await b.close();
+    await expect(b.ping()).rejects.toThrow(/closed/);
+    expect((await pool.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    await pool.end();
+  });
+
+  it('a release in one process wakes a lock({ wait }) in another through LISTEN/NOTIFY, not a timer', async () => {
+    const schema = randomName('notify');
+    const a = postgres({ url: server.url, schema, logger: silentLogger });
+    const b = postgres({ url: server.url, schema, logger: silentLogger });
+    // The waiting store's clock never moves: its backstop timers cannot fire, only a notification can wake it.
+    const clock = new ManualClock(Date.now());
+    const store = createStore({ backend: a, clock, sweepInterval: false, logger: silentLogger });
+    try {
+      const { session } = await store.create({});
+      const heard: string[] = [];
+      const stop = b.onUnlock((id) => heard.push(id));
+      const held = await b.lock(session.id, 'other-process', 60_000, clock.now());
+      const waiting = store.lock(session.id, { wait: '30s', owner: 'waiter' });
+      // Wait until the waiter has met the lease and parked (its stats call sees the lease).
+      await expect.poll(async () => (await b.stats(clock.now())).locked, { timeout: 10_000 }).toBe(1);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(await b.unlock(session.id, held.fence, clock.now())).toBe(true);
+      const lease = await waiting;
+      expect(lease.owner).toBe('waiter');
+      expect(lease.fence).toBeGreaterThan(held.fence);
+      await expect.poll(() => heard, { timeout: 10_000 }).toEqual([session.id]);
+      stop();
+    } finally {
+      await store.close();
+      await b.close();
+    }
+  });
+
+  it('every hot statement, and every statement inside the functions, is index-backed', async () => {
+    const schema = randomName('plans');
+    const b = postgres({ url: server.url, schema, logger: silentLogger });
+    const now = Date.now();
+    try {
+      // Enough rows, spread over users, expiry and leases, for the planner to prefer indexes.
+      await b.ready();
+      const q = `"${schema}"`;
+      await admin.query(`INSERT INTO ${q}.lapse_sessions SELECT 'id' || g, 'h', 'user-' || (g % 500), '{}', t, t,
+          t + 3600000 + g, t + 7200000, 3600000, 0, 1, g, CASE WHEN g % 100 = 0 THEN 'o' END,
+          CASE WHEN g % 100 = 0 THEN g END, CASE WHEN g % 100 = 0 THEN t + 60000 END, NULL, NULL
+        FROM generate_series(1, 20000) g, (SELECT $1::bigint AS t) n`, [now]);
+      await admin.query(`SELECT setval('${q}.lapse_recency', 20001)`);
+      await admin.query(`UPDATE ${q}.lapse_counters SET sessions = 20000, users = 500 WHERE shard = 0;
+        INSERT INTO ${q}.lapse_users SELECT 'user-' || g, 40 FROM generate_series(0, 499) g;
+        ANALYZE ${q}.lapse_sessions; ANALYZE ${q}.lapse_users`);
+
+      const st = statements(schemaNames(schema));
+      const plain: [string, string, unknown[], string][] = [
+        ['get', st.get.text, ['id42'], 'lapse_sessions_pkey'],
+        ['touch', st.touch.text, ['id42', now, 1, now], 'lapse_sessions_pkey'],
+        ['listUser', st.listUser.text, ['user-7', now], 'lapse_sessions_user'],
+        ['scan', st.scan.text, ['id5', now, 100], 'lapse_sessions_pkey'],
+        ['count', st.count.text, [now + 3_600_000 + 10], 'lapse_sessions_expires'],
+        ['stats', st.stats.text, [now], 'lapse_sessions_lock'],
+      ];
+      const plans: Record<string, string> = {};
+      for (const [name, text, values, index] of plain) {
+        await admin.query(`PREPARE plan_${name} AS ${text}`);
+        const args = values.map((v) => (typeof v === 'string' ? `'${v}'` : String(v))).join(', ');
+        const rows = (await admin.query(`EXPLAIN EXECUTE plan_${name}(${args})`)).rows as { 'QUERY PLAN': string }[];
+        await admin.query(`DEALLOCATE plan_${name}`);
+        plans[name] = rows.map((r) => r['QUERY PLAN']).join('\n');
+        expect(plans[name], name).toContain(index);
+        expect(plans[name], name).not.toMatch(/Seq Scan on lapse_sessions/);
+      }
+
+      // The functions' own statements, as auto_explain reports them to this session.
+      const c = new pg.Client({ connectionString: server.url });
+      await c.connect();
+      const notices: string[] = [];
+      c.on('notice', (n) => notices.push(n.message ?? ''));
+      try {
+        await c.query(`LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0; SET auto_explain.log_nested_statements = on;
+          SET client_min_messages = log`);
+        const nested = async (what: string, sql: string, values: unknown[], indexes: string[]) => {
+          notices.length = 0;
+          await c.query(sql.replaceAll('$1', `${values[0] as number}::bigint`));
+          const text = notices.join('\n');
+          for (const index of indexes) expect(text, `${what} uses ${index}`).toContain(index);
+          expect(text, what).not.toMatch(/Seq Scan on lapse_sessions/);
+        };
+        const call = (fn: string) => `SELECT ${q}.lapse_${fn}`;
+        // Global cap reached with nothing expired: the LRU goes (expiry index, then recency index).
+        await nested('insert at the caps', `${call('insert')}('new1', 'h', 'user-3', '{}', $1, $1, $1 + 1000, $1 + 2000, 1000, 0, 1,
+          NULL, NULL, NULL, NULL, NULL, $1, 19999, 40, false, NULL)`, [now], ['lapse_sessions_pkey', 'lapse_sessions_user', 'lapse_sessions_expires', 'lapse_sessions_recency']);
+        await nested('update', `${call('update')}('id43', '{"a":1}', $1, NULL, NULL)`, [now], ['lapse_sessions_pkey']);
+        await nested('lock', `${call('lock')}('id44', 'me', 1000, $1)`, [now], ['lapse_sessions_pkey']);
+        await nested('rotate', `${call('rotate')}('id45', 'id45b', 'h2', $1, NULL)`, [now], ['lapse_sessions_pkey']);
+        await nested('remove', `${call('remove')}('id46', $1, NULL, false)`, [now], ['lapse_sessions_pkey']);
+        await nested('removeUser', `${call('remove_user')}('user-9', $1, NULL)`, [now], ['lapse_sessions_user']);
+        await nested('sweep', `${call('sweep')}($1, 500)`, [now + 3_600_000 + 300], ['lapse_sessions_expires']);
+      } finally {
+        await c.end();
+      }
+    } finally {
+      await b.close();
+    }
+  });
+});

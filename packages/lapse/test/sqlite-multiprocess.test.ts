@@ -1,0 +1,108 @@
+import { type ChildProcess, execFile, fork } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { sqlite } from '../src/backends/sqlite/backend.js';
+import { sessionRecord } from './fixtures/sqlite-record.js';
+import type { WorkerPlan, WorkerReport } from './fixtures/sqlite-worker.js';
+import { tempDir } from '../../../test/helpers/tmp.js';
+
+const WORKER = fileURLToPath(new URL('./fixtures/sqlite-worker.ts', import.meta.url));
+const CLOSER = fileURLToPath(new URL('./fixtures/sqlite-close.ts', import.meta.url));
+
+let tmp: ReturnType<typeof tempDir>;
+let children: ChildProcess[] = [];
+
+beforeEach(() => {
+  tmp = tempDir('lapse-sqlite-mp-');
+});
+
+afterEach(() => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  children = [];
+  tmp.cleanup();
+});
+
+function seed(id: string, now: number) {
+  return sessionRecord(id, now, { data: JSON.stringify({ n: 0 }) });
+}
+
+/** Starts a worker and resolves once it has opened the file. */
+function start(path: string, name: string): Promise<ChildProcess> {
+  const child = fork(WORKER, [path, name], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`worker ${name} exited early with ${code}`)));
+    child.once('message', () => resolve(child));
+  });
+}
+
+function result(child: ChildProcess, plan: WorkerPlan): Promise<WorkerReport> {
+  return new Promise((resolve, reject) => {
+    child.removeAllListeners('exit');
+    child.once('exit', (code) => reject(new Error(`worker exited with ${code} before reporting`)));
+    child.once('message', (msg: { report: WorkerReport }) => resolve(msg.report));
+    child.send({ go: plan });
+  });
+}
+
+describe('sqlite: two processes on one file', () => {
+  it('no SQLITE_BUSY reaches the caller; version checks and leases hold across processes', async () => {
+    const path = join(tmp.dir, 'shared.db');
+    const setup = sqlite({ path });
+    const now = Date.now();
+    setup.insert(seed('counter', now), now, {});
+    setup.insert(seed('leased', now), now, {});
+    const fenceBefore = setup.lock('leased', 'setup', 1, now - 10).fence; // already run out
+    await setup.close();
+
+    const plan: WorkerPlan = { creates: 400, increments: 250, leased: 120 };
+    const [a, b] = await Promise.all([start(path, 'a'), start(path, 'b')]);
+    const [ra, rb] = await Promise.all([result(a, plan), result(b, plan)]);
+
+    expect(ra.error).toBeUndefined();
+    expect(rb.error).toBeUndefined();
+    expect(ra.created + rb.created).toBe(2 * plan.creates);
+    // Exactly one process got the job lease.
+    expect(Number(ra.gotJob) + Number(rb.gotJob)).toBe(1);
+    // Every fence is new, larger than any before, and each process saw its own grow.
+    const fences = [...ra.fences, ...rb.fences];
+    expect(new Set(fences).size).toBe(fences.length);
+    expect(Math.min(...fences)).toBeGreaterThan(fenceBefore);
+    for (const r of [ra, rb]) expect(r.fences).toEqual([...r.fences].sort((x, y) => x - y));
+
+    const check = sqlite({ path });
+    try {
+      const t = Date.now();
+      const counter = check.get('counter', t);
+      expect(JSON.parse(counter?.data ?? 'null')).toEqual({ n: 2 * plan.increments });
+      expect(counter?.version).toBe(1 + 2 * plan.increments);
+      const leased = check.get('leased', t);
+      expect(JSON.parse(leased?.data ?? 'null')).toEqual({ n: 2 * plan.leased });
+      expect(check.stats(t)).toEqual({ sessions: 2 + 2 * plan.creates, users: 10, locked: 0 });
+      expect(check.listUser('user-3', t)).toHaveLength((2 * plan.creates) / 10);
+      expect(check.db.pragma('integrity_check', { simple: true })).toBe('ok');
+    } finally {
+      await check.close();
+    }
+  }, 60_000);
+
+  it('a process that closes the backend runs on after close() and leaves a clean file', async () => {
+    const path = join(tmp.dir, 'closing.db');
+    const out = await new Promise<string>((resolve, reject) => {
+      execFile(process.execPath, ['--import', 'tsx', CLOSER, path], { timeout: 30_000 }, (err, stdout) =>
+        err ? reject(err) : resolve(stdout),
+      );
+    });
+    expect(out.trim()).toBe('closed 1');
+    expect(existsSync(`${path}-wal`)).toBe(false);
+    const check = sqlite({ path });
+    try {
+      expect(check.get('closing', Date.now())?.accessCount).toBe(1);
+    } finally {
+      await check.close();
+    }
+  });
+});
