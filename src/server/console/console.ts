@@ -1,0 +1,199 @@
+import { hostname } from 'node:os';
+import { type TimerClock, timerClock } from '../../clock.js';
+import { type Duration, parsePositiveDuration } from '../../duration.js';
+import { LapseError } from '../../errors.js';
+import type { StoreEvent, StoreEventName } from '../../store.js';
+import type { LapseContext } from '../context.js';
+import { Directory } from './directory.js';
+import { ConsoleFeed } from './feed.js';
+import { JobRuns } from './job-runs.js';
+import { type SeriesReading, SeriesRing } from './series.js';
+
+/** createServer's `console` option (code only). */
+export interface ConsoleOptions {
+  /** Time between two chart points; default '10s'. */
+  sampleInterval?: Duration;
+  /** How far back the charts reach; default '1h' (history / sampleInterval points, at most 10 000). */
+  history?: Duration;
+}
+
+/** The headline figures, pushed as `figures`. */
+export interface Figures {
+  at: number;
+  node: string;
+  /** Live service nodes (1 without cluster presence). */
+  nodes: number;
+  sessions: number;
+  users: number;
+  locked: number;
+  created: number;
+  expired: number;
+  evicted: number;
+  revoked: number;
+  rotated: number;
+  validations: number;
+  backendErrors: number;
+  connections: number;
+  connectedUsers: number;
+  rooms: number;
+  /** Whether the backend answered this reading. */
+  backend: 'ok' | 'unavailable';
+}
+
+const SESSION_EVENTS = ['created', 'expired', 'evicted', 'revoked', 'rotated'] as const satisfies readonly StoreEventName[];
+/** Figures go out at most this often after changes, and at least every FIGURES_EVERY_MS (changes on other nodes). */
+const FIGURES_AFTER_MS = 150;
+const FIGURES_EVERY_MS = 2000;
+const JOBS_POLL_MS = 500;
+
+/**
+ * The live console behind the admin page: the push channel, the chart series, the prefix
+ * search and the job history. Everything runs on unref'd timers cleared by close().
+ */
+export class ConsoleService {
+  readonly feed: ConsoleFeed;
+  readonly series: SeriesRing;
+  readonly directory: Directory;
+  readonly jobs: JobRuns;
+  private readonly clock: TimerClock;
+  private readonly unhook: (() => void)[] = [];
+  private figuresTimer: unknown;
+  private tickTimer: unknown;
+  private lastFiguresAt = 0;
+  private nodeName = `${hostname()}-${process.pid}`;
+  private closed = false;
+
+  constructor(
+    private readonly ctx: LapseContext,
+    opts: ConsoleOptions = {},
+  ) {
+    this.clock = timerClock(ctx.clock);
+    const every = parsePositiveDuration(opts.sampleInterval ?? '10s', 'console.sampleInterval');
+    const history = parsePositiveDuration(opts.history ?? '1h', 'console.history');
+    const capacity = Math.ceil(history / every);
+    if (capacity > 10_000) throw new LapseError('LAPSE_INVALID_OPTION', 'console.history / console.sampleInterval is at most 10 000 points');
+    this.feed = new ConsoleFeed(this.clock);
+    this.series = new SeriesRing(this.clock, every, capacity, () => this.reading(), (p) => this.feed.now('point', p));
+    this.directory = new Directory(ctx.store, () => ctx.clock.now());
+    this.jobs = new JobRuns(ctx.store.scheduler, () => this.nodeName);
+  }
+
+  /** This node's name: the presence registry's node id on a cluster, else host and pid. */
+  get node(): string {
+    return this.nodeName;
+  }
+
+  /** Follows the store and the tracker, starts the series and the job watch. */
+  start(): void {
+    const { store } = this.ctx;
+    for (const event of SESSION_EVENTS) {
+      const listener = (e: StoreEvent) => {
+        this.feed.publish('sessions', { event, id: e.id, userId: e.userId, at: e.at });
+        this.figuresSoon();
+      };
+      store.on(event, listener);
+      this.unhook.push(() => store.off(event, listener));
+    }
+    const tracker = this.ctx.live?.tracker;
+    if (tracker) {
+      const changed = () => {
+        this.feed.publish('connections', { at: this.ctx.clock.now() });
+        this.figuresSoon();
+      };
+      tracker.on('connected', changed).on('disconnected', changed);
+      this.unhook.push(() => tracker.off('connected', changed).off('disconnected', changed));
+    }
+    this.series.start();
+    this.tick();
+  }
+
+  /** The figures now (cluster-wide connection counts with presence on Redis). */
+  async figures(): Promise<Figures> {
+    const { store, connections } = this.ctx;
+    const at = this.ctx.clock.now();
+    const c = connections ? await Promise.resolve(connections.stats()).catch(() => null) : null;
+    if (c?.node?.nodeId) this.nodeName = c.node.nodeId;
+    const base = {
+      at,
+      node: this.nodeName,
+      nodes: c?.nodes ?? 1,
+      connections: c?.totalSessions ?? 0,
+      connectedUsers: c?.uniqueUsers ?? 0,
+      rooms: c?.activeRooms ?? 0,
+    };
+    try {
+      const s = await store.stats();
+      return {
+        ...base,
+        sessions: s.sessions,
+        users: s.users,
+        locked: s.locked,
+        created: s.created,
+        expired: s.expired,
+        evicted: s.evicted,
+        revoked: s.revoked,
+        rotated: s.rotated,
+        validations: s.validations,
+        backendErrors: s.backendErrors,
+        backend: 'ok',
+      };
+    } catch {
+      const zero = { sessions: 0, users: 0, locked: 0, created: 0, expired: 0, evicted: 0, revoked: 0, rotated: 0, validations: 0, backendErrors: 0 };
+      return { ...base, ...zero, backend: 'unavailable' };
+    }
+  }
+
+  /** Stops everything and ends the streams. Safe to call twice. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const off of this.unhook.splice(0)) off();
+    for (const t of [this.figuresTimer, this.tickTimer]) if (t !== undefined) this.clock.clearTimer(t);
+    this.figuresTimer = undefined;
+    this.tickTimer = undefined;
+    this.series.close();
+    this.feed.close();
+  }
+
+  private figuresSoon(): void {
+    if (this.closed || this.feed.size === 0 || this.figuresTimer !== undefined) return;
+    this.figuresTimer = this.clock.setTimer(() => {
+      this.figuresTimer = undefined;
+      void this.pushFigures();
+    }, FIGURES_AFTER_MS);
+  }
+
+  private async pushFigures(): Promise<void> {
+    this.lastFiguresAt = this.ctx.clock.now();
+    const f = await this.figures();
+    this.feed.publish('figures', f);
+  }
+
+  /** Every JOBS_POLL_MS: job runs noticed, and the figures refreshed now and then. */
+  private tick(): void {
+    if (this.closed) return;
+    if (this.feed.size > 0) {
+      const { jobs, changed } = this.jobs.poll();
+      if (changed) this.feed.publish('jobs', { node: this.nodeName, jobs });
+      if (this.ctx.clock.now() - this.lastFiguresAt >= FIGURES_EVERY_MS) void this.pushFigures();
+    }
+    this.tickTimer = this.clock.setTimer(() => this.tick(), JOBS_POLL_MS);
+  }
+
+  private async reading(): Promise<SeriesReading> {
+    const { store, connections, metrics } = this.ctx;
+    const s = await store.stats();
+    const c = connections ? await Promise.resolve(connections.stats()).catch(() => null) : null;
+    return {
+      sessions: s.sessions,
+      connections: c?.totalSessions ?? 0,
+      created: s.created,
+      expired: s.expired,
+      evicted: s.evicted,
+      revoked: s.revoked,
+      validations: s.validations,
+      backendErrors: s.backendErrors,
+      latency: metrics.validateCounts(),
+    };
+  }
+}
