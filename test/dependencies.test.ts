@@ -11,7 +11,7 @@ function importsUnder(dir: string): Set<string> {
   for (const entry of readdirSync(join(root, dir), { recursive: true, withFileTypes: true })) {
     if (!entry.isFile() || !/\.(ts|mjs|js)$/.test(entry.name)) continue;
     const text = readFileSync(join(entry.parentPath, entry.name), 'utf8');
-    for (const m of text.matchAll(/(?:from\s+|import\s*\(\s*|require\s*\(\s*)['"]([^'"]+)['"]/g)) out.add(m[1] as string);
+    for (const m of text.matchAll(/(?:from\s+|import\s*\(\s*|require(?:\.resolve)?\s*\(\s*)['"]([^'"]+)['"]/g)) out.add(m[1] as string);
   }
   return out;
 }

@@ -8,7 +8,8 @@ interface UaResult {
 }
 
 // ua-parser-js 1.x (MIT; 2.x is AGPL): CommonJS, no types of its own. A service dependency only.
-const UAParser = createRequire(import.meta.url)('ua-parser-js') as (ua: string) => UaResult;
+const require = createRequire(import.meta.url);
+const UAParser = require('ua-parser-js') as (ua: string) => UaResult;
 
 /** A session as the console lists it: no data, the user agent parsed. */
 export interface DeviceRow {

@@ -7,12 +7,12 @@ import { LapseError } from '../../errors.js';
  * Browser libraries the console uses, served from the service's own dependencies (no CDN):
  * uPlot for the charts. Read once, on first request.
  */
-const VENDOR: Record<string, { module: string; type: string }> = {
-  'uplot.js': { module: 'uplot/dist/uPlot.iife.min.js', type: 'text/javascript; charset=utf-8' },
-  'uplot.css': { module: 'uplot/dist/uPlot.min.css', type: 'text/css; charset=utf-8' },
+const require = createRequire(import.meta.url);
+const VENDOR: Record<string, { path: () => string; type: string }> = {
+  'uplot.js': { path: () => require.resolve('uplot/dist/uPlot.iife.min.js'), type: 'text/javascript; charset=utf-8' },
+  'uplot.css': { path: () => require.resolve('uplot/dist/uPlot.min.css'), type: 'text/css; charset=utf-8' },
 };
 
-const require = createRequire(import.meta.url);
 const cache = new Map<string, Buffer>();
 
 function load(file: string): Buffer | null {
@@ -20,7 +20,7 @@ function load(file: string): Buffer | null {
   if (!entry) return null;
   let body = cache.get(file);
   if (!body) {
-    body = readFileSync(require.resolve(entry.module));
+    body = readFileSync(entry.path());
     cache.set(file, body);
   }
   return body;
