@@ -315,6 +315,28 @@ describe.skipIf(!chromiumAvailable())('the live admin console in Chromium', () =
     await page.close();
   });
 
+  it('is keyboard navigable: a tab link opens its view, focus lands on it, and its buttons follow', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    await page.goto(base);
+    // The key field has focus; typing and Enter sign in.
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('key');
+    await page.keyboard.type(ADMIN);
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#live.live', { timeout: WAIT });
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('h-overview');
+    await page.keyboard.press('Shift+Tab');
+    expect(await page.evaluate(() => document.activeElement?.getAttribute('data-view'))).toBe('keys');
+    await page.focus('nav a[data-view="jobs"]');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#view-jobs:not([hidden])', { timeout: WAIT });
+    await expect.poll(() => page.evaluate(() => document.activeElement?.id), { timeout: WAIT }).toBe('h-jobs');
+    expect(await page.getAttribute('nav a[data-view="jobs"]', 'aria-current')).toBe('page');
+    await page.waitForSelector('tr[data-job="session_cleanup"] button', { timeout: WAIT });
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.activeElement?.getAttribute('aria-label'))).toMatch(/^Run .* now$/);
+    await page.close();
+  });
+
   it('is readable on a phone width', async () => {
     const page = await signedIn({ width: 390, height: 844 });
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);

@@ -109,6 +109,7 @@ async function signIn(key) {
   renderFigures(state.figures);
   startFeed();
   show(viewFromHash());
+  document.getElementById(`h-${state.view}`)?.focus();
   return true;
 }
 
@@ -526,7 +527,12 @@ $('#login-form').addEventListener('submit', (e) => {
   signIn($('#key').value.trim());
 });
 $('#signout').addEventListener('click', signOut);
-window.addEventListener('hashchange', () => state.key && show(viewFromHash()));
+window.addEventListener('hashchange', () => {
+  if (!state.key) return;
+  show(viewFromHash());
+  // Keyboard and screen-reader users land on the view they chose.
+  document.getElementById(`h-${state.view}`)?.focus();
+});
 window.addEventListener('resize', () => soon('resize', () => state.view === 'overview' && state.charts.mount(), 150));
 
 $('#conn-filter').addEventListener('submit', (e) => {

@@ -72,7 +72,7 @@ export class ConsoleService {
     const history = parsePositiveDuration(opts.history ?? '1h', 'console.history');
     const capacity = Math.ceil(history / every);
     if (capacity > 10_000) throw new LapseError('LAPSE_INVALID_OPTION', 'console.history / console.sampleInterval is at most 10 000 points');
-    this.feed = new ConsoleFeed(this.clock);
+    this.feed = new ConsoleFeed(this.clock, (on) => this.watchTracker(on));
     this.series = new SeriesRing(this.clock, every, capacity, () => this.reading(), (p) => this.feed.now('point', p));
     this.directory = new Directory(ctx.store, () => ctx.clock.now());
     this.jobs = new JobRuns(ctx.store.scheduler, () => this.nodeName);
@@ -94,17 +94,24 @@ export class ConsoleService {
       store.on(event, listener);
       this.unhook.push(() => store.off(event, listener));
     }
-    const tracker = this.ctx.live?.tracker;
-    if (tracker) {
-      const changed = () => {
-        this.feed.publish('connections', { at: this.ctx.clock.now() });
-        this.figuresSoon();
-      };
-      tracker.on('connected', changed).on('disconnected', changed);
-      this.unhook.push(() => tracker.off('connected', changed).off('disconnected', changed));
-    }
     this.series.start();
     this.tick();
+  }
+
+  /**
+   * The tracker's connect and disconnect events, followed only while a console is open: each
+   * one listened to costs the tracker a snapshot of the connection.
+   */
+  private readonly onConnection = () => {
+    this.feed.publish('connections', { at: this.ctx.clock.now() });
+    this.figuresSoon();
+  };
+
+  private watchTracker(on: boolean): void {
+    const tracker = this.ctx.live?.tracker;
+    if (!tracker) return;
+    tracker.off('connected', this.onConnection).off('disconnected', this.onConnection);
+    if (on && !this.closed) tracker.on('connected', this.onConnection).on('disconnected', this.onConnection);
   }
 
   /** The figures now (cluster-wide connection counts with presence on Redis). */
@@ -148,6 +155,7 @@ export class ConsoleService {
     if (this.closed) return;
     this.closed = true;
     for (const off of this.unhook.splice(0)) off();
+    this.watchTracker(false);
     for (const t of [this.figuresTimer, this.tickTimer]) if (t !== undefined) this.clock.clearTimer(t);
     this.figuresTimer = undefined;
     this.tickTimer = undefined;

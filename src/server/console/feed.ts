@@ -21,7 +21,11 @@ export class ConsoleFeed {
   private keepAlive: unknown;
   private closed = false;
 
-  constructor(private readonly clock: TimerClock) {}
+  /** `watch(true)` when the first stream opens, `watch(false)` when the last one closes. */
+  constructor(
+    private readonly clock: TimerClock,
+    private readonly watch: (on: boolean) => void = () => {},
+  ) {}
 
   get size(): number {
     return this.streams.size;
@@ -39,7 +43,10 @@ export class ConsoleFeed {
       return;
     }
     this.streams.add(res);
-    res.on('close', () => this.streams.delete(res));
+    if (this.streams.size === 1) this.watch(true);
+    res.on('close', () => {
+      if (this.streams.delete(res) && this.streams.size === 0 && !this.closed) this.watch(false);
+    });
     for (const [topic, data] of Object.entries(hello)) res.write(frame(topic, data));
     if (this.keepAlive === undefined) this.armKeepAlive();
   }
@@ -65,8 +72,10 @@ export class ConsoleFeed {
     this.flushTimer = undefined;
     this.keepAlive = undefined;
     this.pending.clear();
+    const had = this.streams.size > 0;
     for (const res of this.streams) res.end();
     this.streams.clear();
+    if (had) this.watch(false);
   }
 
   private flush(): void {
