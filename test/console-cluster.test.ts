@@ -49,11 +49,23 @@ describeRedis('the console on two nodes over Redis', () => {
     await expect
       .poll(async () => (await a.inject({ url: '/v1/console/figures', headers: admin })).json(), { timeout: 5000 })
       .toMatchObject({ connections: 1, nodes: 2, sessions: 1 });
+    // Node A lists the socket of node B, named by B.
     const onA = (await a.inject({ url: '/v1/console/connections', headers: admin })).json();
-    expect(onA).toMatchObject({ total: 0, clusterTotal: 1, nodes: 2, connections: [] });
     const onB = (await b.inject({ url: '/v1/console/connections', headers: admin })).json();
-    expect(onB.connections).toMatchObject([{ sid: s.id, userId: 'nina', sessionId: session.id, node: onB.node }]);
     expect(onB.node).not.toBe(onA.node);
+    expect(onA).toMatchObject({ total: 1, clusterTotal: 1, nodes: 2, answered: 2 });
+    expect(onA.connections).toMatchObject([{ sid: s.id, userId: 'nina', sessionId: session.id, node: onB.node }]);
+    expect((await a.inject({ url: '/v1/console/connections?user=nobody', headers: admin })).json()).toMatchObject({ total: 0, connections: [], answered: 2 });
+
+    // Disconnect from A a socket that lives on B.
+    const second = (await a.inject({ method: 'POST', url: '/v1/sessions', headers: admin, payload: { userId: 'omar' } })).json();
+    const s2 = io(url(b), { auth: { token: second.token }, transports: ['websocket'], reconnection: false, forceNew: true });
+    sockets.push(s2);
+    await new Promise<void>((resolve, reject) => s2.once('connect', () => resolve()).once('connect_error', reject));
+    const cut = new Promise<string>((resolve) => s2.once('disconnect', resolve));
+    expect((await a.inject({ method: 'POST', url: `/v1/console/connections/${s2.id}/disconnect`, headers: admin })).statusCode).toBe(204);
+    expect(await cut).toBe('io server disconnect');
+    expect((await a.inject({ method: 'POST', url: '/v1/console/connections/no-such-sid/disconnect', headers: admin })).statusCode).toBe(404);
 
     // Users on Redis: a full id only.
     expect((await a.inject({ url: '/v1/console/users?prefix=nina', headers: admin })).json()).toEqual({ users: [{ userId: 'nina', sessions: 1 }], cursor: null, exact: true });

@@ -217,8 +217,8 @@ async function loadConnections() {
   try {
     const r = await api('GET', `/v1/console/connections?${q}`);
     state.conn.rows = r.connections;
-    $('#conn-summary').textContent =
-      `${r.total} shown from node ${r.node}` + (r.nodes > 1 ? `; ${r.clusterTotal} live across ${r.nodes} nodes (each node lists its own)` : '');
+    const nodes = r.nodes > 1 ? ` from ${r.answered} of ${r.nodes} nodes` : ` on node ${r.node}`;
+    $('#conn-summary').textContent = `${r.connections.length} of ${r.total} matching shown${nodes}; ${r.clusterTotal} live in all.`;
     renderConnections();
   } catch (err) {
     notice(`Connections: ${err.message}`, true);

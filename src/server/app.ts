@@ -158,7 +158,7 @@ export async function createServer(options: CreateServerOptions = {}): Promise<L
     app.addHook('preClose', async () => sockets.close());
   }
   // The live console, after the sockets: it follows the tracker. Its streams end before the server closes.
-  const service = new ConsoleService(ctx, options.console);
+  const service = new ConsoleService(ctx, options.console, logger.child({ component: 'console' }));
   await app.register(consoleRoutes(ctx, service));
   app.addHook('preClose', async () => service.close());
   app.addHook('onReady', async () => service.start());

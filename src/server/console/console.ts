@@ -2,11 +2,15 @@ import { hostname } from 'node:os';
 import { type TimerClock, timerClock } from '../../clock.js';
 import { type Duration, parsePositiveDuration } from '../../duration.js';
 import { LapseError } from '../../errors.js';
+import { defaultLogger, type Logger } from '../../logger.js';
 import type { StoreEvent, StoreEventName } from '../../store.js';
 import type { LapseContext } from '../context.js';
 import { Directory } from './directory.js';
 import { ConsoleFeed } from './feed.js';
+import type { ConsoleCluster } from './cluster.js';
+import { type ConnectionRow, listConnections, MAX_ROWS } from './connections.js';
 import { JobRuns } from './job-runs.js';
+import { parseBackendUrl } from '../backend.js';
 import { type SeriesReading, SeriesRing } from './series.js';
 
 /** createServer's `console` option (code only). */
@@ -45,6 +49,7 @@ const SESSION_EVENTS = ['created', 'expired', 'evicted', 'revoked', 'rotated'] a
 const FIGURES_AFTER_MS = 150;
 const FIGURES_EVERY_MS = 2000;
 const JOBS_POLL_MS = 500;
+const CLUSTER_MODULE: string = './cluster.js';
 
 /**
  * The live console behind the admin page: the push channel, the chart series, the prefix
@@ -62,10 +67,12 @@ export class ConsoleService {
   private lastFiguresAt = 0;
   private nodeName = `${hostname()}-${process.pid}`;
   private closed = false;
+  private cluster: ConsoleCluster | null = null;
 
   constructor(
     private readonly ctx: LapseContext,
     opts: ConsoleOptions = {},
+    private readonly logger: Logger = defaultLogger(),
   ) {
     this.clock = timerClock(ctx.clock);
     const every = parsePositiveDuration(opts.sampleInterval ?? '10s', 'console.sampleInterval');
@@ -83,8 +90,10 @@ export class ConsoleService {
     return this.nodeName;
   }
 
-  /** Follows the store and the tracker, starts the series and the job watch. */
-  start(): void {
+  /** Follows the store and the tracker, starts the series and the job watch; on Redis, joins the other nodes' consoles. */
+  async start(): Promise<void> {
+    await this.figures();
+    await this.joinCluster();
     const { store } = this.ctx;
     for (const event of SESSION_EVENTS) {
       const listener = (e: StoreEvent) => {
@@ -150,10 +159,73 @@ export class ConsoleService {
     }
   }
 
+  /** Live connections, of every node on Redis with presence (each answers for its own within 400 ms), else of this one. */
+  async connections(filter: { user?: string; room?: string; limit: number }): Promise<{
+    node: string;
+    nodes: number;
+    answered: number;
+    clusterTotal: number;
+    total: number;
+    connections: ConnectionRow[];
+  }> {
+    const figures = await this.figures();
+    const tracker = this.ctx.live?.tracker;
+    const local = tracker ? listConnections(tracker, this.nodeName, filter) : { rows: [], total: 0 };
+    const answers = this.cluster ? await this.cluster.list(filter, figures.nodes - 1) : [];
+    let rows = local.rows;
+    let total = local.total;
+    for (const a of answers) {
+      rows = rows.concat(a.rows ?? []);
+      total += a.total ?? 0;
+    }
+    if (answers.length > 0) rows = rows.sort((x, y) => x.connectedAt - y.connectedAt).slice(0, Math.min(filter.limit, MAX_ROWS));
+    return { node: this.nodeName, nodes: figures.nodes, answered: 1 + answers.length, clusterTotal: figures.connections, total, connections: rows };
+  }
+
+  /** Disconnects a socket on this node, else (on Redis) on whichever node has it. False when none had it. */
+  async disconnect(sid: string): Promise<boolean> {
+    const socket = this.ctx.live?.io.of('/').sockets.get(sid);
+    if (socket) {
+      socket.disconnect(true);
+      return true;
+    }
+    if (!this.cluster) return false;
+    return this.cluster.disconnect(sid, (await this.figures()).nodes - 1);
+  }
+
+  private async joinCluster(): Promise<void> {
+    const { config, live } = this.ctx;
+    const logger = this.logger;
+    const target = parseBackendUrl(config.backend);
+    if (target.kind !== 'redis' || !config.socketPresence || !live || this.closed) return;
+    // Loaded only on a Redis backend, like the backend itself.
+    const { ConsoleCluster: Cluster } = (await import(CLUSTER_MODULE)) as typeof import('./cluster.js');
+    const cluster = new Cluster({
+      url: target.url,
+      prefix: config.redisPrefix ?? 'lapse:',
+      node: () => this.nodeName,
+      list: (filter) => listConnections(live.tracker, this.nodeName, filter),
+      disconnect: (sid) => {
+        const socket = live.io.of('/').sockets.get(sid);
+        socket?.disconnect(true);
+        return socket !== undefined;
+      },
+      logger,
+    });
+    try {
+      await cluster.start();
+      this.cluster = cluster;
+    } catch (err) {
+      logger.warn({ err }, 'console: could not join the other nodes over Redis; the connections table shows this node only');
+      await cluster.close();
+    }
+  }
+
   /** Stops everything and ends the streams. Safe to call twice. */
-  close(): void {
+  async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.cluster?.close();
     for (const off of this.unhook.splice(0)) off();
     this.watchTracker(false);
     for (const t of [this.figuresTimer, this.tickTimer]) if (t !== undefined) this.clock.clearTimer(t);

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { LapseError } from '../../errors.js';
 import type { ConsoleService } from '../console/console.js';
-import { listConnections, MAX_ROWS } from '../console/connections.js';
+import { MAX_ROWS } from '../console/connections.js';
 import { MAX_STREAMS } from '../console/feed.js';
 import type { LapseContext } from '../context.js';
 import { API_HEADERS } from '../security.js';
@@ -75,25 +75,19 @@ export function consoleRoutes(ctx: LapseContext, service: ConsoleService) {
         },
       },
       async (request) => {
-        const tracker = ctx.live?.tracker;
-        const figures = await service.figures();
-        if (!tracker) return { node: service.node, nodes: figures.nodes, clusterTotal: figures.connections, total: 0, connections: [] };
         const { user, room } = request.query;
-        const { rows, total } = listConnections(tracker, service.node, { user, room, limit: limitOf(request.query.limit, 200, MAX_ROWS) });
-        return { node: service.node, nodes: figures.nodes, clusterTotal: figures.connections, total, connections: rows };
+        return service.connections({ user, room, limit: limitOf(request.query.limit, 200, MAX_ROWS) });
       },
     );
 
     app.post<{ Params: { sid: string } }>(
       '/v1/console/connections/:sid/disconnect',
       {
-        config: config('Disconnect a live socket of this node'),
+        config: config('Disconnect a live socket (of any node on Redis)'),
         schema: { params: { type: 'object', required: ['sid'], properties: { sid: { type: 'string', minLength: 1, maxLength: 256 } } } },
       },
       async (request, reply) => {
-        const socket = ctx.live?.io.of('/').sockets.get(request.params.sid);
-        if (!socket) throw new LapseError('LAPSE_NOT_FOUND', 'no such live connection on this node');
-        socket.disconnect(true);
+        if (!(await service.disconnect(request.params.sid))) throw new LapseError('LAPSE_NOT_FOUND', 'no such live connection');
         return reply.code(204).send();
       },
     );
