@@ -5,6 +5,7 @@ import type { ConnectionRow } from './connections.js';
 
 /** How long a node waits for the others' answers. */
 const ANSWER_MS = 400;
+const START_MS = 3000;
 
 type Filter = { user?: string; room?: string; limit: number };
 type Request = { id: string; from: string; kind: 'list'; filter: Filter } | { id: string; from: string; kind: 'disconnect'; sid: string };
@@ -50,7 +51,21 @@ export class ConsoleCluster {
     this.resChannel = `${opts.prefix}console:res`;
   }
 
+  /** Connects and subscribes; rejects after START_MS at most (the caller then goes on without the others). */
   async start(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('redis did not answer in time')), START_MS);
+      timer.unref();
+    });
+    try {
+      await Promise.race([this.connectAll(), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async connectAll(): Promise<void> {
     await Promise.all([this.pub.connect(), this.sub.connect()]);
     this.sub.on('message', (channel: string, text: string) => this.onMessage(channel, text));
     await this.sub.subscribe(this.reqChannel, this.resChannel);
@@ -78,13 +93,8 @@ export class ConsoleCluster {
       p.done(p.answers);
     }
     this.pending.clear();
-    for (const c of [this.sub, this.pub]) {
-      try {
-        await c.quit();
-      } catch {
-        c.disconnect();
-      }
-    }
+    // disconnect(), not quit(): quit waits for a connection that may never come.
+    for (const c of [this.sub, this.pub]) c.disconnect();
   }
 
   private ask(req: Request, expected: number, first: boolean): Promise<Answer[]> {
