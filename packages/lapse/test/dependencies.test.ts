@@ -21,7 +21,7 @@ function importsUnder(dir: string): Set<string> {
     if (!entry.isFile() || !/\.(ts|mjs|js)$/.test(entry.name)) continue;
     // Code only: an import in a doc comment's example is not one the package makes.
     const text = readFileSync(join(entry.parentPath, entry.name), 'utf8').replace(/\/\*[\s\S]*?\*\//g, '');
-    const patterns = [/(?:from\s+|import\s*\(\s*|require\s*\(\s*)['"]([^'"]+)['"]/g, /(?:requirePeer|assertPeer)(?:<[^>]*>)?\(\s*['"]([^'"]+)['"]/g];
+    const patterns = [/(?:from\s+|import\s*\(\s*|require(?:\.resolve)?\s*\(\s*)['"]([^'"]+)['"]/g, /(?:requirePeer|assertPeer)(?:<[^>]*>)?\(\s*['"]([^'"]+)['"]/g];
     for (const re of patterns) for (const m of text.matchAll(re)) out.add(m[1] as string);
   }
   return out;

@@ -26,6 +26,10 @@ import { sessionRoutes } from './routes/sessions.js';
 import { userRoutes } from './routes/users.js';
 import { statsRoutes } from './routes/stats.js';
 import { webRoutes } from './routes/web.js';
+import { keyRoutes } from './routes/keys.js';
+import { consoleRoutes } from './routes/console.js';
+import { consoleAssetRoutes } from './routes/console-assets.js';
+import { type ConsoleOptions, ConsoleService } from './console/console.js';
 import { type LiveConnectionOptions, mountServiceSockets } from './live.js';
 
 /** createServer's argument: the configuration plus what only code can pass. */
@@ -43,11 +47,13 @@ export interface CreateServerOptions extends ServerConfigInput {
    * options and `serverOptions`) goes over them. /health/connections reports it.
    */
   liveConnections?: boolean | LiveConnectionOptions;
+  /** The admin console's chart settings (sample interval, history); the console itself is always on. */
+  console?: ConsoleOptions;
   /** Runs after the routes are registered and before the server is ready: mount more on `app.server` here. */
   onReady?: (app: LapseServer) => void | Promise<void>;
 }
 
-const EXTRA = ['store', 'logStream', 'clock', 'connections', 'onReady', 'liveConnections'] as const;
+const EXTRA = ['store', 'logStream', 'clock', 'connections', 'onReady', 'liveConnections', 'console'] as const;
 
 /**
  * The Lapse service as a Fastify instance (not yet listening). Opens the backend the config
@@ -132,6 +138,8 @@ export async function createServer(options: CreateServerOptions = {}): Promise<L
   await app.register(metricsRoutes(ctx));
   await app.register(openApiRoutes(openapi));
   await app.register(webRoutes());
+  await app.register(keyRoutes(ctx));
+  await app.register(consoleAssetRoutes());
 
   app.addHook('onClose', async () => {
     metrics.close();
@@ -149,6 +157,11 @@ export async function createServer(options: CreateServerOptions = {}): Promise<L
     // preClose, not onClose: the HTTP server waits for upgraded sockets before it closes.
     app.addHook('preClose', async () => sockets.close());
   }
+  // The live console, after the sockets: it follows the tracker. Its streams end before the server closes.
+  const service = new ConsoleService(ctx, options.console, logger.child({ component: 'console' }));
+  await app.register(consoleRoutes(ctx, service));
+  app.addHook('preClose', async () => service.close());
+  app.addHook('onReady', async () => service.start());
   if (options.onReady) await options.onReady(server);
   return server;
 }

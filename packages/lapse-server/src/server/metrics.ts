@@ -2,6 +2,9 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { type HistogramSeries, HotCounter, HotHistogram } from './hot-metrics.js';
 import type { SessionStore, StoreEventName } from 'lapse/internal';
 
+/** Upper bounds (seconds) of the validate-duration buckets. */
+export const VALIDATE_BUCKETS: readonly number[] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5];
+
 const ENDINGS = ['created', 'expired', 'evicted', 'revoked', 'rotated'] as const satisfies readonly StoreEventName[];
 
 /**
@@ -41,7 +44,7 @@ export class ServerMetrics {
       'lapse_validate_duration_seconds',
       'Time to validate a token',
       'result',
-      [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
+      VALIDATE_BUCKETS,
     );
     this.validOutcome = validateSeconds.labels('valid');
     this.invalidOutcome = validateSeconds.labels('invalid');
@@ -57,6 +60,13 @@ export class ServerMetrics {
   /** Records one validation and its duration. */
   observeValidate(seconds: number, valid: boolean): void {
     (valid ? this.validOutcome : this.invalidOutcome).observe(seconds);
+  }
+
+  /** Validations so far per bucket of VALIDATE_BUCKETS (+Inf last), valid and invalid together: the console's latency series. */
+  validateCounts(): number[] {
+    const out: number[] = [];
+    for (let i = 0; i <= VALIDATE_BUCKETS.length; i++) out.push((this.validOutcome.counts[i] as number) + (this.invalidOutcome.counts[i] as number));
+    return out;
   }
 
   /** Counts one answered request (route is the template, so the label set stays small). */

@@ -21,6 +21,12 @@ export interface BackendStats {
   snapshot?: { failures: number; lastSuccessAt: number | null };
 }
 
+/** A user and how many sessions the backend stores for it (what scanUsers returns). */
+export interface UserCount {
+  userId: string;
+  sessions: number;
+}
+
 /** Whether a backend can serve writes and keep them: `ok: false` with a reason when it cannot. */
 export interface BackendHealth {
   ok: boolean;
@@ -167,6 +173,15 @@ export interface Backend {
    * (a memory backend whose snapshots fail). Cheap and synchronous; /health turns 503 on it.
    */
   health?(): BackendHealth;
+
+  /**
+   * Optional: users whose id starts with `prefix` and is greater than `afterUserId`, in user id
+   * order, at most `limit`, each with its stored session count (expired ones not yet swept
+   * included). From an ordered user index: O(log users + limit), never a scan of sessions.
+   * Memory, SQLite and PostgreSQL have it; without it, a caller can only look a user up by
+   * its full id (listUser).
+   */
+  scanUsers?(prefix: string, afterUserId: string | null, limit: number, now: number): Awaitable<UserCount[]>;
 
   /** Optional: a JobLease shared by every process on this backend (cluster-once jobs). */
   jobLease?(): JobLease;

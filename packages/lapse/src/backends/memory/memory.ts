@@ -1,5 +1,5 @@
 import sortedBtree from 'sorted-btree';
-import type { Backend, BackendHealth, BackendStats, InsertPolicy, JobLease } from '../../core/backend.js';
+import type { Backend, BackendHealth, BackendStats, InsertPolicy, JobLease, UserCount } from '../../core/backend.js';
 import { type Clock, type TimerClock, timerClock } from '../../core/clock.js';
 import { parsePositiveDuration, type Duration } from '../../core/duration.js';
 import { errors, LapseError } from '../../core/errors.js';
@@ -130,6 +130,8 @@ export class MemoryBackend implements Backend {
   /** Insertion order is recency: a touched entry is moved to the end. */
   private byId = new Map<string, Entry>();
   private byUser = new Map<string, UserList>();
+  /** User id order, for scanUsers(): the same lists as byUser. */
+  private userOrder = new BTree<string, UserList>();
   /** Id order, for scan(): a B+ tree, so a page costs O(log n + page), never a sort of the map. */
   private byOrder = new BTree<string, Entry>();
   /** Expiry index; an entry stays queued at its old time after a touch and is re-queued lazily. */
@@ -341,10 +343,24 @@ export class MemoryBackend implements Backend {
     return out;
   }
 
+  /** From the user id index: O(log users + limit). */
+  scanUsers(prefix: string, afterUserId: string | null, limit: number, _now: number): UserCount[] {
+    const out: UserCount[] = [];
+    if (!(limit > 0)) return out;
+    const from = afterUserId !== null && afterUserId > prefix ? afterUserId : prefix;
+    for (const [userId, list] of this.userOrder.entries(from)) {
+      if (userId === afterUserId) continue;
+      if (!userId.startsWith(prefix)) break;
+      if (out.push({ userId, sessions: list.size }) >= limit) break;
+    }
+    return out;
+  }
+
   clear(): void {
     this.byId.clear();
     this.byOrder.clear();
     this.byUser.clear();
+    this.userOrder.clear();
     this.queue.clear();
     this.locks.clear();
   }
@@ -477,6 +493,7 @@ export class MemoryBackend implements Backend {
       if (!list) {
         list = new UserList();
         this.byUser.set(e.userId, list);
+        this.userOrder.set(e.userId, list);
       }
       list.append(e);
     }
@@ -501,7 +518,10 @@ export class MemoryBackend implements Backend {
     const list = e.userList;
     if (list) {
       list.unlink(e);
-      if (list.size === 0 && e.userId !== null) this.byUser.delete(e.userId);
+      if (list.size === 0 && e.userId !== null) {
+        this.byUser.delete(e.userId);
+        this.userOrder.delete(e.userId);
+      }
     }
   }
 

@@ -1,5 +1,5 @@
 import type { Statement } from 'better-sqlite3';
-import type { Backend, BackendStats, InsertPolicy, JobLease } from '../../core/backend.js';
+import type { Backend, BackendStats, InsertPolicy, JobLease, UserCount } from '../../core/backend.js';
 import { type Clock, systemClock } from '../../core/clock.js';
 import { CleanupSteps } from '../../core/cleanup.js';
 import { errors } from '../../core/errors.js';
@@ -240,6 +240,17 @@ export class SqliteBackend implements Backend {
 
   scan(afterId: string | null, limit: number, now: number): SessionRecord[] {
     return (this.st.scan.all(afterId ?? '', now, limit) as SessionRow[]).map(toRecord);
+  }
+
+  /** From lapse_users' primary key: the rows from the prefix on, stopping at the first that does not match. */
+  scanUsers(prefix: string, afterUserId: string | null, limit: number, _now: number): UserCount[] {
+    const out: UserCount[] = [];
+    if (!(limit > 0)) return out;
+    for (const row of this.st.scanUsers.all(prefix, afterUserId ?? '', limit) as UserCount[]) {
+      if (!row.userId.startsWith(prefix)) break;
+      out.push({ userId: row.userId, sessions: Number(row.sessions) });
+    }
+    return out;
   }
 
   clear(): void {

@@ -110,6 +110,8 @@ export const SQL = {
   due: 'SELECT count(*) FROM lapse_sessions WHERE expires_at <= ?',
   locked: 'SELECT count(*) FROM lapse_sessions WHERE lock_expires_at > ?',
   scan: 'SELECT * FROM lapse_sessions WHERE id > ? AND expires_at > ? ORDER BY id LIMIT ?',
+  // The primary key of lapse_users is the user id index (BINARY collation: byte order).
+  scanUsers: 'SELECT user_id AS userId, sessions FROM lapse_users WHERE user_id >= ? AND user_id > ? ORDER BY user_id LIMIT ?',
   clear: 'DELETE FROM lapse_sessions',
   ping: 'SELECT 1',
 } as const;
