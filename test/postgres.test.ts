@@ -180,7 +180,6 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
         ['scan', st.scan.text, ['id5', now, 100], 'lapse_sessions_pkey'],
         ['count', st.count.text, [now + 3_600_000 + 10], 'lapse_sessions_expires'],
         ['stats', st.stats.text, [now], 'lapse_sessions_lock'],
-        ['updateFast', st.updateFast.text, ['id43', '{"a":1}', now, 1, null], 'lapse_sessions_pkey'],
       ];
       const plans: Record<string, string> = {};
       for (const [name, text, values, index] of plain) {

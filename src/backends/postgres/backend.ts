@@ -1,6 +1,6 @@
 import pg, { type Pool, type QueryResult } from 'pg';
 import type { Backend, BackendStats, InsertPolicy, JobLease } from '../../backend.js';
-import { isLapseError, LapseError } from '../../errors.js';
+import { LapseError } from '../../errors.js';
 import { defaultLogger, type Logger } from '../../logger.js';
 import type { Ended, LockState, SessionRecord } from '../../session.js';
 import { mapError } from './errors.js';
@@ -90,17 +90,6 @@ export class PostgresBackend implements Backend {
   }
 
   async insert(rec: SessionRecord, now: number, policy: InsertPolicy, opts: { replace?: boolean; fence?: number } = {}) {
-    // No cap and a fresh id (a create): one plain statement. Any refusal (the id exists) goes to the function.
-    if (policy.maxSessions == null && policy.maxSessionsPerUser == null && opts.replace !== true && opts.fence === undefined) {
-      const row = await this.run('insert', this.st.insertFast, insertArgs(rec)).then(
-        (r) => r.rows[0] as unknown[],
-        (err: unknown) => {
-          if (isLapseError(err, 'LAPSE_INVALID_INPUT')) return undefined; // 23505: decided below
-          throw err;
-        },
-      );
-      if (row) return { record: recordOf(row), ended: [] };
-    }
     const r = await this.run('insert', this.st.insert, [
       ...insertArgs(rec), now, policy.maxSessions ?? null, policy.maxSessionsPerUser ?? null,
       opts.replace === true, opts.fence ?? null,
@@ -125,11 +114,8 @@ export class PostgresBackend implements Backend {
   }
 
   async update(id: string, data: string, now: number, opts: { expectedVersion?: number; fence?: number }) {
-    const args = [id, data, now, opts.expectedVersion ?? null, opts.fence ?? null];
-    const fast = (await this.run('update', this.st.updateFast, args)).rows[0] as unknown[] | undefined;
-    if (fast) return recordOf(fast);
-    // Refused (or changed meanwhile): the function names the refusal in the same terms as ever.
-    return fromJson(value<SessionJson>(await this.run('update', this.st.update, args)));
+    const r = await this.run('update', this.st.update, [id, data, now, opts.expectedVersion ?? null, opts.fence ?? null]);
+    return fromJson(value<SessionJson>(r));
   }
 
   async remove(id: string, now: number, opts: { fence?: number; force?: boolean }) {

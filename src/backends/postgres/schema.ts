@@ -23,7 +23,7 @@ export const REFUSALS = {
 } as const;
 
 /** Rows the session and user totals are split over (see lapse_counters). */
-export const COUNTER_SHARDS = 64;
+const COUNTER_SHARDS = 64;
 /** This connection's counter row. */
 const SHARD = `pg_backend_pid() % ${COUNTER_SHARDS}`;
 

@@ -2,7 +2,6 @@ import pg from 'pg';
 import type { SessionRecord } from '../../session.js';
 import { fromTuple, ID_COLUMN, type SessionRow, toRecord } from '../sqlite/statements.js';
 import type { SchemaNames } from './names.js';
-import { COUNTER_SHARDS } from './schema.js';
 
 /** bigint columns (times, counts, versions, fences) come back as JS numbers: all stay below 2^53. */
 const TYPES = {
@@ -69,42 +68,6 @@ export function statements(n: SchemaNames) {
       'stats',
       `SELECT (SELECT sum(sessions) FROM ${s}.lapse_counters), (SELECT sum(users) FROM ${s}.lapse_counters),
         (SELECT count(*) FROM ${s}.lapse_sessions WHERE lock_expires_at > $1)`,
-      'array',
-    ),
-    /**
-     * The usual update in one plain statement (no function call, no JSON either way): it
-     * writes only when the row is live, not leased by someone else and at the expected
-     * version, all checked in the WHERE (re-checked on the newest row version when another
-     * update got there first). No row: the function decides what to refuse (or writes, when
-     * the row changed in between to allow it).
-     */
-    updateFast: named(
-      'update_fast',
-      `UPDATE ${s}.lapse_sessions SET data = $2, version = version + 1
-      WHERE id = $1 AND expires_at > $3 AND ($4::bigint IS NULL OR version = $4)
-        AND (lock_fence IS NULL OR lock_expires_at <= $3 OR lock_fence = $5::bigint)
-      RETURNING ${RECORD_COLUMNS}`,
-      'array',
-    ),
-    /**
-     * A create with no cap to enforce, in one plain statement: the row, the user's count and
-     * this connection's counter shard (in the functions' lock order: session, user, shard).
-     * An id that exists (live or expired) fails it whole (23505); the function then decides.
-     */
-    insertFast: named(
-      'insert_fast',
-      `WITH ins AS (
-        INSERT INTO ${s}.lapse_sessions VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, nextval('${s}.lapse_recency'),
-          $12, $13, $14, $15, $16)
-        RETURNING ${RECORD_COLUMNS}
-      ), u AS (
-        INSERT INTO ${s}.lapse_users AS u (user_id, sessions) SELECT user_id, 1 FROM ins WHERE user_id IS NOT NULL
-        ON CONFLICT (user_id) DO UPDATE SET sessions = u.sessions + 1 RETURNING (xmax = 0) AS fresh
-      ), c AS (
-        UPDATE ${s}.lapse_counters SET sessions = sessions + 1, users = users + (SELECT count(*) FROM u WHERE fresh)
-        WHERE shard = pg_backend_pid() % ${COUNTER_SHARDS}
-      )
-      SELECT * FROM ins`,
       'array',
     ),
     ping: named('ping', 'SELECT 1', 'array'),
