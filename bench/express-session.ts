@@ -27,7 +27,7 @@ const LOST_ROUNDS = 5;
 /** Read and write requests go to this many sessions in turn (many users), not all to one. */
 const POOL = 64;
 
-const STORES = ['lapse-memory', 'memorystore', 'lapse-sqlite', 'better-sqlite3-session-store', 'lapse-redis', 'connect-redis'] as const;
+const STORES = ['lapse-memory', 'memorystore', 'lapse-sqlite', 'better-sqlite3-session-store', 'lapse-redis', 'connect-redis', 'floor'] as const;
 type StoreName = (typeof STORES)[number];
 const PEER: Partial<Record<StoreName, StoreName>> = {
   'lapse-memory': 'memorystore',
@@ -91,6 +91,7 @@ async function storeFor(name: StoreName, session: typeof import('express-session
     return new LapseStore({ store, userId });
   }
   if (name === 'memorystore') return new session.MemoryStore();
+  if (name === 'floor') return floorStore(session);
   if (name === 'better-sqlite3-session-store') {
     const require = createRequire(import.meta.url);
     const Database = (await import('better-sqlite3')).default;
@@ -100,6 +101,35 @@ async function storeFor(name: StoreName, session: typeof import('express-session
   const { default: RedisStore } = await import('connect-redis');
   const { Redis } = await import('ioredis');
   return new RedisStore({ client: new Redis(redisUrl), prefix: 'bench-peer:' });
+}
+
+/**
+ * The framework's own cost, as a reference: a store that keeps plain objects in a Map, no
+ * serialization, no expiry, answering at once. No real store can cost less per request, so
+ * (peer - floor) / (lapse - floor) is what a store can still change.
+ */
+function floorStore(session: typeof import('express-session')) {
+  type Plain = Record<string, unknown> & { cookie: object };
+  type Cb = (err?: unknown, v?: unknown) => void;
+  class FloorStore extends session.Store {
+    private readonly m = new Map<string, Plain>();
+    override get(sid: string, cb: (err: unknown, sess?: import('express-session').SessionData | null) => void) {
+      const s = this.m.get(sid);
+      cb(null, s ? ({ ...s, cookie: { ...s.cookie } } as unknown as import('express-session').SessionData) : null);
+    }
+    override set(sid: string, sess: import('express-session').SessionData, cb?: Cb) {
+      this.m.set(sid, { ...(sess as unknown as Plain), cookie: (sess.cookie as unknown as { toJSON(): object }).toJSON() });
+      cb?.();
+    }
+    override destroy(sid: string, cb?: Cb) {
+      this.m.delete(sid);
+      cb?.();
+    }
+    override touch(_sid: string, _sess: unknown, cb?: Cb) {
+      cb?.();
+    }
+  }
+  return new FloorStore();
 }
 
 // ---- driver ----
@@ -237,6 +267,10 @@ async function main(): Promise<void> {
     row[`lost of ${WRITERS}`] = `${median(l)} (${Math.min(...l)}–${Math.max(...l)})`;
     rows.push(row);
   }
+  // What each store adds to the framework's own cost (the floor row), per route: the part a store can change.
+  const floorCpu = (route: Route) => median((runs.get(`floor ${route}`) as Run[]).map((r) => r.cpuUsPerReq));
+  const added = (s: StoreName, route: Route) => Math.round(median((runs.get(`${s} ${route}`) as Run[]).map((r) => r.cpuUsPerReq)) - floorCpu(route));
+  const addedNote = ROUTES.map((route) => `${route}: floor ${Math.round(floorCpu(route))} µs; ${STORES.filter((s) => s !== 'floor').map((s) => `${s} +${added(s, route)}`).join(', ')}`).join('; ');
   const zeroLost = STORES.filter((s) => s.startsWith('lapse-')).every((s) => (lost.get(s) as number[]).every((x) => x === 0));
   writeResults('express-session', 'express-session: LapseStore vs MemoryStore, better-sqlite3-session-store, connect-redis', rows, [
     `autocannon, ${CONNECTIONS} connections; read and write requests spread over ${POOL} sessions; ${SLICES} slices of ${SLICE_S} s per store and route, taking turns (order rotated), after ${WARMUP_S} s warm-up. Medians, with the range over slices in brackets; "vs peer" is the median of slice-by-slice req/s ratios to the peer store on the same backend.`,
@@ -245,6 +279,7 @@ async function main(): Promise<void> {
     `Lost updates: one session, ${WRITERS} concurrent requests each setting a different key, then the keys counted; ${LOST_ROUNDS} rounds, median (range).`,
     `Target: >= 1.2x the peer store on the same backend on every route: ${verdicts.every(Boolean) ? 'met' : 'not met'} (${verdicts.filter(Boolean).length} of ${verdicts.length}). 0 lost updates with LapseStore: ${zeroLost ? 'met' : 'not met'}.`,
     'The machine (2 cores) was shared with other work during the run: figures are noisy; the ratios of neighbouring slices are the robust part.',
+    `floor = express + express-session with a store that keeps plain objects in a Map (no serialization, no expiry): the framework's own cost. Server CPU per request above the floor (median µs): ${addedNote}. A store that costs the floor plus x is at most (floor + peer's x) / (floor + x) times the peer.`,
   ]);
 }
 

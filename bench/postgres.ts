@@ -8,6 +8,7 @@
  * Run: node --expose-gc --import tsx bench/postgres.ts
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -20,12 +21,15 @@ import { alternate, concurrent, fmt, type OpsResult, progress, withLoopMonitor, 
 
 const MS = 1500;
 const ROUNDS = 5;
+/** Exploration knobs (the committed results run everything): PG_BENCH_ONLY=http, PG_BENCH_ROUTES=write,login, PG_BENCH_ROUNDS=3. */
+const ONLY_HTTP = process.env.PG_BENCH_ONLY === 'http';
+const ROUTES = process.env.PG_BENCH_ROUTES?.split(',');
 const CALLERS = 50;
 const POOL = 10;
 const TOKENS = 2000;
 const SWEEP_ROWS = 20_000;
 const HTTP_S = 3;
-const HTTP_ROUNDS = 5;
+const HTTP_ROUNDS = Number(process.env.PG_BENCH_ROUNDS ?? 5);
 const CONNECTIONS = 50;
 const LOST_WRITERS = 50;
 const DATA = { userName: 'alice@example.com', roles: ['user', 'editor'], cart: [101, 202, 303], theme: 'dark' };
@@ -132,13 +136,15 @@ async function main(): Promise<void> {
       const r = await alternate(ROUNDS, () => concurrent(`lapse ${op}`, lapseFn, CALLERS, MS), () => concurrent(`bare ${op}`, bareFn, CALLERS, MS));
       results.push({ op, lapse: r.a, bare: r.b, ratio: r.ratio });
     };
-    await pair('validate vs SELECT', (i) => store.validate(pick(tokens, i)), (i) => bare.query({ ...q.get, values: [`raw${i % TOKENS}`] }));
-    await pair('update vs UPDATE', (i) => store.update(pick(ids, i), { ...DATA, n: i }), (i) =>
-      bare.query({ ...q.update, values: [`raw${i % TOKENS}`, JSON.stringify({ ...DATA, n: i })] }),
-    );
-    await pair('create vs INSERT', (i) => store.create({ userId: `user${i % 500}`, data: DATA }), () =>
-      bare.query({ ...q.insert, values: [`new${bareN++}`, dataText, Date.now() + 3_600_000] }),
-    );
+    if (!ONLY_HTTP) {
+      await pair('validate vs SELECT', (i) => store.validate(pick(tokens, i)), (i) => bare.query({ ...q.get, values: [`raw${i % TOKENS}`] }));
+      await pair('update vs UPDATE', (i) => store.update(pick(ids, i), { ...DATA, n: i }), (i) =>
+        bare.query({ ...q.update, values: [`raw${i % TOKENS}`, JSON.stringify({ ...DATA, n: i })] }),
+      );
+      await pair('create vs INSERT', (i) => store.create({ userId: `user${i % 500}`, data: DATA }), () =>
+        bare.query({ ...q.insert, values: [`new${bareN++}`, dataText, Date.now() + 3_600_000] }),
+      );
+    }
 
     // Sweep: SWEEP_ROWS expired rows each side; Lapse in batches of 500 (one transaction each), bare in one DELETE.
     const t0 = Date.now();
@@ -181,13 +187,18 @@ async function main(): Promise<void> {
       { route: 'GET /read', method: 'GET', path: '/read', cookie: true },
       { route: 'POST /write', method: 'POST', path: '/write', cookie: true },
       { route: 'POST /login', method: 'POST', path: '/login', cookie: false },
-    ];
-    const http: { route: string; lapse: number; es: number; ratio: number; lapseRuns: number[]; esRuns: number[]; failures: number }[] = [];
+    ].filter((r) => !ROUTES || ROUTES.some((x) => r.path === `/${x}`));
+    const http: {
+      route: string; lapse: number; es: number; ratio: number; lapseRuns: number[]; esRuns: number[]; failures: number;
+      ratios: number[]; cpu: { lapse: number; es: number };
+    }[] = [];
     for (const r of routes) {
       const runs: Record<'lapse' | 'express-session', number[]> = { lapse: [], 'express-session': [] };
+      const cpuPerReq: Record<'lapse' | 'express-session', number[]> = { lapse: [], 'express-session': [] };
       let failures = 0;
       const drive = async (side: 'lapse' | 'express-session', duration: number) => {
         let k = 0;
+        const cpu0 = cpuMs(apps[side].child.pid);
         const list = cookies[side];
         const out = await autocannon({
           url: apps[side].base, connections: CONNECTIONS, duration,
@@ -198,10 +209,13 @@ async function main(): Promise<void> {
           }],
         });
         failures += out.non2xx + out.errors + out.timeouts;
+        cpuPerReq[side].push(((cpuMs(apps[side].child.pid) - cpu0) * 1000) / Math.max(1, out.requests.average * duration));
         return out.requests.average;
       };
       for (const side of ['lapse', 'express-session'] as const) await drive(side, 1); // warm-up
       failures = 0;
+      cpuPerReq.lapse = [];
+      cpuPerReq['express-session'] = [];
       for (let round = 0; round < HTTP_ROUNDS; round++) {
         const order = round % 2 === 0 ? (['lapse', 'express-session'] as const) : (['express-session', 'lapse'] as const);
         for (const side of order) {
@@ -211,7 +225,10 @@ async function main(): Promise<void> {
       }
       const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
       const ratios = runs.lapse.map((v, i) => v / (runs['express-session'][i] as number));
-      http.push({ route: r.route, lapse: median(runs.lapse), es: median(runs['express-session']), ratio: median(ratios), lapseRuns: runs.lapse, esRuns: runs['express-session'], failures });
+      http.push({
+        route: r.route, lapse: median(runs.lapse), es: median(runs['express-session']), ratio: median(ratios), lapseRuns: runs.lapse, esRuns: runs['express-session'], failures,
+        ratios, cpu: { lapse: median(cpuPerReq.lapse), es: median(cpuPerReq['express-session']) },
+      });
     }
 
     // 50 concurrent writes to one fresh session on each side: how many survive?
@@ -240,7 +257,7 @@ async function main(): Promise<void> {
       },
       ...http.map((h) => ({
         part: 'express: lapse vs express-session + connect-pg-simple (req/s)',
-        op: `${h.route} (runs: lapse ${spread(h.lapseRuns)}, other ${spread(h.esRuns)}; failed requests ${h.failures})`,
+        op: `${h.route} (runs: lapse ${spread(h.lapseRuns)}, other ${spread(h.esRuns)}; per-round ratios ${h.ratios.map((x) => x.toFixed(2)).join(' ')}; app CPU µs/req lapse ${h.cpu.lapse.toFixed(0)}, other ${h.cpu.es.toFixed(0)}; failed requests ${h.failures})`,
         lapse: Math.round(h.lapse),
         other: Math.round(h.es),
         ratio: h.ratio.toFixed(2),
@@ -248,7 +265,7 @@ async function main(): Promise<void> {
       { part: `express: ${LOST_WRITERS} concurrent writes to one session`, op: 'lost updates', lapse: lost.lapse ?? -1, other: lost['express-session'] ?? -1, ratio: '' },
     ];
     const met = http.every((h) => h.ratio >= 1.3) && lost.lapse === 0;
-    writeResults('postgres', 'Lapse on PostgreSQL: store vs bare SQL, and Express vs express-session + connect-pg-simple (same server, one run)', rows, [
+    writeResults(ONLY_HTTP ? 'postgres-explore' : 'postgres', 'Lapse on PostgreSQL: store vs bare SQL, and Express vs express-session + connect-pg-simple (same server, one run)', rows, [
       `PostgreSQL ${(await bare.query('SHOW server_version')).rows[0].server_version} on 127.0.0.1 (initdb in a temp dir, fsync on, default settings otherwise); pools of ${POOL} connections on every side. Sessions carry ${dataText.length} bytes of JSON data.`,
       `store vs bare SQL: ${CALLERS} concurrent callers for ${MS} ms per round, ${ROUNDS} rounds alternating; ops/s are each side's median round, the ratio the median of the per-round ratios. Bare = one named statement on a (sid, sess, expire) table: what a hand-written store does, without tokens, hashing, caps, counts or leases.`,
       'validate = one SELECT by primary key + SHA-256 check + decode (expiry writes coalesced, none in the run); update = one plpgsql function (lease and version checks, rewrite); create = one function (caps, counters: the user row and this connection shard, insert). The Lapse write route uses req.lapse.update(fn): the function runs on the session this request validated, version-checked.',
@@ -264,6 +281,14 @@ async function main(): Promise<void> {
     await bare.end();
     await server.destroy();
   }
+}
+
+/** CPU time (user + system) of a process so far, in ms, from /proc (Linux). */
+function cpuMs(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  // utime and stime are fields 14 and 15 of stat, 12 and 13 after the comm field; clock ticks of 10 ms.
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 /** The counter express-session stored for a cookie (its signed sid, unsigned by hand). */

@@ -145,6 +145,51 @@ describeRedis('redis backend on a Redis Cluster', () => {
     expect(await Promise.all(masters.map((p) => sessionKeysOn(p, prefix)))).toEqual([0, 0, 0]);
   });
 
+  it('clear() leaves no key of the store on any master but the counters that must keep growing', { timeout: 30_000 }, async () => {
+    const prefix = randomPrefix();
+    const { store } = open({ prefix });
+    const first = await store.create({ userId: 'c0', data: { u: 0 } });
+    for (let u = 1; u < 20; u++) await store.create({ userId: `c${u}`, data: { u } });
+    await Promise.all(Array.from({ length: 20 }, () => store.create({})));
+    // Caller-chosen ids of users, outside their own buckets (the per-user bucket notes), and a lease.
+    for (let u = 0; u < 10; u++) {
+      let n = 0;
+      while (bucketOfId(`cart:${u}:${n}`) === bucketOfUser(`shop${u}`)) n++;
+      await store.set(`cart:${u}:${n}`, { items: u }, { userId: `shop${u}` });
+    }
+    const lease = await store.lock(first.session.id);
+    await lease.release();
+    const masters = await cluster.masters();
+    const keysOn = async (pattern: string) => {
+      const all: string[] = [];
+      for (const port of masters) {
+        const c = new Redis({ host: '127.0.0.1', port, lazyConnect: true });
+        await c.connect();
+        try {
+          let cursor = '0';
+          do {
+            const [next, keys] = await c.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+            cursor = next;
+            all.push(...keys);
+          } while (cursor !== '0');
+        } finally {
+          c.disconnect();
+        }
+      }
+      return all;
+    };
+    expect((await keysOn(`${prefix}*x:*`)).length).toBeGreaterThan(0);
+    await store.clear();
+    expect(await store.size()).toBe(0);
+    expect(await store.listUser('shop3')).toEqual([]);
+    // Only the access sequence counters (per bucket) and the fencing counter stay (docs/redis.md).
+    const left = await keysOn(`${prefix}*`);
+    expect(left.filter((k) => !/(?::seq|fence)$/.test(k))).toEqual([]);
+    // Fencing numbers keep growing across clear().
+    const again = await store.lock((await store.create({})).session.id);
+    expect(again.fence).toBeGreaterThan(lease.fence);
+  });
+
   it(
     'a master killed during writes: bounded errors, its replica takes over, no restart, every write acknowledged with WAIT survives',
     { timeout: 90_000 },

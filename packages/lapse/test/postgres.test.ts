@@ -3,6 +3,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { postgres } from '../src/backends/postgres/index.js';
 import { statements } from '../src/backends/postgres/statements.js';
 import { schemaNames } from '../src/backends/postgres/names.js';
+import { SCHEMA_VERSION } from '../src/backends/postgres/schema.js';
 import { ManualClock } from '../src/core/clock.js';
 import { isLapseError, LapseError } from '../src/core/errors.js';
 import { silentLogger } from '../src/util/logger.js';
@@ -56,7 +57,7 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
       try {
         const t = (await c.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")).rows.map((r) => r.tablename);
         expect(t).toEqual(['lapse_counters', 'lapse_leases', 'lapse_schema', 'lapse_sessions', 'lapse_users']);
-        expect((await c.query('SELECT application, version FROM public.lapse_schema')).rows).toEqual([{ application: 'lapse', version: 1 }]);
+        expect((await c.query('SELECT application, version FROM public.lapse_schema')).rows).toEqual([{ application: 'lapse', version: SCHEMA_VERSION }]);
       } finally {
         await c.end();
       }
@@ -106,7 +107,7 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
     const before = { tables: await tablesOf(schema), functions: await functionsOf(schema) };
     const b = postgres({ url: server.url, schema, logger: silentLogger });
     try {
-      expect((await refusal(b.ready())).message).toMatch(/version 99, newer than this Lapse understands \(1\)/);
+      expect((await refusal(b.ready())).message).toMatch(/version 99, newer than this Lapse understands \(2\)/);
       expect((await admin.query(`SELECT version FROM "${schema}".lapse_schema`)).rows).toEqual([{ version: 99 }]);
       expect({ tables: await tablesOf(schema), functions: await functionsOf(schema) }).toEqual(before);
       await admin.query(`UPDATE "${schema}".lapse_schema SET version = 1, application = 'other'`);

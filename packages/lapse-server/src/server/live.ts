@@ -24,7 +24,7 @@ export interface ServiceSockets {
 /**
  * Mounts Socket.IO at /socket.io/ on the service's HTTP server with the live-connection
  * settings: authenticated handshakes (through the failure limit), idle cuts, and on a Redis
- * backend a RedisRegistry so that /health/connections is cluster-wide.
+ * backend (redis:// or redis-cluster://) a RedisRegistry so that /health/connections is cluster-wide.
  */
 export async function mountServiceSockets(opts: {
   server: import('node:http').Server;
@@ -97,7 +97,8 @@ const REGISTRY_MODULE: string = 'lapse/redis';
 
 async function ownRegistry(c: ServerConfig, logger: Logger): Promise<RedisRegistry | undefined> {
   const target = parseBackendUrl(c.backend);
-  if (target.kind !== 'redis' || !c.socketPresence) return undefined;
+  if ((target.kind !== 'redis' && target.kind !== 'redis-cluster') || !c.socketPresence) return undefined;
   const { RedisRegistry: Registry } = (await import(REGISTRY_MODULE)) as typeof import('lapse/redis');
-  return new Registry({ url: target.url, prefix: c.redisPrefix ?? 'lapse:', logger: logger.child?.({ component: 'presence' }) ?? logger });
+  const where = target.kind === 'redis' ? { url: target.url } : { cluster: target.nodes };
+  return new Registry({ ...where, prefix: c.redisPrefix ?? 'lapse:', logger: logger.child?.({ component: 'presence' }) ?? logger });
 }

@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { RedisConnection } from '../backends/redis/connection.js';
 import { type Clock, type TimerClock, timerClock } from '../core/clock.js';
 import { type Duration, parsePositiveDuration } from '../core/duration.js';
@@ -10,10 +10,12 @@ import type { ClusterStats, PresenceRegistry, PresenceSource } from './presence.
 import { APPLY, COUNT, HEARTBEAT, NODES, RESULT, STATS } from './registry-scripts.js';
 
 export interface RedisRegistryOptions {
-  /** An ioredis client to use (not closed by the registry); or give `url`. */
-  client?: Redis;
+  /** An ioredis client, single node or `Cluster` (not closed by the registry); or give `url` or `cluster`. */
+  client?: Redis | Cluster;
   /** redis:// URL; the registry then owns its client and quits it on close. */
   url?: string;
+  /** Seed nodes of a Redis Cluster (`redis://host:port`); the registry then owns a Cluster client. */
+  cluster?: readonly string[];
   /** Key prefix shared by every node of one cluster; default 'lapse:'. */
   prefix?: string;
   /** Unique per process; default `<hostname>-<pid>-<random>`. */
@@ -37,6 +39,7 @@ const RETRY_MS = 1000;
  * lease lapses, and the next read or heartbeat of any node subtracts its part atomically.
  * @example
  * const registry = new RedisRegistry({ url: 'redis://127.0.0.1:6380', prefix: 'game:' });
+ * // or on Redis Cluster: new RedisRegistry({ cluster: ['redis://10.0.0.1:7000', 'redis://10.0.0.2:7000'] })
  * const tracker = trackConnections(io, { registry });
  * await registry.stats(); // { totalSessions, uniqueUsers, activeRooms, sessionsPerRoom, nodes }
  */
@@ -61,8 +64,8 @@ export class RedisRegistry implements PresenceRegistry {
   private closing: Promise<void> | undefined;
 
   constructor(opts: RedisRegistryOptions) {
-    if (typeof opts !== 'object' || opts === null || (!opts.client && !opts.url)) {
-      throw new LapseError('LAPSE_INVALID_OPTION', 'RedisRegistry needs a client or a url');
+    if (typeof opts !== 'object' || opts === null || (!opts.client && !opts.url && !opts.cluster)) {
+      throw new LapseError('LAPSE_INVALID_OPTION', 'RedisRegistry needs a client, a url or cluster seed nodes');
     }
     const prefix = opts.prefix ?? 'lapse:';
     if (typeof prefix !== 'string') throw new LapseError('LAPSE_INVALID_OPTION', 'prefix must be a string');
@@ -71,7 +74,9 @@ export class RedisRegistry implements PresenceRegistry {
       throw new LapseError('LAPSE_INVALID_OPTION', 'nodeId must be a non-empty string without spaces or braces');
     }
     this.leaseTtl = parsePositiveDuration(opts.leaseTtl ?? '10s', 'leaseTtl');
-    // One hash tag for every key: the scripts may then touch any node's keys, on Redis Cluster too.
+    // One hash tag for every key: every key of the registry lives in one slot, so each script
+    // (called with the nodes key as KEYS[1], which routes it on a Cluster client) may touch
+    // any node's keys atomically, on one redis-server and on Redis Cluster alike.
     this.base = `{${prefix}presence}:`;
     this.nodesKey = `${this.base}nodes`;
     this.clock = timerClock(opts.clock);
@@ -81,6 +86,7 @@ export class RedisRegistry implements PresenceRegistry {
     this.conn = new RedisConnection({
       client: opts.client,
       url: opts.url,
+      ...(opts.cluster !== undefined ? { cluster: opts.cluster } : {}),
       commandTimeoutMs: parsePositiveDuration(opts.commandTimeout ?? '2s', 'commandTimeout'),
       logger: this.logger,
     });

@@ -63,6 +63,9 @@ export class PostgresBackend implements Backend {
         // Bounded waits: for a pooled connection, and for every reply (see docs/postgres.md).
         connectionTimeoutMillis: o.timeoutMs,
         query_timeout: o.timeoutMs,
+        // The server's own bound (sent at connect, no extra round trip): a statement stuck on
+        // a lock is aborted there (57014) and its connection freed, before query_timeout.
+        statement_timeout: o.statementTimeoutMs,
         keepAlive: true,
         idleTimeoutMillis: 30_000,
         allowExitOnIdle: true,

@@ -6,7 +6,7 @@
 import type { SchemaNames } from './names.js';
 
 /** The schema version this code writes; kept in `lapse_schema`. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /** What `lapse_schema.application` holds in a schema that is Lapse's. */
 export const APPLICATION = 'lapse';
@@ -301,4 +301,7 @@ export const MIGRATIONS: readonly ((n: SchemaNames) => string)[] = [
   END;`)}
   `;
   },
+  // v1 -> v2: room on every page for the new version of a row, so that an update (data and
+  // version: no indexed column) stays on its page as a HOT update, with no index entry to add.
+  (n) => `ALTER TABLE ${n.q}.lapse_sessions SET (fillfactor = 80);`,
 ];

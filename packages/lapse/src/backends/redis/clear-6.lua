@@ -16,6 +16,12 @@ if #users > 0 then
   for _, uid in ipairs(users) do redis.call('UNLINK', ukey(uid)) end
   return 1
 end
+-- Cluster layout: the notes of buckets holding a user's caller-chosen ids (P x:{uid}), listed in P xs.
+local noted = redis.call('SPOP', P .. 'xs', batch)
+if #noted > 0 then
+  for _, uid in ipairs(noted) do redis.call('UNLINK', P .. 'x:{' .. uid .. '}') end
+  return 1
+end
 -- The fence and seq counters stay: fencing numbers must keep growing.
 redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[5])
 return 0

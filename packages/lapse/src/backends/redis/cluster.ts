@@ -50,8 +50,11 @@ export class Shards {
   async noteUserBucket(userId: string, id: string): Promise<void> {
     const b = bucketOfId(id);
     if (b === bucketOfUser(userId)) return;
-    const key = foreignKey(this.layout.forUser(userId), userId);
-    await this.conn.run('insert', () => this.cluster.sadd(key, b));
+    const home = this.layout.forUser(userId);
+    const key = foreignKey(home, userId);
+    // The home bucket also lists the users that have such a note, so clear() finds every note
+    // (the user may have no session in the home bucket, and so not be in its users set).
+    await this.conn.run('insert', () => this.cluster.multi().sadd(key, b).sadd(notedKey(home), userId).exec());
   }
 
   private async userBuckets(userId: string): Promise<RedisKeys[]> {
@@ -72,8 +75,8 @@ export class Shards {
     const buckets = await this.userBuckets(userId);
     const ended = await Promise.all(buckets.map((k) => this.backend.removeUserIn(k, userId, now, exceptId)));
     if (buckets.length > 1 && exceptId === undefined) {
-      const key = foreignKey(buckets[0] as RedisKeys, userId);
-      await this.conn.run('removeUser', () => this.cluster.del(key));
+      const home = buckets[0] as RedisKeys;
+      await this.conn.run('removeUser', () => this.cluster.multi().del(foreignKey(home, userId)).srem(notedKey(home), userId).exec());
     }
     return ended.flat();
   }
@@ -217,6 +220,11 @@ export class Shards {
 /** The set, in the user's bucket, of other buckets holding sessions of this user. */
 function foreignKey(home: RedisKeys, userId: string): string {
   return `${home.prefix}x:{${userId}}`;
+}
+
+/** The set, in a bucket, of the users whose note (foreignKey) lives there; clear-6.lua reads it as P..'xs'. */
+function notedKey(home: RedisKeys): string {
+  return `${home.prefix}xs`;
 }
 
 /** The hash tag inside a bucket prefix `<prefix>{<tag>}:`. */
