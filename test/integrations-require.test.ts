@@ -45,7 +45,7 @@ describe('req.lapse.require()', () => {
     const cookie = (login.headers.getSetCookie()[0] ?? '').split(';')[0] as string;
     const devices = await fetch(`${base}/devices`, { headers: { cookie } });
     expect(devices.status).toBe(200);
-    expect((await devices.json()).map((d: { userId: string }) => d.userId)).toEqual(['alice']);
+    expect(((await devices.json()) as { userId: string }[]).map((d) => d.userId)).toEqual(['alice']);
   });
 
   it('Fastify: the thrown LapseError is LAPSE_UNAUTHORIZED with status 401', async () => {

@@ -6,20 +6,18 @@
  * and Socket.IO. Examples marked ```ts fragment are not programs and are not run.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { io as connectClient } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Example, extractExamples, type Program, startProgram, waitForOutput } from './helpers/examples.js';
 import { repoRoot } from './helpers/pack.js';
-import { cleanupOwnRoot, fullApp, run } from './helpers/scratch.js';
+import { cleanupOwnRoot, EXAMPLE_DOCS, exampleFile, fullApp, programExamples, type Typecheck, typecheckFullApp } from './helpers/scratch.js';
 
-const DOCS = ['README.md', 'docs/integrations.md'];
-const examples = DOCS.flatMap((doc) => extractExamples(repoRoot, doc));
-const programs = examples.filter((e) => !e.fragment);
+const examples = EXAMPLE_DOCS.flatMap((doc) => extractExamples(repoRoot, doc));
+const programs = programExamples();
 const TSX = import.meta.resolve('tsx');
-const TSC = join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc');
 
 let appDir = '';
 const children: Program[] = [];
@@ -28,36 +26,14 @@ afterAll(async () => {
   cleanupOwnRoot();
 });
 
+let typecheck: Typecheck;
 beforeAll(async () => {
   appDir = (await fullApp()).dir;
-  for (const e of programs) {
-    mkdirSync(folderOf(e), { recursive: true });
-    writeFileSync(join(folderOf(e), e.title as string), e.code);
-  }
-  // One tsc program for all the examples (one run instead of ten on a 2-core machine).
-  writeFileSync(
-    join(appDir, 'examples', 'tsconfig.json'),
-    JSON.stringify({
-      compilerOptions: { target: 'es2022', module: 'nodenext', moduleResolution: 'nodenext', strict: true, skipLibCheck: false, noEmit: true, types: ['node'] },
-      files: programs.map(relativeFile),
-    }),
-  );
+  typecheck = await typecheckFullApp(); // also writes the examples into the app
 }, 900_000);
 
-/** The example's file, relative to the examples folder (as tsc names it in errors). */
-function relativeFile(e: Example): string {
-  return `${e.doc.replace(/[/.]/g, '_')}-${(e.title as string).replace(/\.ts$/, '')}/${e.title}`;
-}
-
-let typecheck: Promise<{ code: number | null; output: string }> | undefined;
-/** `tsc --noEmit -p examples/tsconfig.json`, once. */
-function typecheckAll() {
-  typecheck ??= run(process.execPath, [TSC, '-p', 'tsconfig.json'], join(appDir, 'examples'), process.env, 180_000);
-  return typecheck;
-}
-
 function folderOf(e: Example): string {
-  return join(appDir, 'examples', `${e.doc.replace(/[/.]/g, '_')}-${(e.title as string).replace(/\.ts$/, '')}`);
+  return join(appDir, exampleFile(e), '..');
 }
 
 function freePort(): Promise<number> {
@@ -250,14 +226,12 @@ describe('README and docs examples', () => {
   });
 
   it('the examples type-check: tsc --noEmit with moduleResolution nodenext, strict, skipLibCheck false', async () => {
-    const res = await typecheckAll();
-    expect(res.output).toBe('');
-    expect(res.code).toBe(0);
+    expect(typecheck.output).toBe('');
+    expect(typecheck.code).toBe(0);
   }, 180_000);
 
   it.each(programs.map((e) => [`${e.doc}#${e.title}`, e] as const))('%s has no type error', async (_name, e) => {
-    const { output } = await typecheckAll();
-    const mine = output.split('\n').filter((l) => l.startsWith(relativeFile(e)));
+    const mine = typecheck.output.split('\n').filter((l) => l.startsWith(exampleFile(e)));
     expect(mine).toEqual([]);
   }, 180_000);
 

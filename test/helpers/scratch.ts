@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { inject } from 'vitest';
-import { hasOptionalPeers, npmEnv, type PackedPackage, packAll } from './pack.js';
+import { type Example, extractExamples } from './examples.js';
+import { hasOptionalPeers, npmEnv, type PackedPackage, packAll, repoRoot } from './pack.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -255,3 +256,74 @@ export function fullApp(): Promise<Stage & { packs: PackedPackage[] }> {
 }
 
 export { hasOptionalPeers };
+
+/** The documents whose ```ts examples are programs that the README test runs. */
+export const EXAMPLE_DOCS = ['README.md', 'docs/integrations.md'];
+
+/** The runnable examples (fragments left out). */
+export function programExamples(): Example[] {
+  return EXAMPLE_DOCS.flatMap((doc) => extractExamples(repoRoot, doc)).filter((e) => !e.fragment);
+}
+
+/** An example's file in the full app, relative to it (as tsc names it in its errors). */
+export function exampleFile(e: Example): string {
+  return `examples/${e.doc.replace(/[/.]/g, '_')}-${(e.title as string).replace(/\.ts$/, '')}/${e.title}`;
+}
+
+/** What a user imports for each subpath of `lapse`, and the service package. */
+export function userSpecifiers(packs: PackedPackage[]): string[] {
+  const subpaths = Object.keys(lib(packs).manifest.exports ?? {}).filter((k) => k !== './package.json');
+  const specifiers = subpaths.map((k) => (k === '.' ? 'lapse' : `lapse/${k.slice(2)}`));
+  const server = serverImport(packs);
+  if (!specifiers.includes(server)) specifiers.push(server);
+  return specifiers;
+}
+
+/** The small user file that imports one specifier, relative to the full app. */
+export function specifierFile(spec: string): string {
+  return `subpaths/use-${spec.replace(/[^a-z0-9]+/gi, '-')}.ts`;
+}
+
+export interface Typecheck {
+  code: number | null;
+  output: string;
+  specifiers: string[];
+}
+
+/**
+ * Writes every runnable example of the docs and one user file per subpath into the full
+ * app, then type-checks them all in ONE tsc program (`tsc --noEmit`, moduleResolution
+ * nodenext, strict, skipLibCheck false): one run instead of two or more on a 2-core machine.
+ * Errors name the file, so each test reads those of its own files.
+ */
+export function typecheckFullApp(): Promise<Typecheck> {
+  return once('typecheck', async () => {
+    const { dir, packs } = await fullApp();
+    const files: string[] = [];
+    for (const e of programExamples()) {
+      const file = exampleFile(e);
+      mkdirSync(join(dir, file, '..'), { recursive: true });
+      writeFileSync(join(dir, file), e.code);
+      files.push(file);
+    }
+    const specifiers = userSpecifiers(packs);
+    mkdirSync(join(dir, 'subpaths'), { recursive: true });
+    for (const spec of specifiers) {
+      writeFileSync(join(dir, specifierFile(spec)), `import * as api from '${spec}';
+const names: string[] = Object.keys(api);
+console.log('${spec}', names.length);
+`);
+      files.push(specifierFile(spec));
+    }
+    writeFileSync(
+      join(dir, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: { target: 'es2022', module: 'nodenext', moduleResolution: 'nodenext', strict: true, skipLibCheck: false, noEmit: true, types: ['node'] },
+        files,
+      }),
+    );
+    const tsc = join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc');
+    const res = await run(process.execPath, [tsc, '-p', 'tsconfig.json'], dir, process.env, 240_000);
+    return { code: res.code, output: res.output, specifiers };
+  });
+}
