@@ -13,7 +13,10 @@ export default defineConfig({
     ],
   },
   test: {
-    include: ['packages/*/test/**/*.test.ts'],
+    // Each package's tests, and the workspace's own (README examples, footprint of the packed packages).
+    include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'],
+    // One scratch folder per run for the tests that install the packed packages (footprint, README examples).
+    globalSetup: ['./test/helpers/scratch-setup.ts'],
     pool: 'forks',
     testTimeout: 30_000,
     hookTimeout: 60_000,

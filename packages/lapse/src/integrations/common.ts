@@ -70,6 +70,18 @@ export class RequestSession {
   }
 
   /**
+   * The validated session of this request, or a `LapseError` `LAPSE_UNAUTHORIZED` (status 401)
+   * when there is none, so that Express's and Fastify's error handlers answer the route with
+   * 401 instead of failing (500) on a null session.
+   * @example
+   * app.get('/devices', async (req, res) => res.json(await store.listUser(req.lapse.require().userId!)));
+   */
+  require(): Session {
+    if (!this.session) throw noSession();
+    return this.session;
+  }
+
+  /**
    * Starts a session for a user and sets the cookie; returns the token. The request's
    * session, if any, is ended first (revoked): a token that existed before login never
    * becomes a logged-in one (session fixation).
@@ -133,7 +145,7 @@ export class RequestSession {
 
 /** What update() and rotate() throw on a request without a valid session (HTTP 401). */
 function noSession(): LapseError {
-  return new LapseError('LAPSE_UNAUTHORIZED', 'no session on this request: call login() first');
+  return new LapseError('LAPSE_UNAUTHORIZED', 'no session on this request: log in first');
 }
 
 /** Validates the token of a request; a backend failure throws (never "no session"). */

@@ -17,8 +17,10 @@ export interface LapseStoreOptions {
   /**
    * The user a session belongs to, e.g. `(sess) => sess.passport?.user`: feeds listUser,
    * revokeUser and maxSessionsPerUser. Numbers are turned into strings; null means none.
+   * `sess` is typed with express-session's `SessionData`, so the app's own declaration of
+   * it (`declare module 'express-session' { interface SessionData { … } }`) applies.
    */
-  userId?: (sess: StoredSession) => string | number | null | undefined;
+  userId?: (sess: StoredSession & Partial<SessionData>) => string | number | null | undefined;
 }
 
 type Callback<T> = (err: unknown, value?: T) => void;
@@ -230,7 +232,7 @@ export class LapseStore extends Base {
   }
 
   private userOf(sess: StoredSession): string | null {
-    return this.userIdOf ? userIdFrom(this.userIdOf(sess)) : null;
+    return this.userIdOf ? userIdFrom(this.userIdOf(sess as StoredSession & Partial<SessionData>)) : null;
   }
 
   /** Keeps a few recent reads per id (bounded), for frameworks that copy what get returned. */
