@@ -14,6 +14,7 @@ import { defaultLogger, type Logger } from './logger.js';
 import { type JobHandle, Scheduler } from './scheduler.js';
 import { activeLock, type Ended, newRecord, type Session, type SessionRecord, toSession } from './session.js';
 import { type ResolvedOptions, resolveOptions, type StoreOptions, touchIntervalFor } from './store-options.js';
+import { conflictBackoff, KeyedQueue } from './update-queue.js';
 import { type WriteHealth, WriteHealthTracker } from './write-health.js';
 import { formatToken, hashSecret, newId, newSecret, parseToken, verifySecretOrDummy } from './token.js';
 
@@ -41,12 +42,23 @@ export interface StoreStats extends BackendStats {
   rotated: number;
   validations: number;
   backendErrors: number;
+  /** Function-form updates written again because another process wrote the session first. */
+  updateRetries: number;
 }
 
 const SWEEP_BATCH = 1000;
 // Pending accesses are written by the cleanup job; past this many they are written at once.
 const FLUSH_AT = 250_000;
 const UPDATE_ATTEMPTS = 100;
+
+/** Whether `last`, this process's latest write of session `id`, already moved its version past `expected`. */
+function staleAfter(last: SessionRecord | undefined, id: string, expected: number): last is SessionRecord {
+  return last !== undefined && last.id === id && last.version > expected;
+}
+
+function conflict(id: string, at: SessionRecord, expected: number): LapseError {
+  return new LapseError('LAPSE_VERSION_CONFLICT', `session ${id} is at version ${at.version}, not ${expected}`);
+}
 
 /**
  * Creates a session store.
@@ -68,9 +80,11 @@ export class SessionStore {
   private readonly clock: TimerClock;
   private readonly events = new EventEmitter();
   private readonly waiters: LockWaiters;
+  /** One read-modify-write of a session in flight at a time, in this process. */
+  private readonly updates = new KeyedQueue<SessionRecord>();
   /** Accesses counted but not yet written (touchInterval coalescing). */
   private pending = new Map<string, { n: number; at: number }>();
-  private counters = { created: 0, expired: 0, evicted: 0, revoked: 0, rotated: 0, validations: 0, backendErrors: 0 };
+  private counters = { created: 0, expired: 0, evicted: 0, revoked: 0, rotated: 0, validations: 0, backendErrors: 0, updateRetries: 0 };
   private closing: Promise<void> | undefined;
   private readonly ownScheduler: boolean;
   private readonly unsubscribe: (() => void) | undefined;
@@ -167,31 +181,53 @@ export class SessionStore {
     this.assertOpen();
     checkId(id);
     const fence = fenceOf(opts.lease);
+    const expected = opts.expectedVersion;
     if (typeof data !== 'function') {
       const text = encodeData(data, this.opts.maxDataBytes);
-      const now = this.clock.now();
-      const rec = await this.call(() =>
-        this.backend.update(id, text, now, { expectedVersion: opts.expectedVersion, fence }),
-      );
-      return toSession<T>(rec, now);
+      const write = async (): Promise<SessionRecord> => {
+        const now = this.clock.now();
+        return this.call(() => this.backend.update(id, text, now, { expectedVersion: expected, fence }));
+      };
+      // A versioned write waits its turn behind this process's writes of the session, and fails
+      // at once, without a write, when one of them already moved the version past it.
+      const rec = await (expected === undefined
+        ? write()
+        : this.updates.run(id, (last) => (staleAfter(last, id, expected) ? Promise.reject(conflict(id, last, expected)) : write())));
+      return toSession<T>(rec, this.clock.now());
     }
     const fn = data as (prev: T) => T | Promise<T>;
+    const rec = await this.updates.run(id, (last) => this.updateWith(id, fn, expected, fence, last));
+    return toSession<T>(rec, this.clock.now());
+  }
+
+  /**
+   * One function-form update, its turn come: runs `fn` on the record the previous update of
+   * this process wrote (no read) or on a fresh read, retried when another process wrote between.
+   */
+  private async updateWith<T>(
+    id: string,
+    fn: (prev: T) => T | Promise<T>,
+    expected: number | undefined,
+    fence: number | undefined,
+    last: SessionRecord | undefined,
+  ): Promise<SessionRecord> {
     for (let attempt = 0; ; attempt++) {
       const before = this.clock.now();
-      const prev = await this.read(id, before);
+      if (expected !== undefined && staleAfter(last, id, expected)) throw conflict(id, last, expected);
+      const handoff = attempt === 0 && expected === undefined && last?.id === id && last.expiresAt > before ? last : undefined;
+      const prev = handoff ?? (await this.read(id, before));
       if (!prev) throw new LapseError('LAPSE_NOT_FOUND', `no live session ${id}`);
-      if (opts.expectedVersion !== undefined && prev.version !== opts.expectedVersion) {
-        throw new LapseError('LAPSE_VERSION_CONFLICT', `session ${id} is at version ${prev.version}, not ${opts.expectedVersion}`);
-      }
+      if (expected !== undefined && prev.version !== expected) throw conflict(id, prev, expected);
       const version = prev.version;
       const text = encodeData(await fn(JSON.parse(prev.data) as T), this.opts.maxDataBytes);
       const now = this.clock.now();
       try {
-        const rec = await this.call(() => this.backend.update(id, text, now, { expectedVersion: version, fence }));
-        return toSession<T>(rec, now);
+        return await this.call(() => this.backend.update(id, text, now, { expectedVersion: version, fence }));
       } catch (err) {
-        if (!isLapseError(err, 'LAPSE_VERSION_CONFLICT') || opts.expectedVersion !== undefined || attempt >= UPDATE_ATTEMPTS) throw err;
+        if (!isLapseError(err, 'LAPSE_VERSION_CONFLICT') || expected !== undefined || attempt >= UPDATE_ATTEMPTS) throw err;
+        this.counters.updateRetries++;
       }
+      await conflictBackoff(attempt + 1);
     }
   }
 
@@ -201,14 +237,23 @@ export class SessionStore {
    */
   async rotate(token: string, opts: { lease?: LeaseRef } = {}): Promise<{ token: string; session: Session }> {
     this.assertOpen();
-    const now = this.clock.now();
-    const old = await this.verified(token, now);
-    if (!old) throw new LapseError('LAPSE_UNAUTHORIZED', 'invalid or expired session token');
-    const id = this.backend.newId?.(old.userId, old.id) ?? newId();
+    const parsed = parseToken(token);
+    if (!parsed) throw new LapseError('LAPSE_UNAUTHORIZED', 'invalid or expired session token');
+    // In turn with this process's updates of the session: a rotate reads after they wrote.
+    const at: { now: number; old?: SessionRecord } = { now: 0 };
     const secret = newSecret();
-    const rec = await this.call(() =>
-      this.backend.rotate(old.id, { id, secretHash: hashSecret(secret) }, now, { fence: fenceOf(opts.lease) }),
-    );
+    const rec = await this.updates.run(parsed.id, async () => {
+      const now = this.clock.now();
+      const from = await this.verified(token, now);
+      if (!from) throw new LapseError('LAPSE_UNAUTHORIZED', 'invalid or expired session token');
+      at.now = now;
+      at.old = from;
+      const id = this.backend.newId?.(from.userId, from.id) ?? newId();
+      return this.call(() => this.backend.rotate(from.id, { id, secretHash: hashSecret(secret) }, now, { fence: fenceOf(opts.lease) }));
+    });
+    const old = at.old as SessionRecord;
+    const now = at.now;
+    const id = rec.id;
     this.pending.delete(old.id);
     this.counters.rotated++;
     this.emit('rotated', { id: old.id, userId: old.userId, reason: 'rotated', at: now, newId: id });

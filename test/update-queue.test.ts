@@ -1,0 +1,154 @@
+import { type ChildProcess, fork } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Backend } from '../src/backend.js';
+import { memory } from '../src/backends/memory.js';
+import { postgres } from '../src/backends/postgres/index.js';
+import { redis } from '../src/backends/redis.js';
+import { sqlite } from '../src/backends/sqlite.js';
+import { isLapseError } from '../src/errors.js';
+import { silentLogger } from '../src/logger.js';
+import { createStore } from '../src/store.js';
+import { countWrites } from './fixtures/count-writes.js';
+import type { UpdatePlan, UpdateReport } from './fixtures/update-worker.js';
+import { type PostgresServer, postgresAvailable, randomName, startPostgres } from './helpers/postgres-server.js';
+import { randomPrefix, type RedisServer, redisAvailable, startRedis } from './helpers/redis-server.js';
+import { tempDir } from './helpers/tmp.js';
+
+const WORKER = fileURLToPath(new URL('./fixtures/update-worker.ts', import.meta.url));
+const UPDATES = 200;
+
+const withRedis = redisAvailable() || process.env.CI === 'true';
+const withPostgres = postgresAvailable() || process.env.CI === 'true';
+let redisServer: RedisServer | undefined;
+let pgServer: PostgresServer | undefined;
+const cleanup: Array<() => unknown> = [];
+let children: ChildProcess[] = [];
+
+beforeAll(async () => {
+  if (withRedis) redisServer = await startRedis();
+  if (withPostgres) pgServer = await startPostgres();
+});
+afterAll(async () => {
+  await redisServer?.stop();
+  await pgServer?.destroy();
+});
+afterEach(async () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  children = [];
+  for (const f of cleanup.splice(0)) await f();
+});
+
+/** Where a backend of this kind keeps its data, as the worker takes it, and the backend itself. */
+function place(kind: string): { target: string; open: () => Backend } {
+  if (kind === 'memory') return { target: '', open: () => memory({ logger: silentLogger }) };
+  if (kind === 'sqlite') {
+    const tmp = tempDir('lapse-uq-');
+    cleanup.push(tmp.cleanup);
+    return { target: tmp.dir, open: () => sqlite({ path: join(tmp.dir, 'sessions.db'), logger: silentLogger }) };
+  }
+  if (kind === 'redis') {
+    const url = (redisServer as RedisServer).url;
+    const prefix = randomPrefix();
+    return { target: `${url}|${prefix}`, open: () => redis({ url, prefix, commandTimeout: '20s', logger: silentLogger }) };
+  }
+  const url = (pgServer as PostgresServer).url;
+  const schema = randomName('uq');
+  return { target: `${url}|${schema}`, open: () => postgres({ url, schema, poolSize: 4, logger: silentLogger }) };
+}
+
+const kinds = ['memory', 'sqlite', ...(withRedis ? ['redis'] : []), ...(withPostgres ? ['postgres'] : [])];
+
+describe.each(kinds)('update queue on %s', (kind) => {
+  it(`${UPDATES} concurrent update(fn) of one session in one process: all applied, one write each`, async () => {
+    const counted = countWrites(place(kind).open());
+    const store = createStore({ backend: counted.backend, sweepInterval: false, logger: silentLogger });
+    cleanup.push(() => store.close());
+    const { session } = await store.create({ data: { n: 0 } });
+    const results = await Promise.all(
+      Array.from({ length: UPDATES }, () => store.update<{ n: number }>(session.id, (prev) => ({ n: prev.n + 1 }))),
+    );
+    const after = await store.get(session.id);
+    expect(after?.data).toEqual({ n: UPDATES });
+    expect(after?.version).toBe(UPDATES + 1);
+    // Each caller saw its own write: versions 2 … UPDATES+1, each once.
+    expect(new Set(results.map((s) => s.version)).size).toBe(UPDATES);
+    expect(counted.writes()).toBe(UPDATES);
+    expect((await store.stats()).updateRetries).toBe(0);
+  });
+
+  it('an explicit expectedVersion still conflicts, without a write when this process already moved past it', async () => {
+    const counted = countWrites(place(kind).open());
+    const store = createStore({ backend: counted.backend, sweepInterval: false, logger: silentLogger });
+    cleanup.push(() => store.close());
+    const { session } = await store.create({ data: { n: 0 } });
+    const v = session.version;
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 10 }, (_, i) => store.update(session.id, { n: i }, { expectedVersion: v })),
+    );
+    expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+    const rejected = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
+    expect(rejected.every((o) => isLapseError(o.reason, 'LAPSE_VERSION_CONFLICT'))).toBe(true);
+    expect(counted.writes()).toBe(1);
+    await expect(store.update(session.id, (p) => p, { expectedVersion: v })).rejects.toMatchObject({ code: 'LAPSE_VERSION_CONFLICT' });
+    // A plain write between queued function-form updates: each of the three lands (a conflict
+    // it causes is retried from a fresh read), in some order.
+    await Promise.all([
+      store.update<{ n: number }>(session.id, (p) => ({ n: p.n + 1 })),
+      store.update(session.id, { n: 100 }),
+      store.update<{ n: number }>(session.id, (p) => ({ n: p.n + 1 })),
+    ]);
+    const end = await store.get(session.id);
+    expect(end?.version).toBe(v + 4);
+    expect([100, 101, 102]).toContain((end?.data as { n: number }).n);
+  });
+
+  it('rotate waits for the updates before it, and updates after it find the session gone', async () => {
+    const store = createStore({ backend: place(kind).open(), sweepInterval: false, logger: silentLogger });
+    cleanup.push(() => store.close());
+    const { token, session } = await store.create({ data: { n: 0 } });
+    const inc = () => store.update<{ n: number }>(session.id, (p) => ({ n: p.n + 1 }));
+    const [a, b, rotated, late] = await Promise.allSettled([inc(), inc(), store.rotate(token), inc()]);
+    expect([a.status, b.status]).toEqual(['fulfilled', 'fulfilled']);
+    expect(rotated.status).toBe('fulfilled');
+    const next = (rotated as PromiseFulfilledResult<{ session: { data: unknown } }>).value.session;
+    expect(next.data).toEqual({ n: 2 });
+    expect(late.status === 'rejected' && isLapseError(late.reason, 'LAPSE_NOT_FOUND')).toBe(true);
+  });
+
+  if (kind !== 'memory') {
+    it('two processes contending: 0 lost updates, bounded writes', async () => {
+      const { target, open } = place(kind);
+      const store = createStore({ backend: open(), sweepInterval: false, logger: silentLogger });
+      cleanup.push(() => store.close());
+      const { session } = await store.create({ data: {} });
+      const workers = await Promise.all(['a', 'b'].map((name) => start(kind, target, name)));
+      const reports = await Promise.all(workers.map((w) => result(w, { id: session.id, updates: UPDATES })));
+      for (const r of reports) expect(r.error).toBeUndefined();
+      expect((await store.get(session.id))?.data).toEqual({ a: UPDATES, b: UPDATES });
+      // Only the other process can make a write miss: never more than one miss per write of it.
+      for (const r of reports) expect(r.writes).toBeLessThanOrEqual(2 * UPDATES + 1);
+      expect(reports.reduce((n, r) => n + r.writes - UPDATES, 0)).toBe(reports.reduce((n, r) => n + r.retries, 0));
+    }, 60_000);
+  }
+});
+
+function start(kind: string, target: string, name: string): Promise<ChildProcess> {
+  const child = fork(WORKER, [kind, target, name], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`worker ${name} exited early with ${code}`)));
+    child.once('message', () => resolve(child));
+  });
+}
+
+function result(child: ChildProcess, plan: UpdatePlan): Promise<UpdateReport> {
+  return new Promise((resolve, reject) => {
+    child.removeAllListeners('exit');
+    child.once('exit', (code) => reject(new Error(`worker exited with ${code} before reporting`)));
+    child.once('message', (msg: { report: UpdateReport }) => resolve(msg.report));
+    child.send({ go: plan });
+  });
+}
