@@ -9,6 +9,7 @@ import { CleanupSteps } from './cleanup.js';
 import { backendError, isLapseError, LapseError } from './errors.js';
 import { checkCreateInput, checkId, checkUserId, inputDuration, type CreateInput } from './input.js';
 import { fenceOf, type Lease, type LeaseRef, makeLease } from './lease-handle.js';
+import { LockLine } from './lock-line.js';
 import { LockWaiters } from './lock-waiters.js';
 import { defaultLogger, type Logger } from './logger.js';
 import { type JobHandle, Scheduler } from './scheduler.js';
@@ -82,6 +83,7 @@ export class SessionStore {
   private readonly waiters: LockWaiters;
   /** One read-modify-write of a session in flight at a time, in this process. */
   private readonly updates = new KeyedQueue<SessionRecord>();
+  private readonly lockLine: LockLine;
   /** Accesses counted but not yet written (touchInterval coalescing). */
   private pending = new Map<string, { n: number; at: number }>();
   private counters = { created: 0, expired: 0, evicted: 0, revoked: 0, rotated: 0, validations: 0, backendErrors: 0, updateRetries: 0 };
@@ -98,6 +100,7 @@ export class SessionStore {
     this.logger = options.logger ?? defaultLogger();
     this.backend = options.backend ?? memory({ clock: this.clock, logger: this.logger });
     this.waiters = new LockWaiters(this.clock);
+    this.lockLine = new LockLine(this.clock);
     this.writes = new WriteHealthTracker(this.backend);
     this.unsubscribe = this.backend.onUnlock?.((id) => this.waiters.notify(id));
     this.unsubscribeErrors = this.backend.onError?.((err) => void this.failed(err));
@@ -313,8 +316,21 @@ export class SessionStore {
       throw new LapseError('LAPSE_INVALID_INPUT', 'owner must be a non-empty string of at most 256 characters');
     }
     const deadline = this.clock.now() + wait;
+    if (wait === 0) return this.acquire(id, owner, ttl, wait, deadline);
+    // Waiters of this process take turns: a release wakes the first, not all of them.
+    return this.lockLine.turn(
+      id,
+      wait,
+      () => this.acquire(id, owner, ttl, wait, deadline),
+      () => new LapseError('LAPSE_LOCK_TIMEOUT', `session ${id} is still leased after waiting ${wait} ms`),
+    );
+  }
+
+  /** Tries for the lease until `deadline`, woken by releases. */
+  private async acquire(id: string, owner: string, ttl: number, wait: number, deadline: number): Promise<Lease> {
     let backoff = 25;
     for (;;) {
+      this.assertOpen();
       const now = this.clock.now();
       try {
         const state = await this.call(() => this.backend.lock(id, owner, ttl, now));

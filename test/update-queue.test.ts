@@ -117,6 +117,34 @@ describe.each(kinds)('update queue on %s', (kind) => {
     expect(late.status === 'rejected' && isLapseError(late.reason, 'LAPSE_NOT_FOUND')).toBe(true);
   });
 
+  it('concurrent withLock(wait) of one session take turns: each runs alone, about two lock attempts each', async () => {
+    const counted = countWrites(place(kind).open());
+    const store = createStore({ backend: counted.backend, sweepInterval: false, logger: silentLogger });
+    cleanup.push(() => store.close());
+    const { session } = await store.create({ data: { n: 0 } });
+    const N = 20;
+    let inside = 0;
+    let most = 0;
+    await Promise.all(
+      Array.from({ length: N }, () =>
+        store.withLock(
+          session.id,
+          async (lease) => {
+            most = Math.max(most, ++inside);
+            await store.update<{ n: number }>(session.id, (p) => ({ n: p.n + 1 }), { lease });
+            inside--;
+          },
+          { wait: '20s' },
+        ),
+      ),
+    );
+    expect(most).toBe(1);
+    expect((await store.get(session.id))?.data).toEqual({ n: N });
+    // The first in line tries once when it comes to the front and once after the release it waits for.
+    expect(counted.locks()).toBeLessThanOrEqual(2 * N);
+    await expect(store.lock(session.id)).resolves.toMatchObject({ fence: expect.any(Number) });
+  });
+
   if (kind !== 'memory') {
     it('two processes contending: 0 lost updates, bounded writes', async () => {
       const { target, open } = place(kind);
