@@ -15,7 +15,7 @@ import { defaultLogger, type Logger } from './logger.js';
 import { type JobHandle, Scheduler } from './scheduler.js';
 import { activeLock, type Ended, newRecord, type Session, type SessionRecord, toSession } from './session.js';
 import { type ResolvedOptions, resolveOptions, type StoreOptions, touchIntervalFor } from './store-options.js';
-import { conflictBackoff, KeyedQueue } from './update-queue.js';
+import { conflictBackoff, UPDATE_BASIS, UpdateQueue } from './update-queue.js';
 import { type WriteHealth, WriteHealthTracker } from './write-health.js';
 import { formatToken, hashSecret, newId, newSecret, parseToken, verifySecretOrDummy } from './token.js';
 
@@ -57,7 +57,12 @@ function staleAfter(last: SessionRecord | undefined, id: string, expected: numbe
   return last !== undefined && last.id === id && last.version > expected;
 }
 
-function conflict(id: string, at: SessionRecord, expected: number): LapseError {
+/** A function-form update's function. */
+type Step = (prev: unknown) => unknown;
+
+type Basis = Pick<Session, 'id' | 'version' | 'data' | 'expiresAt'>;
+
+function conflict(id: string, at: { version: number }, expected: number): LapseError {
   return new LapseError('LAPSE_VERSION_CONFLICT', `session ${id} is at version ${at.version}, not ${expected}`);
 }
 
@@ -82,7 +87,7 @@ export class SessionStore {
   private readonly events = new EventEmitter();
   private readonly waiters: LockWaiters;
   /** One read-modify-write of a session in flight at a time, in this process. */
-  private readonly updates = new KeyedQueue<SessionRecord>();
+  private readonly updates = new UpdateQueue<SessionRecord>();
   private readonly lockLine: LockLine;
   /** Accesses counted but not yet written (touchInterval coalescing). */
   private pending = new Map<string, { n: number; at: number }>();
@@ -179,7 +184,7 @@ export class SessionStore {
   async update<T = unknown>(
     id: string,
     data: T | ((prev: T) => T | Promise<T>),
-    opts: { expectedVersion?: number; lease?: LeaseRef } = {},
+    opts: { expectedVersion?: number; lease?: LeaseRef; [UPDATE_BASIS]?: Basis } = {},
   ): Promise<Session<T>> {
     this.assertOpen();
     checkId(id);
@@ -199,33 +204,63 @@ export class SessionStore {
       return toSession<T>(rec, this.clock.now());
     }
     const fn = data as (prev: T) => T | Promise<T>;
-    const rec = await this.updates.run(id, (last) => this.updateWith(id, fn, expected, fence, last));
+    if (expected !== undefined) {
+      const rec = await this.updates.run(id, (last) => this.updateWith(id, [fn as Step], expected, fence, last).then((r) => r.record as SessionRecord));
+      return toSession<T>(rec, this.clock.now());
+    }
+    // Updates of one session queued behind the one in flight are written together (one write).
+    const group = fence === undefined ? '' : String(fence);
+    const basis = opts[UPDATE_BASIS];
+    const rec = await this.updates.join(id, group, fn as Step, (steps, last) =>
+      this.updateWith(id, steps, undefined, fence, last, basis),
+    );
     return toSession<T>(rec, this.clock.now());
   }
 
   /**
-   * One function-form update, its turn come: runs `fn` on the record the previous update of
-   * this process wrote (no read) or on a fresh read, retried when another process wrote between.
+   * Function-form updates of one session, their turn come: each function runs on the data the
+   * one before it returned, starting from the record this process wrote last (no read) or a
+   * fresh read, and one write carries them all; all run again when another process wrote
+   * between. A function that throws (or returns what cannot be stored) fails its own caller only.
    */
-  private async updateWith<T>(
+  private async updateWith(
     id: string,
-    fn: (prev: T) => T | Promise<T>,
+    steps: Step[],
     expected: number | undefined,
     fence: number | undefined,
     last: SessionRecord | undefined,
-  ): Promise<SessionRecord> {
+    basis?: Basis,
+  ): Promise<{ record: SessionRecord | undefined; failed: Map<number, unknown> }> {
     for (let attempt = 0; ; attempt++) {
       const before = this.clock.now();
       if (expected !== undefined && staleAfter(last, id, expected)) throw conflict(id, last, expected);
-      const handoff = attempt === 0 && expected === undefined && last?.id === id && last.expiresAt > before ? last : undefined;
-      const prev = handoff ?? (await this.read(id, before));
-      if (!prev) throw new LapseError('LAPSE_NOT_FOUND', `no live session ${id}`);
-      if (expected !== undefined && prev.version !== expected) throw conflict(id, prev, expected);
-      const version = prev.version;
-      const text = encodeData(await fn(JSON.parse(prev.data) as T), this.opts.maxDataBytes);
+      let start: { version: number; text: string } | undefined;
+      if (attempt === 0 && expected === undefined) {
+        if (last?.id === id && last.expiresAt > before) start = { version: last.version, text: last.data };
+        else if (basis?.id === id && basis.expiresAt > before) start = { version: basis.version, text: JSON.stringify(basis.data) };
+      }
+      if (!start) {
+        const prev = await this.read(id, before);
+        if (!prev) throw new LapseError('LAPSE_NOT_FOUND', `no live session ${id}`);
+        if (expected !== undefined && prev.version !== expected) throw conflict(id, prev, expected);
+        start = { version: prev.version, text: prev.data };
+      }
+      const failed = new Map<number, unknown>();
+      let text = start.text;
+      for (let i = 0; i < steps.length; i++) {
+        try {
+          text = encodeData(await (steps[i] as Step)(JSON.parse(text)), this.opts.maxDataBytes);
+        } catch (err) {
+          if (steps.length === 1) throw err;
+          failed.set(i, err);
+        }
+      }
+      if (failed.size === steps.length) return { record: undefined, failed }; // nothing to write
       const now = this.clock.now();
+      const version = start.version;
       try {
-        return await this.call(() => this.backend.update(id, text, now, { expectedVersion: version, fence }));
+        const record = await this.call(() => this.backend.update(id, text, now, { expectedVersion: version, fence }));
+        return { record, failed };
       } catch (err) {
         if (!isLapseError(err, 'LAPSE_VERSION_CONFLICT') || expected !== undefined || attempt >= UPDATE_ATTEMPTS) throw err;
         this.counters.updateRetries++;
