@@ -46,9 +46,9 @@ interface Acked {
  * it opened the file, and a random moment of its start-up, which may fall while it opens
  * (or creates and migrates) the file.
  */
-function crashRound(path: string, round: number, random: () => number, acked: Acked): Promise<string> {
+function crashRound(path: string, round: number, random: () => number, acked: Acked, writes: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, ['--import', 'tsx', WRITER, path, String(round)], {
+    const proc = spawn(process.execPath, ['--import', 'tsx', WRITER, path, String(round), writes], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     child = proc;
@@ -94,16 +94,17 @@ function crashRound(path: string, round: number, random: () => number, acked: Ac
   });
 }
 
-describe('sqlite: crash safety', () => {
+// 'grouped': synchronous FULL with group commit, up to 8 writes per transaction.
+describe.each(['direct', 'grouped'])('sqlite: crash safety (%s writes)', (mode) => {
   it(`loses no acknowledged write across ${ROUNDS} SIGKILLs`, async () => {
     const seed = Date.now() >>> 0;
     const random = rng(seed);
-    const path = join(tmp.dir, 'crash.db');
+    const path = join(tmp.dir, `crash-${mode}.db`);
     const acked: Acked = { versions: new Map(), maxFence: 0, readyMs: 1_000 };
     let killed = 0;
 
     for (let round = 0; round < ROUNDS; round++) {
-      const what = await crashRound(path, round, random, acked);
+      const what = await crashRound(path, round, random, acked, mode);
       if (what.includes('SIGKILL')) killed++;
       const ctx = `seed ${seed}, ${what}`;
 
