@@ -1,6 +1,7 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Backend } from '../src/backend.js';
 import { memory } from '../src/backends/memory.js';
@@ -32,8 +33,28 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await redisServer?.stop();
+  if (pgServer) await closedConnections(pgServer.url);
   await pgServer?.destroy();
 });
+
+/**
+ * Waits (bounded) until no other client is connected: pg's pool.end() resolves before its
+ * clients' sockets close, and a server stopped under a closing client makes that client emit
+ * an error no one listens to any more (57P01).
+ */
+async function closedConnections(url: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  try {
+    for (let i = 0; i < 100; i++) {
+      const r = await admin.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()");
+      if (r.rows[0].n === 0) return;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  } finally {
+    await admin.end();
+  }
+}
 afterEach(async () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   children = [];
