@@ -102,7 +102,9 @@ describe.each(kinds)('update queue on %s', (kind) => {
     expect(counted.writes()).toBe((after?.version ?? 0) - 1);
     expect(counted.writes()).toBeLessThanOrEqual(UPDATES / 10);
     // Each caller gets a session that holds its own change.
-    results.forEach((s, i) => expect((s.data as { seen: number[] }).seen).toContain(i));
+    results.forEach((s, i) => {
+      expect((s.data as { seen: number[] }).seen).toContain(i);
+    });
   });
 
   it('in a batch, a function that throws fails its own caller only', async () => {
@@ -148,7 +150,7 @@ describe.each(kinds)('update queue on %s', (kind) => {
     ]);
     const end = await store.get(session.id);
     expect(end?.version).toBe(v + 4);
-    expect([100, 101, 102]).toContain((end?.data as { n: number }).n);
+    expect([100, 101, 102]).toContain((end?.data as { n: number } | undefined)?.n);
   });
 
   it('rotate waits for the updates before it, and updates after it find the session gone', async () => {
