@@ -236,8 +236,11 @@ export class SessionStore {
       if (expected !== undefined && staleAfter(last, id, expected)) throw conflict(id, last, expected);
       let start: { version: number; text: string } | undefined;
       if (attempt === 0 && expected === undefined) {
-        if (last?.id === id && last.expiresAt > before) start = { version: last.version, text: last.data };
-        else if (basis?.id === id && basis.expiresAt > before) start = { version: basis.version, text: JSON.stringify(basis.data) };
+        // The newer of the two (versions only grow): this process's last write, or the caller's read.
+        const useLast = last?.id === id && last.expiresAt > before;
+        const useBasis = basis?.id === id && basis.expiresAt > before && (!useLast || basis.version > (last as SessionRecord).version);
+        if (useBasis) start = { version: (basis as Basis).version, text: JSON.stringify((basis as Basis).data) };
+        else if (useLast) start = { version: (last as SessionRecord).version, text: (last as SessionRecord).data };
       }
       if (!start) {
         const prev = await this.read(id, before);
