@@ -95,15 +95,18 @@ function crashRound(path: string, round: number, random: () => number, acked: Ac
 }
 
 // 'grouped': synchronous FULL with group commit, up to 8 writes per transaction.
-describe.each(['direct', 'grouped'])('sqlite: crash safety (%s writes)', (mode) => {
-  it(`loses no acknowledged write across ${ROUNDS} SIGKILLs`, async () => {
+describe.each([
+  ['direct', ROUNDS],
+  ['grouped', ROUNDS / 2],
+] as const)('sqlite: crash safety (%s writes)', (mode, rounds) => {
+  it(`loses no acknowledged write across ${rounds} SIGKILLs`, async () => {
     const seed = Date.now() >>> 0;
     const random = rng(seed);
     const path = join(tmp.dir, `crash-${mode}.db`);
     const acked: Acked = { versions: new Map(), maxFence: 0, readyMs: 1_000 };
     let killed = 0;
 
-    for (let round = 0; round < ROUNDS; round++) {
+    for (let round = 0; round < rounds; round++) {
       const what = await crashRound(path, round, random, acked, mode);
       if (what.includes('SIGKILL')) killed++;
       const ctx = `seed ${seed}, ${what}`;
@@ -141,6 +144,6 @@ describe.each(['direct', 'grouped'])('sqlite: crash safety (%s writes)', (mode) 
     }
     // The test means something only if writes were acknowledged and processes really died.
     expect(acked.versions.size).toBeGreaterThan(0);
-    expect(killed).toBeGreaterThanOrEqual(ROUNDS - 2);
-  }, 90_000);
+    expect(killed).toBeGreaterThanOrEqual(rounds - 2);
+  }, 150_000); // 20 writer processes on a loaded 2-core machine took over 90 s once
 });
