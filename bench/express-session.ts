@@ -27,8 +27,14 @@ const LOST_ROUNDS = 5;
 /** Read and write requests go to this many sessions in turn (many users), not all to one. */
 const POOL = 64;
 
-const STORES = ['lapse-memory', 'memorystore', 'lapse-sqlite', 'better-sqlite3-session-store', 'lapse-redis', 'connect-redis', 'floor'] as const;
-type StoreName = (typeof STORES)[number];
+const ALL_STORES = ['lapse-memory', 'memorystore', 'lapse-sqlite', 'better-sqlite3-session-store', 'lapse-redis', 'connect-redis', 'floor'] as const;
+type StoreName = (typeof ALL_STORES)[number];
+// BENCH_STORES=a,b: only these. BENCH_SQLITE_SYNC=full: Lapse SQLite at synchronous FULL with
+// group commit (better-sqlite3-session-store runs FULL already); results go to express-session-full.md.
+const ONLY = process.env.BENCH_STORES?.split(',');
+// The floor (express-session's own cost) always runs: the added-cost note reads it.
+const STORES = ALL_STORES.filter((s) => !ONLY || ONLY.includes(s) || s === 'floor');
+const SQLITE_FULL = process.env.BENCH_SQLITE_SYNC === 'full';
 const PEER: Partial<Record<StoreName, StoreName>> = {
   'lapse-memory': 'memorystore',
   'lapse-sqlite': 'better-sqlite3-session-store',
@@ -85,7 +91,10 @@ async function storeFor(name: StoreName, session: typeof import('express-session
     const { createStore } = await import('../packages/lapse/dist/index.js');
     const { LapseStore } = await import('../packages/lapse/dist/integrations/express-session.js');
     let backend: import('../packages/lapse/dist/core/backend.js').Backend | undefined;
-    if (name === 'lapse-sqlite') backend = (await import('../packages/lapse/dist/backends/sqlite/backend.js')).sqlite({ path: join(dir, 'lapse.db') });
+    if (name === 'lapse-sqlite') {
+      const b = (await import('../packages/lapse/dist/backends/sqlite/backend.js')).sqlite({ path: join(dir, 'lapse.db'), synchronous: SQLITE_FULL ? 'full' : 'normal' });
+      backend = SQLITE_FULL ? b.grouped() : b;
+    }
     if (name === 'lapse-redis') backend = (await import('../packages/lapse/dist/redis.js')).redis({ url: redisUrl, prefix: 'bench-lapse:' });
     const store = createStore(backend ? { backend } : {});
     return new LapseStore({ store, userId });
@@ -272,7 +281,10 @@ async function main(): Promise<void> {
   const added = (s: StoreName, route: Route) => Math.round(median((runs.get(`${s} ${route}`) as Run[]).map((r) => r.cpuUsPerReq)) - floorCpu(route));
   const addedNote = ROUTES.map((route) => `${route}: floor ${Math.round(floorCpu(route))} µs; ${STORES.filter((s) => s !== 'floor').map((s) => `${s} +${added(s, route)}`).join(', ')}`).join('; ');
   const zeroLost = STORES.filter((s) => s.startsWith('lapse-')).every((s) => (lost.get(s) as number[]).every((x) => x === 0));
-  writeResults('express-session', 'express-session: LapseStore vs MemoryStore, better-sqlite3-session-store, connect-redis', rows, [
+  const { loadavg } = await import('node:os');
+  writeResults(SQLITE_FULL ? 'express-session-full' : 'express-session', `express-session: LapseStore vs ${STORES.filter((s) => !s.startsWith('lapse-')).join(', ')}${SQLITE_FULL ? ' (Lapse SQLite at synchronous FULL, group commit)' : ''}`, rows, [
+    ...(SQLITE_FULL ? ['Lapse SQLite: sqlite({ synchronous: \'full\' }).grouped(); better-sqlite3-session-store on better-sqlite3 defaults (rollback journal, synchronous FULL): both fsync every commit.'] : []),
+    `1-minute load average at the end: ${loadavg()[0]?.toFixed(2)}.`,
     `autocannon, ${CONNECTIONS} connections; read and write requests spread over ${POOL} sessions; ${SLICES} slices of ${SLICE_S} s per store and route, taking turns (order rotated), after ${WARMUP_S} s warm-up. Medians, with the range over slices in brackets; "vs peer" is the median of slice-by-slice req/s ratios to the peer store on the same backend.`,
     'Each server is express 5 + express-session 1.19 (resave false, saveUninitialized false, maxAge 1 day) in its own process; CPU µs/req is the server process\'s own user+system time over the slice divided by the requests served.',
     'LapseStore runs with a userId mapping (passport.user), so its sessions are indexed per user; the peers have no such index. Lapse stores use their defaults (idleTimeout 30m, absoluteTimeout 12h, sweep every minute).',

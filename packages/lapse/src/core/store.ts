@@ -9,12 +9,14 @@ import { CleanupSteps } from './cleanup.js';
 import { backendError, errors, isLapseError, LapseError } from './errors.js';
 import { checkCreateInput, checkId, checkUserId, inputDuration, type CreateInput } from './input.js';
 import { fenceOf, type Lease, type LeaseRef, makeLease } from './lease-handle.js';
+import { LockLine } from './lock-line.js';
 import { LockWaiters } from './lock-waiters.js';
 import { defaultLogger, type Logger } from '../util/logger.js';
 import { type JobHandle, Scheduler } from '../scheduler/scheduler.js';
 import { ParsedDataCache } from './parsed-data.js';
 import { activeLock, type Ended, newRecord, type Session, type SessionRecord, toSession } from './session.js';
 import { type ResolvedOptions, resolveOptions, type StoreOptions, touchIntervalFor } from './store-options.js';
+import { conflictBackoff, UPDATE_BASIS, UpdateQueue } from './update-queue.js';
 import { type WriteHealth, WriteHealthTracker } from './write-health.js';
 import { formatToken, hashSecret, newId, newSecret, parseToken, verifySecretOrDummy } from './token.js';
 
@@ -42,6 +44,8 @@ export interface StoreStats extends BackendStats {
   rotated: number;
   validations: number;
   backendErrors: number;
+  /** Function-form updates written again because another process wrote the session first. */
+  updateRetries: number;
 }
 
 const SWEEP_BATCH = 1000;
@@ -50,6 +54,20 @@ const FLUSH_AT = 250_000;
 const UPDATE_ATTEMPTS = 100;
 // Sessions whose parsed data the store keeps (each checked against version and text).
 const PARSED_DATA_ENTRIES = 10_000;
+
+/** Whether `last`, this process's latest write of session `id`, already moved its version past `expected`. */
+function staleAfter(last: SessionRecord | undefined, id: string, expected: number): last is SessionRecord {
+  return last !== undefined && last.id === id && last.version > expected;
+}
+
+/** A function-form update's function. */
+type Step = (prev: unknown) => unknown;
+
+type Basis = Pick<Session, 'id' | 'version' | 'data' | 'expiresAt'>;
+
+function conflict(id: string, at: { version: number }, expected: number): LapseError {
+  return errors.versionConflict(id, at.version, expected);
+}
 
 /**
  * Creates a session store.
@@ -71,9 +89,12 @@ export class SessionStore {
   private readonly clock: TimerClock;
   private readonly events = new EventEmitter();
   private readonly waiters: LockWaiters;
+  /** One read-modify-write of a session in flight at a time, in this process. */
+  private readonly updates = new UpdateQueue<SessionRecord>();
+  private readonly lockLine: LockLine;
   /** Accesses counted but not yet written (touchInterval coalescing). */
   private pending = new Map<string, { n: number; at: number }>();
-  private counters = { created: 0, expired: 0, evicted: 0, revoked: 0, rotated: 0, validations: 0, backendErrors: 0 };
+  private counters = { created: 0, expired: 0, evicted: 0, revoked: 0, rotated: 0, validations: 0, backendErrors: 0, updateRetries: 0 };
   private closing: Promise<void> | undefined;
   private readonly ownScheduler: boolean;
   private readonly unsubscribe: (() => void) | undefined;
@@ -89,6 +110,7 @@ export class SessionStore {
     this.logger = options.logger ?? defaultLogger();
     this.backend = options.backend ?? memory({ clock: this.clock, logger: this.logger });
     this.waiters = new LockWaiters(this.clock);
+    this.lockLine = new LockLine(this.clock);
     this.writes = new WriteHealthTracker(this.backend);
     this.unsubscribe = this.backend.onUnlock?.((id) => this.waiters.notify(id));
     this.unsubscribeErrors = this.backend.onError?.((err) => void this.failed(err));
@@ -167,36 +189,91 @@ export class SessionStore {
   async update<T = unknown>(
     id: string,
     data: T | ((prev: T) => T | Promise<T>),
-    opts: { expectedVersion?: number; lease?: LeaseRef } = {},
+    opts: { expectedVersion?: number; lease?: LeaseRef; [UPDATE_BASIS]?: Basis } = {},
   ): Promise<Session<T>> {
     this.assertOpen();
     checkId(id);
     const fence = fenceOf(opts.lease);
+    const expected = opts.expectedVersion;
     if (typeof data !== 'function') {
       const text = encodeData(data, this.opts.maxDataBytes);
-      const now = this.clock.now();
-      const rec = await this.call(() =>
-        this.backend.update(id, text, now, { expectedVersion: opts.expectedVersion, fence }),
-      );
-      return this.session<T>(rec, now);
+      const write = async (): Promise<SessionRecord> => {
+        const now = this.clock.now();
+        return this.call(() => this.backend.update(id, text, now, { expectedVersion: expected, fence }));
+      };
+      // A versioned write waits its turn behind this process's writes of the session, and fails
+      // at once, without a write, when one of them already moved the version past it.
+      const rec = await (expected === undefined
+        ? write()
+        : this.updates.run(id, (last) => (staleAfter(last, id, expected) ? Promise.reject(conflict(id, last, expected)) : write())));
+      return this.session<T>(rec, this.clock.now());
     }
     const fn = data as (prev: T) => T | Promise<T>;
+    if (expected !== undefined) {
+      const rec = await this.updates.run(id, (last) => this.updateWith(id, [fn as Step], expected, fence, last).then((r) => r.record as SessionRecord));
+      return this.session<T>(rec, this.clock.now());
+    }
+    // Updates of one session queued behind the one in flight are written together (one write).
+    const group = fence === undefined ? '' : String(fence);
+    const basis = opts[UPDATE_BASIS];
+    const rec = await this.updates.join(id, group, fn as Step, (steps, last) =>
+      this.updateWith(id, steps, undefined, fence, last, basis),
+    );
+    return this.session<T>(rec, this.clock.now());
+  }
+
+  /**
+   * Function-form updates of one session, their turn come: each function runs on the data the
+   * one before it returned, starting from the record this process wrote last (no read) or a
+   * fresh read, and one write carries them all; all run again when another process wrote
+   * between. A function that throws (or returns what cannot be stored) fails its own caller only.
+   */
+  private async updateWith(
+    id: string,
+    steps: Step[],
+    expected: number | undefined,
+    fence: number | undefined,
+    last: SessionRecord | undefined,
+    basis?: Basis,
+  ): Promise<{ record: SessionRecord | undefined; failed: Map<number, unknown> }> {
     for (let attempt = 0; ; attempt++) {
       const before = this.clock.now();
-      const prev = await this.read(id, before);
-      if (!prev) throw errors.notFound(id);
-      if (opts.expectedVersion !== undefined && prev.version !== opts.expectedVersion) {
-        throw errors.versionConflict(id, prev.version, opts.expectedVersion);
+      if (expected !== undefined && staleAfter(last, id, expected)) throw conflict(id, last, expected);
+      let start: { version: number; text: string } | undefined;
+      if (attempt === 0 && expected === undefined) {
+        // The newer of the two (versions only grow): this process's last write, or the caller's read.
+        const useLast = last?.id === id && last.expiresAt > before;
+        const useBasis = basis?.id === id && basis.expiresAt > before && (!useLast || basis.version > (last as SessionRecord).version);
+        if (useBasis) start = { version: (basis as Basis).version, text: JSON.stringify((basis as Basis).data) };
+        else if (useLast) start = { version: (last as SessionRecord).version, text: (last as SessionRecord).data };
       }
-      const version = prev.version;
-      const text = encodeData(await fn(JSON.parse(prev.data) as T), this.opts.maxDataBytes);
+      if (!start) {
+        const prev = await this.read(id, before);
+        if (!prev) throw errors.notFound(id);
+        if (expected !== undefined && prev.version !== expected) throw conflict(id, prev, expected);
+        start = { version: prev.version, text: prev.data };
+      }
+      const failed = new Map<number, unknown>();
+      let text = start.text;
+      for (let i = 0; i < steps.length; i++) {
+        try {
+          text = encodeData(await (steps[i] as Step)(JSON.parse(text)), this.opts.maxDataBytes);
+        } catch (err) {
+          if (steps.length === 1) throw err;
+          failed.set(i, err);
+        }
+      }
+      if (failed.size === steps.length) return { record: undefined, failed }; // nothing to write
       const now = this.clock.now();
+      const version = start.version;
       try {
-        const rec = await this.call(() => this.backend.update(id, text, now, { expectedVersion: version, fence }));
-        return this.session<T>(rec, now);
+        const record = await this.call(() => this.backend.update(id, text, now, { expectedVersion: version, fence }));
+        return { record, failed };
       } catch (err) {
-        if (!isLapseError(err, 'LAPSE_VERSION_CONFLICT') || opts.expectedVersion !== undefined || attempt >= UPDATE_ATTEMPTS) throw err;
+        if (!isLapseError(err, 'LAPSE_VERSION_CONFLICT') || expected !== undefined || attempt >= UPDATE_ATTEMPTS) throw err;
+        this.counters.updateRetries++;
       }
+      await conflictBackoff(attempt + 1);
     }
   }
 
@@ -206,14 +283,23 @@ export class SessionStore {
    */
   async rotate(token: string, opts: { lease?: LeaseRef } = {}): Promise<{ token: string; session: Session }> {
     this.assertOpen();
-    const now = this.clock.now();
-    const old = await this.verified(token, now);
-    if (!old) throw new LapseError('LAPSE_UNAUTHORIZED', 'invalid or expired session token');
-    const id = this.backend.newId?.(old.userId, old.id) ?? newId();
+    const parsed = parseToken(token);
+    if (!parsed) throw new LapseError('LAPSE_UNAUTHORIZED', 'invalid or expired session token');
+    // In turn with this process's updates of the session: a rotate reads after they wrote.
+    const at: { now: number; old?: SessionRecord } = { now: 0 };
     const secret = newSecret();
-    const rec = await this.call(() =>
-      this.backend.rotate(old.id, { id, secretHash: hashSecret(secret) }, now, { fence: fenceOf(opts.lease) }),
-    );
+    const rec = await this.updates.run(parsed.id, async () => {
+      const now = this.clock.now();
+      const from = await this.verified(token, now);
+      if (!from) throw new LapseError('LAPSE_UNAUTHORIZED', 'invalid or expired session token');
+      at.now = now;
+      at.old = from;
+      const id = this.backend.newId?.(from.userId, from.id) ?? newId();
+      return this.call(() => this.backend.rotate(from.id, { id, secretHash: hashSecret(secret) }, now, { fence: fenceOf(opts.lease) }));
+    });
+    const old = at.old as SessionRecord;
+    const now = at.now;
+    const id = rec.id;
     this.pending.delete(old.id);
     this.counters.rotated++;
     this.emit('rotated', { id: old.id, userId: old.userId, reason: 'rotated', at: now, newId: id });
@@ -273,8 +359,21 @@ export class SessionStore {
       throw new LapseError('LAPSE_INVALID_INPUT', 'owner must be a non-empty string of at most 256 characters');
     }
     const deadline = this.clock.now() + wait;
+    if (wait === 0) return this.acquire(id, owner, ttl, wait, deadline);
+    // Waiters of this process take turns: a release wakes the first, not all of them.
+    return this.lockLine.turn(
+      id,
+      wait,
+      () => this.acquire(id, owner, ttl, wait, deadline),
+      () => new LapseError('LAPSE_LOCK_TIMEOUT', `session ${id} is still leased after waiting ${wait} ms`),
+    );
+  }
+
+  /** Tries for the lease until `deadline`, woken by releases. */
+  private async acquire(id: string, owner: string, ttl: number, wait: number, deadline: number): Promise<Lease> {
     let backoff = 25;
     for (;;) {
+      this.assertOpen();
       const now = this.clock.now();
       try {
         const state = await this.call(() => this.backend.lock(id, owner, ttl, now));

@@ -1,8 +1,9 @@
 import { parse as parseCookie, serialize as serializeCookie, type SerializeOptions as CookieSerializeOptions } from 'cookie';
-import { isLapseError, LapseError } from '../core/errors.js';
+import { LapseError } from '../core/errors.js';
 import type { CreateInput } from '../core/input.js';
 import type { Session } from '../core/session.js';
 import type { SessionStore } from '../core/store.js';
+import { UPDATE_BASIS } from '../core/update-queue.js';
 
 /** Options shared by the Express middleware and the Fastify plugin. */
 export interface HttpSessionOptions {
@@ -103,26 +104,23 @@ export class RequestSession {
   }
 
   /**
-   * Replaces the session's data (or derives it with a function). A function first runs on the
-   * session this request validated, written only if it is still that version; when another
-   * request wrote in between, the store reads the latest and runs it again. One read less than
-   * `store.update(id, fn)` in the usual case, and no update lost in the other.
+   * Replaces the session's data (or derives it with a function). A function runs on the session
+   * this request validated (or on what this process wrote since), written only if it is still
+   * that version; when another process wrote in between, the store reads the latest and runs it
+   * again. Concurrent requests of one session queue and are written together: no read, and no
+   * update lost.
    */
   async update<T>(data: T | ((prev: T) => T | Promise<T>)): Promise<Session<T>> {
     const current = this.session;
     if (!current) throw noSession();
-    let next: Session<T> | undefined;
+    let next: Session<T>;
     if (typeof data === 'function') {
-      const fn = data as (prev: T) => T | Promise<T>;
-      // A copy: the handed-out session is frozen, and fn may change what it is given.
-      const prev = structuredClone(current.data) as T;
-      try {
-        next = await this.o.store.update<T>(current.id, await fn(prev), { expectedVersion: current.version });
-      } catch (err) {
-        if (!isLapseError(err, 'LAPSE_VERSION_CONFLICT')) throw err;
-      }
+      // Starts from the session this request validated unless this process wrote it since
+      // (then from that write); a stale start is retried from a fresh read, never lost.
+      next = await this.o.store.update<T>(current.id, data as (prev: T) => T | Promise<T>, { [UPDATE_BASIS]: current });
+    } else {
+      next = await this.o.store.update<T>(current.id, data);
     }
-    next ??= await this.o.store.update<T>(current.id, data);
     this.session = next;
     return next;
   }

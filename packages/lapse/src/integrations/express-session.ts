@@ -34,7 +34,7 @@ interface Read {
 
 // express-session is an optional peer: @fastify/session users get the same store without it.
 const Base = loadBase();
-const RECENT_PER_ID = 8;
+const RECENT_PER_ID = 64;
 const RECENT_IDS = 10_000;
 
 /**

@@ -23,3 +23,20 @@ runBackendConformance(
     },
   },
 );
+
+// The same file with group commit and synchronous FULL: writes of one turn share a transaction.
+runBackendConformance(
+  { describe, it, expect, afterEach },
+  {
+    name: 'sqlite grouped',
+    make: ({ clock }) => {
+      const tmp = tempDir('lapse-sqlite-conf-');
+      dirs.push(tmp);
+      return sqlite({ path: join(tmp.dir, `conformance-${n++}.db`), clock, synchronous: 'full' }).grouped();
+    },
+    cleanup: () => {
+      for (const d of dirs) d.cleanup();
+      dirs = [];
+    },
+  },
+);

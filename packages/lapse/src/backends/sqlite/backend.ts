@@ -6,6 +6,7 @@ import { errors } from '../../core/errors.js';
 import { defaultLogger } from '../../util/logger.js';
 import type { Ended, LockState, SessionRecord } from '../../core/session.js';
 import { Checkpointer } from './checkpointer.js';
+import { GroupCommitSqlite } from './group-commit.js';
 import { sqliteJobLease } from './job-lease.js';
 import { type Db, openDatabase } from './open.js';
 import { resolveSqliteOptions, type SqliteOptions } from './options.js';
@@ -264,6 +265,16 @@ export class SqliteBackend implements Backend {
   ping(): void {
     if (this.closed) throw errors.closed(`sqlite backend ${this.path}`);
     this.st.ping.get();
+  }
+
+  /**
+   * This backend with group commit: the writes issued in one turn of the event loop share one
+   * transaction (one fsync with `synchronous: 'full'`), each in its own savepoint, each caller
+   * told its own result or error after the commit.
+   * @example createStore({ backend: sqlite({ path, synchronous: 'full' }).grouped() })
+   */
+  grouped(): Backend {
+    return new GroupCommitSqlite(this);
   }
 
   /** A JobLease in the same file: one run of a job across every process that shares it. */
