@@ -44,7 +44,7 @@ export function consoleRoutes(ctx: LapseContext, service: ConsoleService) {
             200: {
               type: 'string',
               description:
-                'An event stream: `hello` (figures and the chart series) first, then `figures`, `point`, `connections`, `sessions` and `jobs` events as things change; each `data` is JSON',
+                'An event stream: `figures` and `series` (the chart history) first, then `figures`, `point`, `connections`, `sessions` and `jobs` events as things change; each `data` is JSON',
             },
             ...errors(403),
           },
