@@ -1,5 +1,5 @@
 // Screenshots of every console view at 1280×800 and 390×844, for docs/console/ and the README.
-// Run: npx tsx scripts/console-screenshots.ts   (Debian's Chromium at /usr/bin/chromium)
+// Run: npx tsx packages/lapse-server/scripts/console-screenshots.ts   (Debian's Chromium at /usr/bin/chromium)
 import { mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +9,8 @@ import { createServer } from '../src/server/index.js';
 import { CHROMIUM, CHROMIUM_ARGS } from '../../../test/helpers/chromium.js';
 
 const ADMIN = `lapse_admin_${'s'.repeat(40)}`;
-const OUT = join(import.meta.dirname, '..', 'docs', 'console');
+// The repository's docs/console (this script lives in packages/lapse-server/scripts).
+const OUT = join(import.meta.dirname, '..', '..', '..', 'docs', 'console');
 const UAS = [
   'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36',
   'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1',
@@ -64,6 +65,8 @@ try {
   for (const [size, viewport] of [['1280x800', { width: 1280, height: 800 }], ['390x844', { width: 390, height: 844 }]] as const) {
     const page = await browser.newPage({ viewport, deviceScaleFactor: 1 });
     await page.goto(base);
+    await page.waitForSelector('#key');
+    await page.screenshot({ path: join(OUT, `signin-${size}.png`) });
     await page.fill('#key', ADMIN);
     await page.click('#login-form button');
     await page.waitForSelector('#live.live');

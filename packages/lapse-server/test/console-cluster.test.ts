@@ -1,44 +1,67 @@
 /**
- * The console on two service nodes sharing one redis-server: figures are cluster-wide, the
- * connections table is the node's own (and says so), a revoke on one node cuts a socket on
- * the other, and a user search on Redis (no ordered user index) takes the input as a full id.
+ * The console on two service nodes sharing one redis-server, and on two sharing a real Redis
+ * Cluster (redis-cluster://): figures are cluster-wide, each node's connections table lists
+ * the other's sockets (named by their node), a Disconnect on one node cuts a socket on the
+ * other, a user id prefix search finds users, and a revoke on one node cuts a socket on the other.
  */
 import type { AddressInfo } from 'node:net';
 import { io, type Socket } from 'socket.io-client';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createServer, type LapseServer } from '../src/server/index.js';
-import { describeRedis, randomPrefix, type RedisServer, startRedis } from '../../../test/helpers/redis-server.js';
+import { useRedisCluster } from '../../../test/helpers/redis-cluster.js';
+import { describeRedis, randomPrefix, startRedis } from '../../../test/helpers/redis-server.js';
 import { tempDir } from '../../../test/helpers/tmp.js';
 
 const ADMIN = `lapse_admin_${'k'.repeat(40)}`;
 const admin = { authorization: `Bearer ${ADMIN}` };
 
-describeRedis('the console on two nodes over Redis', () => {
-  let redis: RedisServer;
+/** Two service nodes on `backend()` (a redis:// or redis-cluster:// URL), started before the tests. */
+function twoNodes(backend: () => string): LapseServer[] {
   const apps: LapseServer[] = [];
-  const sockets: Socket[] = [];
   const tmp = tempDir('lapse-console-cluster-');
-
   beforeAll(async () => {
-    redis = await startRedis();
     const redisPrefix = randomPrefix();
     for (const name of ['a', 'b']) {
-      const app = await createServer({ backend: redis.url, redisPrefix, dataDir: `${tmp.dir}/${name}`, adminKey: ADMIN, logLevel: 'silent' });
+      const app = await createServer({ backend: backend(), redisPrefix, dataDir: `${tmp.dir}/${name}`, adminKey: ADMIN, logLevel: 'silent' });
       await app.listen({ host: '127.0.0.1', port: 0 });
       apps.push(app);
     }
   }, 30_000);
-
   afterAll(async () => {
-    for (const s of sockets) s.disconnect();
     for (const app of apps) await app.close();
-    await redis?.stop();
     tmp.cleanup();
+  });
+  return apps;
+}
+
+describeRedis('the console on two nodes over Redis', () => {
+  let stop: (() => Promise<void>) | undefined;
+  let redisUrl = '';
+  beforeAll(async () => {
+    const redis = await startRedis();
+    redisUrl = redis.url;
+    stop = () => redis.stop();
+  }, 30_000);
+  afterAll(async () => {
+    await stop?.();
+  });
+  consoleOnTwoNodes(twoNodes(() => redisUrl));
+});
+
+describeRedis('the console on two nodes over a Redis Cluster (redis-cluster://)', () => {
+  const cluster = useRedisCluster();
+  consoleOnTwoNodes(twoNodes(() => `redis-cluster://${cluster().ports.map((p) => `127.0.0.1:${p}`).join(',')}`));
+});
+
+function consoleOnTwoNodes(apps: LapseServer[]): void {
+  const sockets: Socket[] = [];
+  afterAll(() => {
+    for (const s of sockets) s.disconnect();
   });
 
   const url = (app: LapseServer) => `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
 
-  it('shows cluster figures, its own connections, and a revoke on A ends the socket on B', async () => {
+  it('shows cluster figures and the other node\'s connections, disconnects and revokes across nodes', async () => {
     const [a, b] = apps as [LapseServer, LapseServer];
     const created = await a.inject({ method: 'POST', url: '/v1/sessions', headers: admin, payload: { userId: 'nina' } });
     const { token, session } = created.json();
@@ -67,9 +90,9 @@ describeRedis('the console on two nodes over Redis', () => {
     expect(await cut).toBe('io server disconnect');
     expect((await a.inject({ method: 'POST', url: '/v1/console/connections/no-such-sid/disconnect', headers: admin })).statusCode).toBe(404);
 
-    // Users on Redis: a full id only.
-    expect((await a.inject({ url: '/v1/console/users?prefix=nina', headers: admin })).json()).toEqual({ users: [{ userId: 'nina', sessions: 1 }], cursor: null, exact: true });
-    expect((await a.inject({ url: '/v1/console/users?prefix=nin', headers: admin })).json().users).toEqual([]);
+    // Users by id prefix, from the ordered user index (on a cluster, every bucket's).
+    expect((await a.inject({ url: '/v1/console/users?prefix=nin', headers: admin })).json()).toEqual({ users: [{ userId: 'nina', sessions: 1 }], cursor: null, exact: false });
+    expect((await b.inject({ url: '/v1/console/users?prefix=', headers: admin })).json().users).toEqual([{ userId: 'nina', sessions: 1 }, { userId: 'omar', sessions: 1 }]);
 
     const expired = new Promise<unknown>((resolve) => s.once('session_expired', resolve));
     const revokedAt = Date.now();
@@ -77,4 +100,4 @@ describeRedis('the console on two nodes over Redis', () => {
     expect(await expired).toEqual({ reason: 'revoked' });
     expect(Date.now() - revokedAt).toBeLessThan(1000);
   });
-});
+}

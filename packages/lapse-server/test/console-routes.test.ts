@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Backend } from 'lapse/internal';
@@ -95,6 +96,71 @@ describe('Backend.scanUsers', () => {
       expect((await b.scanUsers?.('ali', null, 10, now))?.map((u) => u.userId)).toEqual(['alina']);
     });
   }
+});
+
+describe('console routes in /openapi.json', () => {
+  /** Every route the console's route files register, read from their source: method and URL. */
+  function consoleRoutesInSource(): [string, string][] {
+    const found: [string, string][] = [];
+    for (const file of ['console.ts', 'keys.ts']) {
+      const text = readFileSync(new URL(`../src/server/routes/${file}`, import.meta.url), 'utf8');
+      for (const m of text.matchAll(/app\.(get|post|put|patch|delete)(?:<[^(]*>)?\(\s*'([^']+)'/g)) found.push([m[1] as string, m[2] as string]);
+    }
+    return found;
+  }
+
+  it('documents every console and key route, admin-only, with its answers', async () => {
+    const app = await start();
+    const routes = consoleRoutesInSource();
+    expect(routes.length).toBeGreaterThanOrEqual(12);
+    const doc = (await app.inject({ url: '/openapi.json', headers: admin })).json();
+    const documented = Object.entries(doc.paths as Record<string, Record<string, unknown>>)
+      .filter(([p]) => p.startsWith('/v1/console') || p.startsWith('/v1/keys'))
+      .flatMap(([p, m]) => Object.keys(m).map((k) => `${k} ${p}`))
+      .sort();
+    expect(documented).toEqual(routes.map(([m, u]) => `${m} ${u.replace(/:([A-Za-z0-9_]+)/g, '{$1}')}`).sort());
+    for (const [method, url] of routes) {
+      // The route is real: without a key it answers 401, not 404.
+      const concrete = url.replace(/:([A-Za-z0-9_]+)/g, 'x');
+      expect((await app.inject({ method: method.toUpperCase() as 'GET', url: concrete })).statusCode, `${method} ${url}`).toBe(401);
+      const op = doc.paths[url.replace(/:([A-Za-z0-9_]+)/g, '{$1}')][method];
+      expect(op.summary, `${method} ${url}`).toEqual(expect.any(String));
+      expect(op['x-lapse-role']).toBe('admin');
+      expect(op.security).toEqual([{ bearer: [] }]);
+      expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(['400', '401', '403', '503']));
+      const ok = op.responses['200'] ?? op.responses['201'] ?? op.responses['204'];
+      expect(ok, `${method} ${url} documents its answer`).toBeDefined();
+      if (!op.responses['204']) expect(Object.keys(ok.content ?? {}).length, `${method} ${url}`).toBe(1);
+      for (const name of (url.match(/:([A-Za-z0-9_]+)/g) ?? []).map((p) => p.slice(1))) {
+        expect(op.parameters, `${method} ${url}`).toContainEqual(expect.objectContaining({ name, in: 'path', required: true }));
+      }
+    }
+    const events = doc.paths['/v1/console/events'].get;
+    expect(Object.keys(events.responses['200'].content)).toEqual(['text/event-stream']);
+    const users = doc.paths['/v1/console/users'].get;
+    expect(users.parameters.map((p: { name: string }) => p.name)).toEqual(['prefix', 'cursor', 'limit']);
+    expect(users.responses['200'].content['application/json'].schema.properties.users.items.properties).toHaveProperty('userId');
+  });
+
+  it('the documented answers are what the routes send: no field dropped by the serializer', async () => {
+    const app = await start();
+    const ua = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36';
+    const { session } = await app.lapse.store.create({ userId: 'zoe', ip: '192.0.2.9', userAgent: ua });
+    const get = async (url: string) => (await app.inject({ url, headers: admin })).json();
+    const doc = await get('/openapi.json');
+    const documented = (path: string) => Object.keys(doc.paths[path].get.responses['200'].content['application/json'].schema.properties).sort();
+    const figures = await get('/v1/console/figures');
+    expect(Object.keys(figures).sort()).toEqual(documented('/v1/console/figures'));
+    expect(Object.keys(await get('/v1/console/connections')).sort()).toEqual(documented('/v1/console/connections'));
+    expect(Object.keys(await get('/v1/console/series')).sort()).toEqual(documented('/v1/console/series'));
+    expect(figures).toMatchObject({ sessions: 1, users: 1, backend: 'ok' });
+    const device = (await get('/v1/console/users/zoe/devices')).devices[0];
+    expect(device).toMatchObject({ id: session.id, userId: 'zoe', ip: '192.0.2.9', userAgent: ua, os: 'Linux', device: 'desktop', connections: 0 });
+    expect(device.browser).toMatch(/^Chrome/);
+    expect((await get(`/v1/console/sessions?prefix=${session.id}`)).sessions[0]).toEqual(expect.objectContaining({ id: session.id, status: 'active', lastAccessedAt: expect.any(Number) }));
+    const jobs = (await get('/v1/console/jobs')).jobs;
+    expect(jobs.find((j: { id: string }) => j.id === 'session_cleanup')).toMatchObject({ schedule: expect.any(String), node: expect.any(String), recent: [] });
+  });
 });
 
 describe('console routes', () => {

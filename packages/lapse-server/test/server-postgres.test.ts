@@ -75,4 +75,23 @@ describePostgres('the service on PostgreSQL, over real HTTP', () => {
     await expect(createServer({ backend: `${pg.url}?schema=${foreign}`, adminKey: ADMIN_KEY, dataDir: tmp.dir, logLevel: 'silent' }))
       .rejects.toMatchObject({ code: 'LAPSE_INVALID_OPTION', message: expect.stringContaining("not Lapse's") });
   });
+
+  it('the console finds users and sessions by id prefix, in pages', async () => {
+    const { app, base } = await serve();
+    try {
+      const made: string[] = [];
+      for (const u of ['pfx-b', 'pfx-a', 'pfx-C', 'pfx_d', 'other']) {
+        made.push(((await (await call(base, 'POST', '/v1/sessions', { userId: u })).json()) as { session: { id: string } }).session.id);
+      }
+      const page = async (path: string) => (await (await call(base, 'GET', path)).json()) as { users: { userId: string }[]; cursor: string | null; exact: boolean };
+      const first = await page('/v1/console/users?prefix=pfx-&limit=2');
+      expect(first).toEqual({ users: [{ userId: 'pfx-C', sessions: 1 }, { userId: 'pfx-a', sessions: 1 }], cursor: 'pfx-a', exact: false });
+      expect((await page('/v1/console/users?prefix=pfx-&limit=2&cursor=pfx-a')).users.map((u) => u.userId)).toEqual(['pfx-b']);
+      const id = made[0] as string;
+      const hit = (await (await call(base, 'GET', `/v1/console/sessions?prefix=${encodeURIComponent(id.slice(0, 8))}`)).json()) as { sessions: { id: string }[] };
+      expect(hit.sessions.map((s) => s.id)).toEqual(made.filter((m) => m.startsWith(id.slice(0, 8))).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))));
+    } finally {
+      await app.close();
+    }
+  });
 });

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { postgres } from '../src/backends/postgres/index.js';
 import { statements } from '../src/backends/postgres/statements.js';
 import { schemaNames } from '../src/backends/postgres/names.js';
-import { SCHEMA_VERSION } from '../src/backends/postgres/schema.js';
+import { MIGRATIONS, SCHEMA_VERSION } from '../src/backends/postgres/schema.js';
 import { ManualClock } from '../src/core/clock.js';
 import { isLapseError, LapseError } from '../src/core/errors.js';
 import { silentLogger } from '../src/util/logger.js';
@@ -107,11 +107,72 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
     const before = { tables: await tablesOf(schema), functions: await functionsOf(schema) };
     const b = postgres({ url: server.url, schema, logger: silentLogger });
     try {
-      expect((await refusal(b.ready())).message).toMatch(/version 99, newer than this Lapse understands \(2\)/);
+      expect((await refusal(b.ready())).message).toMatch(new RegExp(`version 99, newer than this Lapse understands \\(${SCHEMA_VERSION}\\)`));
       expect((await admin.query(`SELECT version FROM "${schema}".lapse_schema`)).rows).toEqual([{ version: 99 }]);
       expect({ tables: await tablesOf(schema), functions: await functionsOf(schema) }).toEqual(before);
       await admin.query(`UPDATE "${schema}".lapse_schema SET version = 1, application = 'other'`);
       await refusal(postgres({ url: server.url, schema, logger: silentLogger }).ready());
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('upgrades a version 2 schema to byte-ordered ids, keeping its sessions and counts', async () => {
+    const schema = randomName('v2');
+    const n = schemaNames(schema);
+    await admin.query(`CREATE SCHEMA ${n.q}; CREATE TABLE ${n.q}.lapse_schema (application text NOT NULL, version int NOT NULL);
+      INSERT INTO ${n.q}.lapse_schema VALUES ('lapse', 2)`);
+    for (const m of MIGRATIONS.slice(0, 2)) await admin.query(m(n));
+    const now = Date.now();
+    const old = `SELECT ${n.q}.lapse_insert($1, 'h', $2, '{}', $3::bigint, $3, $3 + 60000, $3 + 60000, 60000, 0, 1, NULL, NULL, NULL, NULL, NULL, $3, NULL, NULL, false, NULL)`;
+    for (const [id, user] of [['s-1', 'al-2'], ['s1', 'alice'], ['s2', 'alice'], ['sA', 'Al'], ['s_3', 'al']]) await admin.query(old, [id, user, now]);
+    const b = postgres({ url: server.url, schema, logger: silentLogger });
+    try {
+      await b.ready();
+      expect((await admin.query(`SELECT version FROM ${n.q}.lapse_schema`)).rows).toEqual([{ version: SCHEMA_VERSION }]);
+      const collations = await admin.query<{ c: string; col: string }>(
+        `SELECT c.relname || '.' || a.attname AS col, co.collname AS c FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+          JOIN pg_namespace s ON s.oid = c.relnamespace JOIN pg_collation co ON co.oid = a.attcollation
+          WHERE s.nspname = $1 AND (c.relname, a.attname) IN (('lapse_sessions', 'id'), ('lapse_users', 'user_id')) ORDER BY 1`,
+        [schema],
+      );
+      expect(collations.rows).toEqual([{ col: 'lapse_sessions.id', c: 'C' }, { col: 'lapse_users.user_id', c: 'C' }]);
+      expect(await b.scanUsers('al', null, 10, now)).toEqual([
+        { userId: 'al', sessions: 1 },
+        { userId: 'al-2', sessions: 1 },
+        { userId: 'alice', sessions: 2 },
+      ]);
+      expect((await b.scan(null, 10, now)).map((r) => r.id)).toEqual(['s-1', 's1', 's2', 'sA', 's_3']);
+      expect(await b.stats(now)).toEqual({ sessions: 5, users: 4, locked: 0 });
+      expect((await b.get('s1', now))?.userId).toBe('alice');
+    } finally {
+      await b.close();
+      await admin.query(`DROP SCHEMA ${n.q} CASCADE`);
+    }
+  });
+
+  it('orders session and user ids by bytes in a database with a linguistic (ICU) collation', async () => {
+    const name = randomName('icu');
+    await admin.query(`CREATE DATABASE ${name} TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'`);
+    const url = server.urlOf(name);
+    const b = postgres({ url, logger: silentLogger });
+    try {
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      try {
+        // The database's own order puts case after letters: 'Ac' sorts between 'ab' and 'ad'.
+        const own = await c.query<{ x: string }>("SELECT x FROM unnest(ARRAY['ad', 'Ac', 'ab']) x ORDER BY x");
+        expect(own.rows.map((r) => r.x)).toEqual(['ab', 'Ac', 'ad']);
+      } finally {
+        await c.end();
+      }
+      const now = Date.now();
+      for (const id of ['ab', 'Ac', 'ad', 'a-d']) await b.insert(sessionRecord(id, now, { userId: id }), now, {});
+      // A prefix's ids are one range of the primary key (bytes): a scan from 'a' finds 'ad' after 'ab'.
+      expect((await b.scan(null, 10, now)).map((r) => r.id)).toEqual(['Ac', 'a-d', 'ab', 'ad']);
+      expect((await b.scan('a', 10, now)).map((r) => r.id)).toEqual(['a-d', 'ab', 'ad']);
+      expect((await b.scanUsers('a', null, 10, now)).map((u) => u.userId)).toEqual(['a-d', 'ab', 'ad']);
+      expect((await b.scanUsers('a', 'ab', 10, now)).map((u) => u.userId)).toEqual(['ad']);
     } finally {
       await b.close();
     }
@@ -178,6 +239,7 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
         ['touch', st.touch.text, ['id42', now, 1, now], 'lapse_sessions_pkey'],
         ['listUser', st.listUser.text, ['user-7', now], 'lapse_sessions_user'],
         ['scan', st.scan.text, ['id5', now, 100], 'lapse_sessions_pkey'],
+        ['scanUsers', st.scanUsers.text, ['user-4', 'user-41', 20], 'lapse_users_pkey'],
         ['count', st.count.text, [now + 3_600_000 + 10], 'lapse_sessions_expires'],
         ['stats', st.stats.text, [now], 'lapse_sessions_lock'],
       ];
@@ -191,6 +253,8 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
         expect(plans[name], name).toContain(index);
         expect(plans[name], name).not.toMatch(/Seq Scan on lapse_sessions/);
       }
+      // Prefix scans walk a primary key in order: no sort, no scan of the whole table.
+      for (const name of ['scan', 'scanUsers']) expect(plans[name], name).not.toMatch(/Sort|Seq Scan/);
 
       // The functions' own statements, as auto_explain reports them to this session.
       const c = new pg.Client({ connectionString: server.url });

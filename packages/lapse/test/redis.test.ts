@@ -80,7 +80,7 @@ describeRedis('redis backend', () => {
     const b = make({ expiryGrace: '30s' });
     await b.insert(rec('s1', { userId: 'alice' }), T0, {});
     const k = b.keys;
-    expect(await keysOf(b)).toEqual([k.exp, k.ids, k.lru, k.seq, k.session('s1'), k.user('alice'), k.users].sort());
+    expect(await keysOf(b)).toEqual([k.exp, k.ids, k.lru, k.seq, k.session('s1'), k.user('alice'), k.userOrder, k.users].sort());
     expect(k.session('s1')).toBe(`${k.prefix}s:{s1}`);
     const pttl = await admin.pttl(k.session('s1'));
     // Remaining lifetime (10 min on the caller's clock) plus the grace, counted on Redis's clock.
@@ -292,6 +292,43 @@ describeRedis('redis backend', () => {
     expect(await b.stats(T0 + MIN)).toEqual({ sessions: 3, users: 2, locked: 0 });
     await b.removeUser('u1', T0 + MIN);
     expect(await b.stats(T0 + MIN)).toEqual({ sessions: 1, users: 1, locked: 0 });
+  });
+
+  it('keeps the ordered user index with the users set, in every script that adds or ends a session', async () => {
+    const b = make();
+    const mirrors = async () => expect(await admin.zrange(b.keys.userOrder, 0, -1)).toEqual((await admin.smembers(b.keys.users)).sort());
+    await b.insert(rec('a', { userId: 'u1' }), T0, {});
+    await b.insert(rec('b', { userId: 'u1', idleTimeout: MIN }), T0, {});
+    await b.insert(rec('c', { userId: 'u2' }), T0, {});
+    await b.insert(rec('d', { userId: 'u3' }), T0, {});
+    await b.insert(rec('e', { userId: 'u4' }), T0, { maxSessionsPerUser: 1 });
+    await mirrors();
+    expect(await admin.zrange(b.keys.userOrder, 0, -1)).toEqual(['u1', 'u2', 'u3', 'u4']);
+    await b.remove('c', T0, {});
+    await b.insert(rec('d', { userId: 'u5' }), T0, {}, { replace: true }); // moved to another user
+    await b.sweep(T0 + MIN, 100); // b idled out; u1 keeps a
+    await b.removeUser('u4', T0 + MIN);
+    await mirrors();
+    expect(await b.scanUsers('u', null, 10, T0 + MIN)).toEqual([
+      { userId: 'u1', sessions: 1 },
+      { userId: 'u5', sessions: 1 },
+    ]);
+    await b.clear();
+    expect(await admin.exists(b.keys.userOrder)).toBe(0);
+  });
+
+  it('fills the ordered user index once from data written before it existed', async () => {
+    const prefix = randomPrefix();
+    const first = make({ prefix });
+    for (let i = 0; i < 1200; i++) await first.insert(rec(`s${i}`, { userId: `user-${String(i % 600).padStart(3, '0')}` }), T0, {});
+    await admin.del(first.keys.userOrder); // as an older Lapse left it
+    await first.remove('s0', T0, {});
+    await first.remove('s600', T0, {}); // user-000 has no session left
+    const later = make({ prefix });
+    const page = await later.scanUsers('user-00', null, 5, T0);
+    expect(page).toEqual(['001', '002', '003', '004', '005'].map((n) => ({ userId: `user-${n}`, sessions: 2 })));
+    expect(await admin.zcard(later.keys.userOrder)).toBe(599);
+    expect(await admin.exists(`${later.keys.userOrder}:filled`)).toBe(1);
   });
 
   it('clear removes every session key in batches and fencing numbers keep growing', async () => {

@@ -15,6 +15,8 @@ export interface RouteConfig {
   tags?: string[];
   /** Left out of /openapi.json. */
   hide?: boolean;
+  /** The media type of a 2xx answer in /openapi.json, when not JSON (the console's event stream). */
+  produces?: string;
 }
 
 /** Where a request keeps the key it authenticated with (a decorated field, not a WeakMap entry per request). */

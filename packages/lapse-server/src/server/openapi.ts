@@ -63,7 +63,7 @@ export class OpenApiCollector {
         'x-lapse-role': role,
         security: role === 'public' ? [] : [{ bearer: [] }],
         parameters: [...params(r.schema.params, 'path'), ...params(r.schema.querystring, 'query')],
-        responses: responses(r.schema.response as Record<string, unknown> | undefined),
+        responses: responses(r.schema.response as Record<string, unknown> | undefined, r.config.produces),
       };
       const body = r.schema.body as { required?: string[] } | undefined;
       if (body) op.requestBody = { required: (body.required ?? []).length > 0, content: { 'application/json': { schema: body } } };
@@ -96,13 +96,14 @@ function params(schema: unknown, where: 'path' | 'query'): object[] {
   }));
 }
 
-function responses(map: Record<string, unknown> | undefined): Record<string, object> {
+function responses(map: Record<string, unknown> | undefined, produces?: string): Record<string, object> {
   const out: Record<string, object> = {};
   for (const [status, schema] of Object.entries(map ?? { 200: {} })) {
-    const s = schema as { type?: string };
+    const s = schema as { type?: string; description?: string };
+    const media = produces !== undefined && status.startsWith('2') ? produces : 'application/json';
     out[status] = {
-      description: STATUS_TEXT[status] ?? 'Response',
-      ...(s.type === 'null' ? {} : { content: { 'application/json': { schema } } }),
+      description: (media === 'application/json' ? undefined : s.description) ?? STATUS_TEXT[status] ?? 'Response',
+      ...(s.type === 'null' ? {} : { content: { [media]: { schema } } }),
     };
   }
   return out;

@@ -176,9 +176,9 @@ export interface Backend {
 
   /**
    * Optional: users whose id starts with `prefix` and is greater than `afterUserId`, in user id
-   * order, at most `limit`, each with its stored session count (expired ones not yet swept
-   * included). From an ordered user index: O(log users + limit), never a scan of sessions.
-   * Memory, SQLite and PostgreSQL have it; without it, a caller can only look a user up by
+   * order (byte order for ASCII ids), at most `limit`, each with its stored session count (expired
+   * ones not yet swept included). From an ordered user index: O(log users + limit), never a scan
+   * of sessions. Every built-in backend has it; without it, a caller can only look a user up by
    * its full id (listUser).
    */
   scanUsers?(prefix: string, afterUserId: string | null, limit: number, now: number): Awaitable<UserCount[]>;

@@ -655,6 +655,70 @@ export function runBackendConformance(runner: ConformanceRunner, target: Conform
       });
     });
 
+    describe('optional parts: scanUsers', () => {
+      it('scanUsers, when offered, finds users by id prefix in byte order, a page after a cursor, with counts', async () => {
+        const store = await open({ idleTimeout: '10m' });
+        const backend = store.backend;
+        if (!backend.scanUsers) return;
+        const scan = async (prefix: string, after: string | null, limit: number) =>
+          (await backend.scanUsers?.(prefix, after, limit, clock.now())) ?? [];
+        const ids = async (prefix: string, after: string | null, limit: number) => (await scan(prefix, after, limit)).map((u) => u.userId);
+        // Byte order, whatever a database's collation says ('-' and '_' count, case counts).
+        const users = ['bob', 'alz', 'al_x', 'alina', 'Al', 'al-2', 'alice', 'al'];
+        const made = new Map<string, string[]>();
+        for (const u of users) {
+          for (let i = 0; i < (u === 'alice' ? 3 : 1); i++) {
+            const { session } = await store.create({ userId: u });
+            made.set(u, [...(made.get(u) ?? []), session.id]);
+          }
+        }
+        await store.create({}); // a session without a user is no user
+        expect(await scan('al', null, 10)).toEqual([
+          { userId: 'al', sessions: 1 },
+          { userId: 'al-2', sessions: 1 },
+          { userId: 'al_x', sessions: 1 },
+          { userId: 'alice', sessions: 3 },
+          { userId: 'alina', sessions: 1 },
+          { userId: 'alz', sessions: 1 },
+        ]);
+        expect(await ids('', null, 100)).toEqual(['Al', 'al', 'al-2', 'al_x', 'alice', 'alina', 'alz', 'bob']);
+        expect(await ids('al', null, 2)).toEqual(['al', 'al-2']);
+        expect(await ids('al', 'al-2', 2)).toEqual(['al_x', 'alice']);
+        expect(await ids('al', 'Al', 2)).toEqual(['al', 'al-2']); // a cursor before the prefix starts at it
+        expect(await ids('ali', null, 10)).toEqual(['alice', 'alina']);
+        expect(await ids('alice', null, 10)).toEqual(['alice']);
+        expect(await ids('zed', null, 10)).toEqual([]);
+        expect(await ids('', 'alz', 10)).toEqual(['bob']);
+        expect(await ids('al', null, 0)).toEqual([]);
+        // Paging through every user, a page of 3 at a time: each once, in order.
+        const seen: string[] = [];
+        let after: string | null = null;
+        for (let i = 0; i < 10; i++) {
+          const page = await ids('', after, 3);
+          seen.push(...page);
+          if (page.length < 3) break;
+          after = page[page.length - 1] as string;
+        }
+        expect(seen).toEqual(['Al', 'al', 'al-2', 'al_x', 'alice', 'alina', 'alz', 'bob']);
+        // A user leaves the index with their last session, however it ends.
+        await store.revokeUser('alice');
+        await store.delete((made.get('alz') as string[])[0] as string);
+        expect((await scan('ali', null, 10)).map((u) => u.userId)).toEqual(['alina']);
+        await store.delete((made.get('alice') as string[])[0] as string);
+        expect(await ids('al', null, 10)).toEqual(['al', 'al-2', 'al_x', 'alina']);
+        const { session: more } = await store.create({ userId: 'alina' });
+        expect(await scan('alina', null, 10)).toEqual([{ userId: 'alina', sessions: 2 }]);
+        await store.delete(more.id);
+        await clock.advance('11m');
+        await store.sweep({ limit: 100 });
+        expect(await ids('', null, 100)).toEqual([]);
+        await store.create({ userId: 'carol' });
+        expect(await ids('', null, 100)).toEqual(['carol']);
+        await store.clear();
+        expect(await ids('', null, 100)).toEqual([]);
+      });
+    });
+
     describe('events and lifecycle', () => {
       it('emits every event with { id, userId, reason, at }', async () => {
         const store = await open({ idleTimeout: '1m', maxSessions: 2 });

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'lapse/internal';
 import type { ConnectionRow } from './connections.js';
 
@@ -20,14 +20,40 @@ interface Pending {
   first: boolean;
 }
 
+/** Where the channel lives: one Redis (`url`) or the seed nodes of a Redis Cluster (`nodes`, redis:// URLs). */
+export type ChannelTarget = { url: string } | { nodes: string[] };
+
+const REDIS_OPTIONS = { maxRetriesPerRequest: 1, connectTimeout: 2000 } as const;
+
 /**
- * The connections table and Disconnect across service nodes on one Redis: a request on a
- * pub/sub channel, answered by every node from its own tracker, gathered for at most
- * ANSWER_MS. The presence registry keeps only counts and socket ids, not the rows.
+ * A client for the channel. On a Redis Cluster, PUBLISH reaches every node over the cluster
+ * bus and a subscriber listens on any one of them (ioredis picks it, and moves it after a
+ * failover), so the channel works the same; the name needs no hash tag.
+ */
+function channelClient(target: ChannelTarget): Redis | Cluster {
+  if ('url' in target) return new Redis(target.url, { ...REDIS_OPTIONS, lazyConnect: true });
+  const seeds = target.nodes.map((u) => new URL(u));
+  const first = seeds[0] as URL;
+  const auth = {
+    ...(first.username ? { username: decodeURIComponent(first.username) } : {}),
+    ...(first.password ? { password: decodeURIComponent(first.password) } : {}),
+    ...(first.protocol === 'rediss:' ? { tls: {} } : {}),
+  };
+  return new Cluster(
+    seeds.map((u) => ({ host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port || 6379) })),
+    { lazyConnect: true, scaleReads: 'master', redisOptions: { ...REDIS_OPTIONS, ...auth } },
+  );
+}
+
+/**
+ * The connections table and Disconnect across service nodes on one Redis or one Redis
+ * Cluster: a request on a pub/sub channel, answered by every node from its own tracker,
+ * gathered for at most ANSWER_MS. The presence registry keeps only counts and socket ids,
+ * not the rows.
  */
 export class ConsoleCluster {
-  private readonly pub: Redis;
-  private readonly sub: Redis;
+  private readonly pub: Redis | Cluster;
+  private readonly sub: Redis | Cluster;
   private readonly reqChannel: string;
   private readonly resChannel: string;
   private readonly pending = new Map<string, Pending>();
@@ -35,7 +61,7 @@ export class ConsoleCluster {
 
   constructor(
     private readonly opts: {
-      url: string;
+      target: ChannelTarget;
       prefix: string;
       node: () => string;
       list: (filter: Filter) => { rows: ConnectionRow[]; total: number };
@@ -43,9 +69,8 @@ export class ConsoleCluster {
       logger: Logger;
     },
   ) {
-    const redisOpts = { maxRetriesPerRequest: 1, connectTimeout: 2000, lazyConnect: true } as const;
-    this.pub = new Redis(opts.url, redisOpts);
-    this.sub = new Redis(opts.url, redisOpts);
+    this.pub = channelClient(opts.target);
+    this.sub = channelClient(opts.target);
     for (const c of [this.pub, this.sub]) c.on('error', (err: unknown) => opts.logger.debug?.({ err }, 'console cluster channel: redis error'));
     this.reqChannel = `${opts.prefix}console:req`;
     this.resChannel = `${opts.prefix}console:res`;

@@ -197,11 +197,11 @@ export class ConsoleService {
     const { config, live } = this.ctx;
     const logger = this.logger;
     const target = parseBackendUrl(config.backend);
-    if (target.kind !== 'redis' || !config.socketPresence || !live || this.closed) return;
+    if ((target.kind !== 'redis' && target.kind !== 'redis-cluster') || !config.socketPresence || !live || this.closed) return;
     // Loaded only on a Redis backend, like the backend itself.
     const { ConsoleCluster: Cluster } = (await import(CLUSTER_MODULE)) as typeof import('./cluster.js');
     const cluster = new Cluster({
-      url: target.url,
+      target: target.kind === 'redis' ? { url: target.url } : { nodes: target.nodes },
       prefix: config.redisPrefix ?? 'lapse:',
       node: () => this.nodeName,
       list: (filter) => listConnections(live.tracker, this.nodeName, filter),

@@ -5,7 +5,8 @@ import { MAX_ROWS } from '../console/connections.js';
 import { MAX_STREAMS } from '../console/feed.js';
 import type { LapseContext } from '../context.js';
 import { API_HEADERS } from '../security.js';
-import { userParams } from '../schemas.js';
+import { errors, userParams } from '../schemas.js';
+import { connectionsSchema, consoleJobsSchema, devicesSchema, figuresSchema, seriesSchema, sessionsSchema, usersSchema } from './console-schemas.js';
 
 const prefixQuery = {
   type: 'object',
@@ -26,13 +27,30 @@ function limitOf(raw: string | undefined, fallback: number, max: number): number
 }
 
 /**
- * The admin console's API (admin key only; left out of /openapi.json, see docs/console.md):
- * the push stream, chart series, connections with disconnect, prefix search, devices, jobs.
+ * The admin console's API (admin key only; in /openapi.json under the tag `console`, see
+ * docs/console.md): the push stream, chart series, connections with disconnect, prefix
+ * search, devices, jobs.
  */
 export function consoleRoutes(ctx: LapseContext, service: ConsoleService) {
-  const config = (summary: string) => ({ role: 'admin' as const, summary, tags: ['console'], hide: true });
+  const config = (summary: string) => ({ role: 'admin' as const, summary, tags: ['console'] });
+  const answers = (schema: object, ...statuses: number[]) => ({ 200: schema, ...errors(403, ...statuses) });
   return async function plugin(app: FastifyInstance): Promise<void> {
-    app.get('/v1/console/events', { config: config('Server-sent events: figures, connections, sessions, jobs, chart points') }, async (request, reply) => {
+    app.get(
+      '/v1/console/events',
+      {
+        config: { ...config('Server-sent events: figures, connections, sessions, jobs, chart points'), produces: 'text/event-stream' },
+        schema: {
+          response: {
+            200: {
+              type: 'string',
+              description:
+                'An event stream: `figures` and `series` (the chart history) first, then `figures`, `point`, `connections`, `sessions` and `jobs` events as things change; each `data` is JSON',
+            },
+            ...errors(403),
+          },
+        },
+      },
+      async (request, reply) => {
       if (service.feed.full()) throw new LapseError('LAPSE_INVALID_INPUT', `at most ${MAX_STREAMS} console streams at once`);
       const hello = {
         figures: await service.figures(),
@@ -48,15 +66,22 @@ export function consoleRoutes(ctx: LapseContext, service: ConsoleService) {
       });
       request.raw.socket.setNoDelay(true);
       service.feed.add(res, hello);
-    });
+      },
+    );
 
-    app.get('/v1/console/figures', { config: config('The headline figures now') }, async () => service.figures());
+    app.get('/v1/console/figures', { config: config('The headline figures now'), schema: { response: answers(figuresSchema) } }, async () =>
+      service.figures(),
+    );
 
-    app.get('/v1/console/series', { config: config('The chart points of the last hour') }, async () => ({
-      intervalMs: service.series.intervalMs,
-      capacity: service.series.capacity,
-      points: service.series.list(),
-    }));
+    app.get(
+      '/v1/console/series',
+      { config: config('The chart points of the last hour'), schema: { response: answers(seriesSchema) } },
+      async () => ({
+        intervalMs: service.series.intervalMs,
+        capacity: service.series.capacity,
+        points: service.series.list(),
+      }),
+    );
 
     app.get<{ Querystring: { user?: string; room?: string; limit?: string } }>(
       '/v1/console/connections',
@@ -72,6 +97,7 @@ export function consoleRoutes(ctx: LapseContext, service: ConsoleService) {
               limit: { type: 'string', pattern: '^[0-9]{1,4}$' },
             },
           },
+          response: answers(connectionsSchema),
         },
       },
       async (request) => {
@@ -84,7 +110,10 @@ export function consoleRoutes(ctx: LapseContext, service: ConsoleService) {
       '/v1/console/connections/:sid/disconnect',
       {
         config: config('Disconnect a live socket (of any node on Redis)'),
-        schema: { params: { type: 'object', required: ['sid'], properties: { sid: { type: 'string', minLength: 1, maxLength: 256 } } } },
+        schema: {
+          params: { type: 'object', required: ['sid'], properties: { sid: { type: 'string', minLength: 1, maxLength: 256 } } },
+          response: { 204: { type: 'null' }, ...errors(403, 404) },
+        },
       },
       async (request, reply) => {
         if (!(await service.disconnect(request.params.sid))) throw new LapseError('LAPSE_NOT_FOUND', 'no such live connection');
@@ -94,7 +123,10 @@ export function consoleRoutes(ctx: LapseContext, service: ConsoleService) {
 
     app.get<{ Querystring: PrefixQuery }>(
       '/v1/console/users',
-      { config: config('Users whose id starts with a prefix, with their session counts'), schema: { querystring: prefixQuery } },
+      {
+        config: config('Users whose id starts with a prefix, with their session counts'),
+        schema: { querystring: prefixQuery, response: answers(usersSchema) },
+      },
       async (request) => {
         const q = request.query;
         const page = await service.directory.users(q.prefix ?? '', q.cursor ?? null, limitOf(q.limit, 25, 200));
@@ -104,7 +136,7 @@ export function consoleRoutes(ctx: LapseContext, service: ConsoleService) {
 
     app.get<{ Querystring: PrefixQuery }>(
       '/v1/console/sessions',
-      { config: config('Sessions whose id starts with a prefix, in id order'), schema: { querystring: prefixQuery } },
+      { config: config('Sessions whose id starts with a prefix, in id order'), schema: { querystring: prefixQuery, response: answers(sessionsSchema) } },
       async (request) => {
         const q = request.query;
         const page = await service.directory.sessions(q.prefix ?? '', q.cursor ?? null, limitOf(q.limit, 25, 200));
@@ -114,7 +146,7 @@ export function consoleRoutes(ctx: LapseContext, service: ConsoleService) {
 
     app.get<{ Params: { userId: string } }>(
       '/v1/console/users/:userId/devices',
-      { config: config("A user's sessions as devices"), schema: { params: userParams } },
+      { config: config("A user's sessions as devices"), schema: { params: userParams, response: answers(devicesSchema) } },
       async (request) => {
         const tracker = ctx.live?.tracker;
         const devices = (await service.directory.devices(request.params.userId)).map((d) => ({
@@ -125,7 +157,7 @@ export function consoleRoutes(ctx: LapseContext, service: ConsoleService) {
       },
     );
 
-    app.get('/v1/console/jobs', { config: config('Jobs with their recent runs and node') }, async () => ({
+    app.get('/v1/console/jobs', { config: config('Jobs with their recent runs and node'), schema: { response: answers(consoleJobsSchema) } }, async () => ({
       node: service.node,
       jobs: service.jobs.poll().jobs,
     }));

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { LapseContext } from '../context.js';
 import { errors } from '../schemas.js';
 
-const jobSchema = {
+export const jobSchema = {
   type: 'object',
   properties: {
     id: { type: 'string' },

@@ -1,6 +1,6 @@
 import type { Pool, QueryResult } from 'pg';
 import { pg } from './driver.js';
-import type { Backend, BackendStats, InsertPolicy, JobLease } from '../../core/backend.js';
+import type { Backend, BackendStats, InsertPolicy, JobLease, UserCount } from '../../core/backend.js';
 import { errors } from '../../core/errors.js';
 import { defaultLogger, type Logger } from '../../util/logger.js';
 import type { Ended, LockState, SessionRecord } from '../../core/session.js';
@@ -173,6 +173,17 @@ export class PostgresBackend implements Backend {
 
   async scan(afterId: string | null, limit: number, now: number): Promise<SessionRecord[]> {
     return (await this.run('scan', this.st.scan, [afterId ?? '', now, limit])).rows.map((t) => recordOf(t as unknown[]));
+  }
+
+  /** From lapse_users' primary key (byte order): the rows from the prefix on, stopping at the first that does not match. */
+  async scanUsers(prefix: string, afterUserId: string | null, limit: number, _now: number): Promise<UserCount[]> {
+    const out: UserCount[] = [];
+    if (!(limit > 0)) return out;
+    for (const t of (await this.run('scanUsers', this.st.scanUsers, [prefix, afterUserId ?? '', limit])).rows as [string, number][]) {
+      if (!t[0].startsWith(prefix)) break;
+      out.push({ userId: t[0], sessions: Number(t[1]) });
+    }
+    return out;
   }
 
   async clear(): Promise<void> {

@@ -6,7 +6,7 @@
 import type { SchemaNames } from './names.js';
 
 /** The schema version this code writes; kept in `lapse_schema`. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 /** What `lapse_schema.application` holds in a schema that is Lapse's. */
 export const APPLICATION = 'lapse';
@@ -304,4 +304,10 @@ export const MIGRATIONS: readonly ((n: SchemaNames) => string)[] = [
   // v1 -> v2: room on every page for the new version of a row, so that an update (data and
   // version: no indexed column) stays on its page as a HOT update, with no index entry to add.
   (n) => `ALTER TABLE ${n.q}.lapse_sessions SET (fillfactor = 80);`,
+  // v2 -> v3: session ids and user ids in byte order ("C"), whatever the database's collation,
+  // so that the primary keys are ordered indexes for id prefix scans (scan, scanUsers): in a
+  // linguistic collation 'a-b' sorts between 'aa' and 'ac', and a prefix's ids are not one range.
+  // Equality is the same in every deterministic collation; the primary keys are rebuilt.
+  (n) => `ALTER TABLE ${n.q}.lapse_sessions ALTER COLUMN id TYPE text COLLATE "C";
+  ALTER TABLE ${n.q}.lapse_users ALTER COLUMN user_id TYPE text COLLATE "C";`,
 ];

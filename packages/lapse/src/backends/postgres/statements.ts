@@ -57,6 +57,12 @@ export function statements(n: SchemaNames) {
       `SELECT ${RECORD_COLUMNS} FROM ${s}.lapse_sessions WHERE id > $1 AND expires_at > $2 ORDER BY id LIMIT $3`,
       'array',
     ),
+    // Both id columns are COLLATE "C" (schema v3): the primary keys' order is byte order.
+    scanUsers: named(
+      'scan_users',
+      `SELECT user_id, sessions FROM ${s}.lapse_users WHERE user_id >= $1 AND user_id > $2 ORDER BY user_id LIMIT $3`,
+      'array',
+    ),
     // Stored minus expired-not-yet-swept: the second part reads only the expiry index's head.
     count: named(
       'count',

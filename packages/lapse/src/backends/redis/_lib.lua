@@ -16,13 +16,16 @@
   already dropped the session at its native expiry.
 
   Index keys: I.exp (score expiresAt), I.lru (score seq), I.ids (score 0, id order),
-  I.users (set of user ids with sessions), I.locks (score lease expiresAt),
+  I.users (set of user ids with sessions), P.."userorder" (the same user ids in a zset, all
+  scores 0, for user id prefix scans; kept with I.users), I.locks (score lease expiresAt),
   per user P.."u:{<userId>}" (score seq). seq is a counter: LRU order is the order of
   accesses, as in the memory backend.
 ]]
 local P = ARGV[1]
 
 local function skey(id) return P .. 's:{' .. id .. '}' end
+-- The ordered user index (keys.ts userOrder): the users set's members, in a zset for ZRANGEBYLEX.
+local UORDER = P .. 'userorder'
 local function ukey(uid) return P .. 'u:{' .. uid .. '}' end
 
 -- Integers as plain digits: Lua's tostring would write 1e+14.
@@ -78,7 +81,7 @@ local function index(I, id, r)
   redis.call('ZADD', I.ids, 0, id)
   if r.u then
     redis.call('ZADD', ukey(r.u), seq, id)
-    redis.call('SADD', I.users, r.u)
+    if redis.call('SADD', I.users, r.u) == 1 then redis.call('ZADD', UORDER, 0, r.u) end
   end
   if r.lf then redis.call('ZADD', I.locks, r.le, id) end
 end
@@ -86,7 +89,10 @@ end
 local function unindexUser(I, id, uid)
   local uk = ukey(uid)
   redis.call('ZREM', uk, id)
-  if redis.call('EXISTS', uk) == 0 then redis.call('SREM', I.users, uid) end
+  if redis.call('EXISTS', uk) == 0 then
+    redis.call('SREM', I.users, uid)
+    redis.call('ZREM', UORDER, uid)
+  end
 end
 
 -- Removes every index entry of `id` except its expiry entry (whose member may be unknown).

@@ -1,5 +1,5 @@
 import type { Cluster, Redis } from 'ioredis';
-import type { Backend, BackendStats, InsertPolicy, JobLease } from '../../core/backend.js';
+import type { Backend, BackendStats, InsertPolicy, JobLease, UserCount } from '../../core/backend.js';
 import { type Duration, parseDuration, parsePositiveDuration } from '../../core/duration.js';
 import { LapseError } from '../../core/errors.js';
 import type { Logger } from '../../util/logger.js';
@@ -14,6 +14,7 @@ import type { RedisKeys } from './keys.js';
 import { clusterLayout, type KeyLayout, singleLayout } from './layout.js';
 import { RedisJobLease } from './lease.js';
 import { defineScripts, type Scripts } from './scripts.js';
+import { mergeUserPages, UserOrder } from './user-order.js';
 
 export interface RedisBackendOptions {
   /** An ioredis client to use, a `Redis` or a `Cluster` (sharded layout). It stays yours: close() leaves it open. */
@@ -84,6 +85,7 @@ export class RedisBackend implements Backend {
   private closed = false;
   private readonly decoded: GenerationalMap<string, Decoded> | undefined;
   private readonly ended: EndedChannel;
+  private readonly userOrder: UserOrder;
 
   constructor(options: RedisBackendOptions = {}) {
     const given = [options.client, options.url, options.cluster].filter((o) => o !== undefined).length;
@@ -110,6 +112,7 @@ export class RedisBackend implements Backend {
     }
     this.keys = this.layout.shared;
     this.ended = new EndedChannel(this.conn, prefix);
+    this.userOrder = new UserOrder(this.conn, this.scripts);
     const decodeCache = cacheEntries(options.decodeCache, 10_000, 'redis(): decodeCache');
     if (decodeCache > 0) this.decoded = new GenerationalMap(decodeCache);
   }
@@ -323,6 +326,14 @@ export class RedisBackend implements Backend {
       this.scripts.scan(k.ids, k.prefix, now, afterId ?? '', limit),
     )) as unknown[];
     return decodeRecords(reply[1]);
+  }
+
+  /** From the ordered user index of each bucket (user-order.ts); on a cluster, the buckets' pages merged. */
+  async scanUsers(prefix: string, afterUserId: string | null, limit: number, _now: number): Promise<UserCount[]> {
+    if (!(limit > 0)) return [];
+    if (!this.shards) return this.userOrder.scanIn(this.keys, prefix, afterUserId, limit);
+    const pages = await Promise.all(this.layout.buckets.map((k) => this.userOrder.scanIn(k, prefix, afterUserId, limit)));
+    return mergeUserPages(pages, limit);
   }
 
   /** Deletes in batches of CLEAR_BATCH so that Redis is never blocked for long. */

@@ -23,5 +23,5 @@ if #noted > 0 then
   return 1
 end
 -- The fence and seq counters stay: fencing numbers must keep growing.
-redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[5])
+redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[5], UORDER)
 return 0

@@ -12,6 +12,8 @@ export interface RedisKeys {
   readonly ids: string;
   /** Set of user ids that have stored sessions. */
   readonly users: string;
+  /** The same user ids in a zset, all scores 0, for prefix scans in id order (kept with `users`). */
+  readonly userOrder: string;
   /** Lease index: zset, score = lease expiresAt. */
   readonly locks: string;
   /** Counter of the access sequence (LRU order). */
@@ -42,6 +44,8 @@ export function redisKeys(prefix: string): RedisKeys {
     lru,
     ids,
     users,
+    // Must match UORDER in _lib.lua.
+    userOrder: k('userorder'),
     locks,
     seq,
     fence: k('fence'),

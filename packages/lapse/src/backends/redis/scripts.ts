@@ -5,7 +5,7 @@ import type { Cluster, Redis } from 'ioredis';
 /** The scripts the backend runs; each is `<name>-<numKeys>.lua` next to this module. */
 export const SCRIPT_NAMES = [
   'insert', 'touch', 'update', 'remove', 'rotate', 'removeuser', 'listuser', 'lock', 'extendlock',
-  'unlock', 'sweep', 'stats', 'scan', 'clear', 'jobrenew', 'jobrelease',
+  'unlock', 'sweep', 'stats', 'scan', 'scanusers', 'userorderfill', 'clear', 'jobrenew', 'jobrelease',
 ] as const;
 
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
