@@ -2,7 +2,7 @@
  * The parts of a stored express-session session that Lapse reads (idle window, user id), with no
  * express-session type in them: the CLI's import command uses them too, through lapse/internal.
  */
-import { LapseError } from '../core/errors.js';
+import { errors, LapseError } from '../core/errors.js';
 import { isValidId } from '../core/token.js';
 
 /** A session as express-session and @fastify/session hand it to a store, in its JSON form. */
@@ -28,7 +28,7 @@ export function userIdFrom(u: unknown): string | null {
   if (u === undefined || u === null) return null;
   if (typeof u === 'number' && Number.isFinite(u)) return String(u);
   if (typeof u === 'string' && isValidId(u)) return u;
-  throw new LapseError('LAPSE_INVALID_INPUT', 'userId(sess) must return a string of at most 256 characters, a number or null');
+  throw errors.inputMustBe('userId(sess)', 'a string of at most 256 characters, a number or null');
 }
 
 /**
