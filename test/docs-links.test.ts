@@ -20,7 +20,7 @@ function prose(md: string): string {
 }
 
 /** GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens, -1, -2… for repeats. */
-export function anchorsOf(md: string): Set<string> {
+function anchorsOf(md: string): Set<string> {
   const seen = new Map<string, number>();
   const out = new Set<string>();
   for (const m of unfenced(md).matchAll(/^#{1,6}[ \t]+(.+?)[ \t#]*$/gm)) {
