@@ -57,3 +57,11 @@ export async function login(base: string): Promise<string> {
   await res.text();
   return (res.headers.getSetCookie()[0] ?? '').split(';')[0] as string;
 }
+
+/** Stops the children (SIGTERM) and waits until each has exited. */
+export async function stopChildren(children: Iterable<{ child: ChildProcess }>): Promise<void> {
+  for (const { child } of children) {
+    child.kill('SIGTERM');
+    if (child.exitCode === null) await new Promise((r) => child.once('exit', r));
+  }
+}

@@ -10,7 +10,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { cpu, cpuRoute, listenLocal, login, serveOrDrive, startChild } from './child-server.js';
+import { cpu, cpuRoute, listenLocal, login, serveOrDrive, startChild, stopChildren } from './child-server.js';
 import { fmt, progress, writeResults } from './lib.js';
 
 const QUICK = process.env.BENCH_QUICK === '1';
@@ -162,10 +162,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    for (const { child } of servers.values()) {
-      child.kill('SIGTERM');
-      if (child.exitCode === null) await new Promise((r) => child.once('exit', r));
-    }
+    await stopChildren(servers.values());
     await redisServer.stop();
   }
 

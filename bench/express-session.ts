@@ -12,7 +12,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { cpu, cpuRoute, listenLocal, login, serveOrDrive, startChild } from './child-server.js';
+import { cpu, cpuRoute, listenLocal, login, serveOrDrive, startChild, stopChildren } from './child-server.js';
 import { fmt, progress, writeResults } from './lib.js';
 
 // BENCH_QUICK=1: one short slice, to check the bench runs (figures not meaningful).
@@ -224,10 +224,7 @@ async function main(): Promise<void> {
       for (const s of STORES) (lost.get(s) as number[]).push(await lostUpdates((servers.get(s) as { base: string }).base));
     }
   } finally {
-    for (const { child } of servers.values()) {
-      child.kill('SIGTERM');
-      if (child.exitCode === null) await new Promise((r) => child.once('exit', r));
-    }
+    await stopChildren(servers.values());
     await redisServer.stop();
   }
 
