@@ -7,11 +7,10 @@
  * Each server runs in its own process; autocannon drives it from here, store pairs in turns.
  * Run: flock /tmp/lapse-bench.lock node --import tsx bench/contended-update.ts
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { cpu, cpuRoute, listenLocal, login, serveOrDrive, startChild, stopChildren } from './child-server.js';
 import { fmt, progress, writeResults } from './lib.js';
 
 const QUICK = process.env.BENCH_QUICK === '1';
@@ -72,13 +71,8 @@ async function serve(name: Name, redisUrl: string): Promise<number> {
       res.json({ n: (req.session as unknown as Bag).n ?? null });
     });
   }
-  app.get('/__cpu', (_req, res) => {
-    const u = process.cpuUsage();
-    res.json({ us: u.user + u.system });
-  });
-  const server = app.listen(0, '127.0.0.1');
-  await new Promise((r) => server.once('listening', r));
-  return (server.address() as { port: number }).port;
+  cpuRoute(app);
+  return listenLocal(app);
 }
 
 async function peerStore(name: Name, session: typeof import('express-session'), redisUrl: string, dir: string) {
@@ -114,29 +108,12 @@ type Autocannon = (opts: object) => Promise<{
 }>;
 
 async function start(name: Name, redisUrl: string): Promise<{ child: ChildProcess; base: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), `--serve=${name}`, `--redis=${redisUrl}`], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-  const port = await new Promise<number>((resolve, reject) => {
-    lines.once('line', (l) => resolve(Number(l)));
-    child.once('exit', (code) => reject(new Error(`${name} server exited with ${code}`)));
-  });
-  return { child, base: `http://127.0.0.1:${port}` };
-}
-
-async function login(base: string): Promise<string> {
-  const res = await fetch(`${base}/login`, { method: 'POST' });
-  await res.text();
-  return (res.headers.getSetCookie()[0] ?? '').split(';')[0] as string;
+  const { child, ready } = await startChild<number>(import.meta.url, name, [`--redis=${redisUrl}`]);
+  return { child, base: `http://127.0.0.1:${ready}` };
 }
 
 async function counter(base: string, cookie: string): Promise<number> {
   return ((await (await fetch(`${base}/n`, { headers: { cookie } })).json()) as { n: number }).n;
-}
-
-async function cpu(base: string): Promise<number> {
-  return ((await (await fetch(`${base}/__cpu`)).json()) as { us: number }).us;
 }
 
 /** One slice: a fresh session, WRITERS connections incrementing it, then the counter checked. */
@@ -185,10 +162,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    for (const { child } of servers.values()) {
-      child.kill('SIGTERM');
-      if (child.exitCode === null) await new Promise((r) => child.once('exit', r));
-    }
+    await stopChildren(servers.values());
     await redisServer.stop();
   }
 
@@ -227,12 +201,4 @@ async function main(): Promise<void> {
   ]);
 }
 
-const serveArg = process.argv.find((a) => a.startsWith('--serve='));
-if (serveArg) {
-  const redisUrl = (process.argv.find((a) => a.startsWith('--redis=')) ?? '').slice('--redis='.length);
-  const port = await serve(serveArg.slice('--serve='.length) as Name, redisUrl);
-  process.stdout.write(`${port}\n`);
-  process.on('SIGTERM', () => process.exit(0));
-} else {
-  await main();
-}
+await serveOrDrive((name, redisUrl) => serve(name as Name, redisUrl), main);

@@ -9,11 +9,10 @@
  * Then lost updates: 50 concurrent requests, each setting a different key of one session.
  * Run: flock /tmp/lapse-bench.lock npm run bench -- express-session
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { cpu, cpuRoute, listenLocal, login, serveOrDrive, startChild, stopChildren } from './child-server.js';
 import { fmt, progress, writeResults } from './lib.js';
 
 // BENCH_QUICK=1: one short slice, to check the bench runs (figures not meaningful).
@@ -76,13 +75,8 @@ async function serve(name: StoreName, redisUrl: string): Promise<number> {
       res.json({ ok: true });
     });
   });
-  app.get('/__cpu', (_req, res) => {
-    const u = process.cpuUsage();
-    res.json({ us: u.user + u.system });
-  });
-  const server = app.listen(0, '127.0.0.1');
-  await new Promise((r) => server.once('listening', r));
-  return (server.address() as { port: number }).port;
+  cpuRoute(app);
+  return listenLocal(app);
 }
 
 async function storeFor(name: StoreName, session: typeof import('express-session'), redisUrl: string, dir: string) {
@@ -151,25 +145,8 @@ interface Run {
 type Autocannon = (opts: object) => Promise<{ requests: { average: number; total: number }; non2xx: number; errors: number }>;
 
 async function start(name: StoreName, redisUrl: string): Promise<{ child: ChildProcess; base: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), `--serve=${name}`, `--redis=${redisUrl}`], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-  const port = await new Promise<number>((resolve, reject) => {
-    lines.once('line', (l) => resolve(Number(l)));
-    child.once('exit', (code) => reject(new Error(`${name} server exited with ${code}`)));
-  });
-  return { child, base: `http://127.0.0.1:${port}` };
-}
-
-async function login(base: string): Promise<string> {
-  const res = await fetch(`${base}/login`, { method: 'POST' });
-  await res.text();
-  return (res.headers.getSetCookie()[0] ?? '').split(';')[0] as string;
-}
-
-async function cpu(base: string): Promise<number> {
-  return ((await (await fetch(`${base}/__cpu`)).json()) as { us: number }).us;
+  const { child, ready } = await startChild<number>(import.meta.url, name, [`--redis=${redisUrl}`]);
+  return { child, base: `http://127.0.0.1:${ready}` };
 }
 
 async function drive(autocannon: Autocannon, base: string, cookies: string[], route: Route, duration: number): Promise<Run> {
@@ -247,10 +224,7 @@ async function main(): Promise<void> {
       for (const s of STORES) (lost.get(s) as number[]).push(await lostUpdates((servers.get(s) as { base: string }).base));
     }
   } finally {
-    for (const { child } of servers.values()) {
-      child.kill('SIGTERM');
-      if (child.exitCode === null) await new Promise((r) => child.once('exit', r));
-    }
+    await stopChildren(servers.values());
     await redisServer.stop();
   }
 
@@ -295,12 +269,4 @@ async function main(): Promise<void> {
   ]);
 }
 
-const serveArg = process.argv.find((a) => a.startsWith('--serve='));
-if (serveArg) {
-  const redisUrl = (process.argv.find((a) => a.startsWith('--redis=')) ?? '').slice('--redis='.length);
-  const port = await serve(serveArg.slice('--serve='.length) as StoreName, redisUrl);
-  process.stdout.write(`${port}\n`);
-  process.on('SIGTERM', () => process.exit(0));
-} else {
-  await main();
-}
+await serveOrDrive((name, redisUrl) => serve(name as StoreName, redisUrl), main);

@@ -4,9 +4,8 @@
  * same run. Each server runs in its own process (one core); autocannon drives it from here.
  * Run: node --expose-gc --import tsx bench/http.ts
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
+import { serveOrDrive, startChild } from './child-server.js';
 import { fmt, progress, writeResults } from './lib.js';
 
 const SLICE_S = 3;
@@ -71,15 +70,8 @@ type Autocannon = (opts: object) => Promise<{
 }>;
 
 async function start(kind: string): Promise<{ child: ChildProcess; target: Target }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), `--serve=${kind}`], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-  const target = await new Promise<Target>((resolve, reject) => {
-    lines.once('line', (l) => resolve(JSON.parse(l) as Target));
-    child.once('exit', (code) => reject(new Error(`${kind} server exited with ${code}`)));
-  });
-  return { child, target };
+  const { child, ready } = await startChild<Target>(import.meta.url, kind);
+  return { child, target: ready };
 }
 
 async function drive(autocannon: Autocannon, target: Target, duration: number): Promise<Run> {
@@ -142,12 +134,4 @@ async function main(): Promise<void> {
   ]);
 }
 
-const serveArg = process.argv.find((a) => a.startsWith('--serve='));
-if (serveArg) {
-  const kind = serveArg.slice('--serve='.length);
-  const target = kind === 'bare' ? await serveBare() : await serveLapse(kind === 'lapse-logged');
-  process.stdout.write(`${JSON.stringify(target)}\n`);
-  process.on('SIGTERM', () => process.exit(0));
-} else {
-  await main();
-}
+await serveOrDrive((kind) => (kind === 'bare' ? serveBare() : serveLapse(kind === 'lapse-logged')), main);

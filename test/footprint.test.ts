@@ -2,10 +2,11 @@
  * What a user gets from `npm install`: the packages are packed (npm pack, as published) and
  * installed from their tarballs into scratch apps, with everything else from the npm registry.
  */
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { repoRoot } from './helpers/pack.js';
+import { npmEnv, repoRoot } from './helpers/pack.js';
 import {
   cleanupOwnRoot,
   expressOnly,
@@ -16,6 +17,7 @@ import {
   packed,
   run,
   scratchRoot,
+  serverPackage,
   typecheckFullApp,
   withSqlite,
 } from './helpers/scratch.js';
@@ -127,5 +129,48 @@ describe('footprint of the packed packages', () => {
       const types = await run(join(BIN, 'attw'), [p.tarball, '--profile', 'esm-only', '--no-emoji', '--no-color'], repoRoot, process.env, 120_000);
       expect(types.code, `attw ${p.name}:\n${types.output}`).toBe(0);
     }
+  }, 600_000);
+  it('(g) from the install: `npx lapse --version`, `npx lapse-server --version`, and `npx lapse-server serve` answers /health 200', async () => {
+    const app = await fullApp();
+    const { version } = serverPackage(packs).manifest;
+    for (const bin of ['lapse', 'lapse-server']) {
+      const res = await run('npx', ['--no-install', bin, '--version'], app.dir, npmEnv(), 60_000);
+      expect(res.code, `${bin}: ${res.output}`).toBe(0);
+      expect(res.output.trim().split('\n').pop(), bin).toBe(version);
+    }
+    // Its own process group, so that stopping it stops npx and the node it runs.
+    const child = spawn('npx', ['--no-install', 'lapse-server', 'serve', '--port', '0', '--data-dir', './data-serve'], {
+      cwd: app.dir,
+      env: npmEnv({ LAPSE_LOG_LEVEL: 'warn' }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      let output = '';
+      const url = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`npx lapse-server serve did not listen within 60 s:\n${output}`)), 60_000);
+        const onData = (d: Buffer) => {
+          output += d;
+          const m = /listening on (http:\/\/\S+)/.exec(output);
+          if (m) {
+            clearTimeout(timer);
+            resolve(m[1] as string);
+          }
+        };
+        child.stdout.on('data', onData);
+        child.stderr.on('data', onData);
+        child.on('exit', (code) => {
+          clearTimeout(timer);
+          reject(new Error(`npx lapse-server serve exited with ${code}:\n${output}`));
+        });
+      });
+      const health = await fetch(`${url}/health`);
+      expect(health.status).toBe(200);
+      expect(await health.json()).toEqual({ status: 'ok' });
+    } finally {
+      if (child.pid !== undefined && child.exitCode === null) process.kill(-child.pid, 'SIGTERM');
+    }
+    await expect(Promise.race([exited, new Promise((r) => setTimeout(() => r('still running'), 20_000))])).resolves.not.toBe('still running');
   }, 600_000);
 });

@@ -1,18 +1,16 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Backend } from 'lapse/internal';
 import { memory } from 'lapse/internal';
 import { silentLogger } from 'lapse/internal';
 import { createServer, type LapseServer, onShutdown } from '../src/server/index.js';
 import { createStore } from 'lapse/internal';
 import { tempDir } from '../../../test/helpers/tmp.js';
+import { cleanupsAfterEach } from '../../../test/helpers/cleanups.js';
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 async function start(extra: Parameters<typeof createServer>[0] = {}): Promise<{ app: LapseServer; admin: Record<string, string> }> {
   const tmp = tempDir('lapse-ops-');

@@ -1,18 +1,16 @@
 /** The service's live-connection settings, in process: config parsing and what reaches Socket.IO and the tracker. */
 import type { AddressInfo } from 'node:net';
 import { io, type Socket } from 'socket.io-client';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ManualClock } from 'lapse/internal';
 import { LapseError } from 'lapse/internal';
 import { createServer, loadConfig, type LapseServer, resolveConfig } from '../src/server/index.js';
 import { roomTimeoutOf } from '../src/server/socket-settings.js';
 import { tempDir } from '../../../test/helpers/tmp.js';
+import { cleanupsAfterEach } from '../../../test/helpers/cleanups.js';
 
 const ADMIN = `lapse_admin_${'s'.repeat(43)}`;
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const fn of cleanups.splice(0).reverse()) await fn();
-});
+const cleanups = cleanupsAfterEach();
 
 describe('socket settings', () => {
   it('have the documented defaults and parse flags, env and file forms', () => {

@@ -1,7 +1,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { memory } from 'lapse/internal';
 import { ManualClock } from 'lapse/internal';
 import type { LapseError } from 'lapse/internal';
@@ -10,11 +10,9 @@ import { silentLogger } from 'lapse/internal';
 import { ServerMetrics } from '../src/server/metrics.js';
 import { createStore, type SessionStore } from 'lapse/internal';
 import { tempDir } from '../../../test/helpers/tmp.js';
+import { cleanupsAfterEach } from '../../../test/helpers/cleanups.js';
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const fn of cleanups.splice(0).reverse()) await fn();
-});
+const cleanups = cleanupsAfterEach();
 function dir(): string {
   const t = tempDir('lapse-snapfail-');
   cleanups.push(t.cleanup);

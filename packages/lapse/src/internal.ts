@@ -14,6 +14,6 @@ export * from './core/token.js';
 export * from './backends/memory/memory.js';
 export * from './scheduler/job.js';
 export * from './util/logger.js';
-export { idleWindow, type StoredSession, userField, userIdFrom } from './integrations/express-session.js';
+export { idleWindow, type StoredSession, userField, userIdFrom } from './integrations/session-fields.js';
 export type { FailureLimit, TrackerOptions } from './socket.io/options.js';
 export type { PresenceRegistry } from './socket.io/presence.js';

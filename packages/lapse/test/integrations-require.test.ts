@@ -1,17 +1,15 @@
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import Fastify from 'fastify';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { LapseError } from '../src/core/errors.js';
 import { lapse } from '../src/integrations/express.js';
 import { lapsePlugin } from '../src/integrations/fastify.js';
 import { silentLogger } from '../src/util/logger.js';
 import { createStore } from '../src/core/store.js';
+import { cleanupsAfterEach } from '../../../test/helpers/cleanups.js';
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const fn of cleanups.splice(0).reverse()) await fn();
-});
+const cleanups = cleanupsAfterEach();
 
 function store() {
   const s = createStore({ sweepInterval: false, logger: silentLogger });

@@ -1,15 +1,13 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../src/core/clock.js';
 import { silentLogger } from '../src/util/logger.js';
 import { Scheduler } from '../src/scheduler/scheduler.js';
 import { trackConnections } from '../src/socket.io/index.js';
 import { createStore } from '../src/core/store.js';
 import { startServer } from './fixtures/socketio-harness.js';
+import { cleanupsAfterEach } from '../../../test/helpers/cleanups.js';
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const fn of cleanups.splice(0).reverse()) await fn();
-});
+const cleanups = cleanupsAfterEach();
 
 function scheduler(clock = new ManualClock(0)): Scheduler {
   const s = new Scheduler({ clock, logger: silentLogger });

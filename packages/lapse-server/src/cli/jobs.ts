@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { ERROR_CODES, LapseError, type LapseErrorCode } from 'lapse/internal';
+import { ERROR_CODES, errors, LapseError, type LapseErrorCode } from 'lapse/internal';
 import type { JobInfo } from 'lapse/internal';
 import { progress } from './progress.js';
 import { type CliIO, iso, json, table } from './io.js';
@@ -14,7 +14,7 @@ const remoteOptions = (cmd: Command) =>
 async function remote(io: CliIO, opts: { url?: string; key?: string }, method: string, path: string): Promise<unknown> {
   const base = (opts.url ?? io.env.LAPSE_URL ?? '').replace(/\/+$/, '');
   const key = opts.key ?? io.env.LAPSE_ADMIN_KEY;
-  if (!key) throw new LapseError('LAPSE_UNAUTHORIZED', 'set LAPSE_ADMIN_KEY (or pass --key) to talk to the service');
+  if (!key) throw errors.unauthorized('set LAPSE_ADMIN_KEY (or pass --key) to talk to the service');
   const res = await fetch(`${base}${path}`, { method, headers: { authorization: `Bearer ${key}` } }).catch((err: unknown) => {
     throw new LapseError('LAPSE_BACKEND_UNAVAILABLE', `cannot reach ${base}: ${(err as Error).message}`, { cause: err });
   });
@@ -88,7 +88,7 @@ export function jobsCommand(program: Command, io: CliIO): void {
     .addHelpText('after', '\nExample:\n  $ lapse sweep\n  $ lapse sweep --limit 100000')
     .action(async (opts: { limit?: string; json?: boolean }) => {
       const limit = opts.limit === undefined ? undefined : Number(opts.limit);
-      if (limit !== undefined && !(Number.isSafeInteger(limit) && limit > 0)) throw new LapseError('LAPSE_INVALID_INPUT', '--limit must be a whole number >= 1');
+      if (limit !== undefined && !(Number.isSafeInteger(limit) && limit > 0)) throw errors.inputMustBe('--limit', 'a whole number >= 1');
       const bar = progress({ label: 'sweep', stream: io.stderr, unit: 'removed' });
       const result = await withStore(configOf(opts, io), async (store) => {
         // Batches of 1000, so the spinner moves while a big backlog goes.

@@ -16,7 +16,7 @@ const COLUMNS = ['id', 'user', 'status', 'lastAccessed', 'expires', 'accesses'];
 
 function positive(v: string): number {
   const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 1) throw new LapseError('LAPSE_INVALID_INPUT', `expected a whole number >= 1, got '${v}'`);
+  if (!Number.isSafeInteger(n) || n < 1) throw errors.invalidInput(`expected a whole number >= 1, got '${v}'`);
   return n;
 }
 

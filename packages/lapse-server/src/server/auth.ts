@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { LapseError } from 'lapse/internal';
+import { errors } from 'lapse/internal';
 import type { KeyIdentity, KeyRing } from './keys.js';
 
 /** Who may call a route: any valid key, the admin key only, or anyone (the static admin page). */
@@ -57,9 +57,9 @@ export function installAuth(app: FastifyInstance, keys: KeyRing): void {
     const who = key === null ? null : keys.verify(key);
     if (!who) {
       reply.header('www-authenticate', 'Bearer realm="lapse"');
-      return done(new LapseError('LAPSE_UNAUTHORIZED', key === null ? 'send Authorization: Bearer <key>' : 'unknown or revoked key'));
+      return done(errors.unauthorized(key === null ? 'send Authorization: Bearer <key>' : 'unknown or revoked key'));
     }
-    if (role === 'admin' && who.kind !== 'admin') return done(new LapseError('LAPSE_FORBIDDEN', 'this route needs the admin key'));
+    if (role === 'admin' && who.kind !== 'admin') return done(errors.forbidden('this route needs the admin key'));
     (request as Keyed)[KEY] = who;
     done();
   });

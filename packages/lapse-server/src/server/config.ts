@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Duration } from 'lapse/internal';
-import { LapseError } from 'lapse/internal';
+import { errors, LapseError } from 'lapse/internal';
 import {
   adminKey, backendUrl, bool, bytes, duration, int, LOG_LEVELS, type LogLevel, level, optionalDuration, optionalInt, origins, proxy, rate, sweep, text,
   type RateLimitSetting,
@@ -108,11 +108,11 @@ const BY_KEY = new Map(SETTINGS.map((s) => [s.key, s]));
  * @example resolveConfig({ backend: 'memory', port: 0 })
  */
 export function resolveConfig(input: ServerConfigInput = {}, where: (key: Key) => string = (k) => `config.${k}`): ServerConfig {
-  if (typeof input !== 'object' || input === null) throw new LapseError('LAPSE_INVALID_OPTION', 'the configuration must be an object');
+  if (typeof input !== 'object' || input === null) throw errors.optionMustBe('the configuration', 'an object');
   const out: Record<string, unknown> = { ...DEFAULTS };
   for (const [key, value] of Object.entries(input)) {
     const spec = BY_KEY.get(key as Key);
-    if (!spec) throw new LapseError('LAPSE_INVALID_OPTION', `unknown setting '${key}' (known: ${SETTINGS.map((s) => s.key).join(', ')})`);
+    if (!spec) throw errors.unknownOption(key, { kind: 'setting', known: SETTINGS.map((s) => s.key) });
     if (value === undefined) continue;
     out[key] = spec.parse(value, where(key as Key));
   }
@@ -137,7 +137,7 @@ export function loadConfig(opts: { flags?: Record<string, unknown>; env?: NodeJS
   const file = opts.file ?? (typeof flags.config === 'string' ? flags.config : undefined) ?? env.LAPSE_CONFIG;
   if (file) {
     for (const [k, v] of Object.entries(readConfigFile(file))) {
-      if (!BY_KEY.has(k as Key)) throw new LapseError('LAPSE_INVALID_OPTION', `unknown setting '${k}' in ${file} (known: ${SETTINGS.map((s) => s.key).join(', ')})`);
+      if (!BY_KEY.has(k as Key)) throw errors.unknownOption(k, { kind: 'setting', where: file, known: SETTINGS.map((s) => s.key) });
       if (k === 'adminKey') throw new LapseError('LAPSE_INVALID_OPTION', `${file}: put the admin key in LAPSE_ADMIN_KEY, not in a file`);
       merged[k] = v;
       source.set(k, 'file');
@@ -178,7 +178,7 @@ function readConfigFile(path: string): Record<string, unknown> {
     throw new LapseError('LAPSE_INVALID_OPTION', `config file ${path} is not valid JSON: ${(err as Error).message}`, { cause: err });
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new LapseError('LAPSE_INVALID_OPTION', `config file ${path} must hold a JSON object`);
+    throw errors.optionMustBe(`config file ${path}`, 'a JSON object');
   }
   return parsed as Record<string, unknown>;
 }

@@ -1,5 +1,4 @@
-import { type Duration, parseDuration } from 'lapse/internal';
-import { LapseError } from 'lapse/internal';
+import { type Duration, errors, parseDuration } from 'lapse/internal';
 import { bool, bytes, duration, type SettingSpec } from './config-values.js';
 
 /** One per-room idle timeout: an exact room name, or a prefix when the pattern ends with `*`. */
@@ -28,9 +27,6 @@ export interface SocketConfig {
   socketPresence: boolean;
 }
 
-const bad = (where: string, what: string, v: unknown) =>
-  new LapseError('LAPSE_INVALID_OPTION', `${where} must be ${what} (got ${JSON.stringify(v)})`);
-
 function durationOrZero(v: unknown, where: string): Duration {
   if (v === 0 || v === '0') return 0;
   return duration(v, where);
@@ -51,20 +47,20 @@ function roomTimeouts(v: unknown, where: string): RoomTimeout[] {
       .filter((p) => p !== '')
       .map((p) => {
         const eq = p.lastIndexOf('=');
-        if (eq <= 0) throw bad(where, what, v);
+        if (eq <= 0) throw errors.optionMustBe(where, what, v);
         return [p.slice(0, eq).trim(), p.slice(eq + 1).trim()];
       });
   } else if (Array.isArray(v)) {
     pairs = v.map((r: unknown) => {
       const o = r as Partial<RoomTimeout> | null;
-      if (typeof o?.pattern !== 'string') throw bad(where, what, v);
+      if (typeof o?.pattern !== 'string') throw errors.optionMustBe(where, what, v);
       return [o.pattern, o.timeout];
     });
   } else if (typeof v === 'object' && v !== null) {
     pairs = Object.entries(v);
-  } else throw bad(where, what, v);
+  } else throw errors.optionMustBe(where, what, v);
   return pairs.map(([pattern, t]) => {
-    if (pattern === '' || pattern === '*') throw bad(where, what, v);
+    if (pattern === '' || pattern === '*') throw errors.optionMustBe(where, what, v);
     return { pattern, timeout: duration(t, `${where} (${pattern})`) };
   });
 }

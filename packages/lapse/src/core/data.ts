@@ -1,4 +1,4 @@
-import { LapseError } from './errors.js';
+import { errors, LapseError } from './errors.js';
 
 /**
  * Deepest nesting of arrays and objects in `data` (the value itself is level 0). Checking
@@ -18,7 +18,7 @@ export function encodeData(value: unknown, maxBytes: number): string {
   const text = JSON.stringify(value);
   // Cheap pre-check: UTF-8 is at most 3 bytes per UTF-16 unit.
   if (text.length * 3 > maxBytes && Buffer.byteLength(text) > maxBytes) {
-    throw new LapseError('LAPSE_PAYLOAD_TOO_LARGE', `session data is ${Buffer.byteLength(text)} bytes; the limit is ${maxBytes}`);
+    throw errors.payloadTooLarge('session data', Buffer.byteLength(text), maxBytes);
   }
   return text;
 }

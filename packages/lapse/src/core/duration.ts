@@ -1,4 +1,4 @@
-import { LapseError } from './errors.js';
+import { errors } from './errors.js';
 
 /** A duration: milliseconds as a number, or a string such as '250ms' '30s' '5m' '6h' '7d'. */
 export type Duration = number | string;
@@ -30,12 +30,9 @@ export function parseDuration(value: Duration, name = 'duration', max = MAX_DURA
     else if (/^\d+$/.test(trimmed)) ms = Number(trimmed);
   }
   if (ms === undefined || !Number.isFinite(ms) || ms < 0) {
-    throw new LapseError(
-      'LAPSE_INVALID_OPTION',
-      `${name} must be a number of milliseconds or a string like '30s', '5m', '6h', '7d' (got ${JSON.stringify(value)})`,
-    );
+    throw errors.optionMustBe(name, "a number of milliseconds or a string like '30s', '5m', '6h', '7d'", value);
   }
-  if (ms > max) throw new LapseError('LAPSE_INVALID_OPTION', `${name} must be at most ${describeMax(max)} (got ${JSON.stringify(value)})`);
+  if (ms > max) throw errors.optionMustBe(name, `at most ${describeMax(max)}`, value);
   return Math.round(ms);
 }
 
@@ -46,6 +43,6 @@ function describeMax(max: number): string {
 /** Like parseDuration, but the value must be greater than zero. */
 export function parsePositiveDuration(value: Duration, name: string, max = MAX_DURATION_MS): number {
   const ms = parseDuration(value, name, max);
-  if (ms <= 0) throw new LapseError('LAPSE_INVALID_OPTION', `${name} must be greater than zero`);
+  if (ms <= 0) throw errors.optionMustBe(name, 'greater than zero');
   return ms;
 }

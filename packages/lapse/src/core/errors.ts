@@ -60,6 +60,23 @@ export function backendError(err: unknown, what = 'backend operation failed'): L
 export const errors = {
   invalidOption: (message: string, cause?: unknown) => new LapseError('LAPSE_INVALID_OPTION', message, cause === undefined ? undefined : { cause }),
   invalidInput: (message: string) => new LapseError('LAPSE_INVALID_INPUT', message),
+  /** `name must be expected (got value)`; without a value, no `(got …)`. */
+  optionMustBe: (name: string, expected: string, ...got: [] | [unknown]) =>
+    new LapseError('LAPSE_INVALID_OPTION', `${name} must be ${expected}${got.length === 0 ? '' : ` (got ${JSON.stringify(got[0])})`}`),
+  inputMustBe: (name: string, expected: string) => new LapseError('LAPSE_INVALID_INPUT', `${name} must be ${expected}`),
+  /** `unknown option 'key'`; `kind` names what it is (a setting), `where` where it was (a file), `known` lists the valid ones. */
+  unknownOption: (key: string, o: { kind?: string; where?: string; known?: readonly string[] } = {}) =>
+    new LapseError(
+      'LAPSE_INVALID_OPTION',
+      `unknown ${o.kind ?? 'option'} '${key}'${o.where === undefined ? '' : ` in ${o.where}`}${o.known ? ` (known: ${o.known.join(', ')})` : ''}`,
+    ),
+  required: (field: string) => new LapseError('LAPSE_INVALID_INPUT', `${field} is required`),
+  unauthorized: (message: string) => new LapseError('LAPSE_UNAUTHORIZED', message),
+  invalidToken: () => new LapseError('LAPSE_UNAUTHORIZED', 'invalid or expired session token'),
+  forbidden: (message: string) => new LapseError('LAPSE_FORBIDDEN', message),
+  payloadTooLarge: (what: string, bytes: number, limit: number) =>
+    new LapseError('LAPSE_PAYLOAD_TOO_LARGE', `${what} is ${bytes} bytes; the limit is ${limit}`),
+  lockTimeout: (id: string, waitedMs: number) => new LapseError('LAPSE_LOCK_TIMEOUT', `session ${id} is still leased after waiting ${waitedMs} ms`),
   notFound: (id: string) => new LapseError('LAPSE_NOT_FOUND', `no live session ${id}`),
   versionConflict: (id: string, actual: number, expected: number | undefined) =>
     new LapseError('LAPSE_VERSION_CONFLICT', `session ${id} is at version ${actual}, not ${expected}`),

@@ -1,5 +1,5 @@
 import { type Duration, MAX_DURATION_MS, parsePositiveDuration } from './duration.js';
-import { LapseError } from './errors.js';
+import { errors, LapseError } from './errors.js';
 import { isValidId } from './token.js';
 
 /** What `create` accepts. */
@@ -18,20 +18,20 @@ const CREATE_KEYS = new Set(['userId', 'data', 'ip', 'userAgent', 'idleTimeout',
 export function checkUserId(userId: unknown): string | null {
   if (userId === undefined || userId === null) return null;
   if (!isValidId(userId)) {
-    throw new LapseError('LAPSE_INVALID_INPUT', 'userId must be a non-empty string of at most 256 characters without control characters');
+    throw errors.inputMustBe('userId', 'a non-empty string of at most 256 characters without control characters');
   }
   return userId;
 }
 
 /** Checks a session id given by a caller. */
 export function checkId(id: unknown): string {
-  if (!isValidId(id)) throw new LapseError('LAPSE_INVALID_INPUT', 'id must be a non-empty string of at most 256 characters');
+  if (!isValidId(id)) throw errors.inputMustBe('id', 'a non-empty string of at most 256 characters');
   return id;
 }
 
 function optionalText(v: unknown, name: string, max: number): string | null {
   if (v === undefined || v === null) return null;
-  if (typeof v !== 'string') throw new LapseError('LAPSE_INVALID_INPUT', `${name} must be a string`);
+  if (typeof v !== 'string') throw errors.inputMustBe(name, 'a string');
   return v.slice(0, max);
 }
 
@@ -60,6 +60,6 @@ export function inputDuration(v: Duration, name: string, max = MAX_DURATION_MS):
   try {
     return parsePositiveDuration(v, name, max);
   } catch (err) {
-    throw new LapseError('LAPSE_INVALID_INPUT', (err as Error).message);
+    throw errors.invalidInput((err as Error).message);
   }
 }

@@ -1,7 +1,7 @@
 import type { Backend } from './backend.js';
 import type { Clock } from './clock.js';
 import { type Duration, MAX_LEASE_MS, parseDuration, parsePositiveDuration } from './duration.js';
-import { LapseError } from './errors.js';
+import { errors } from './errors.js';
 import type { Logger } from '../util/logger.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 
@@ -49,15 +49,15 @@ const KNOWN = new Set([
 
 /** Checks every option up front (unknown keys included) and turns durations into ms. */
 export function resolveOptions(o: StoreOptions): ResolvedOptions {
-  if (typeof o !== 'object' || o === null) throw new LapseError('LAPSE_INVALID_OPTION', 'options must be an object');
+  if (typeof o !== 'object' || o === null) throw errors.optionMustBe('options', 'an object');
   for (const key of Object.keys(o)) {
-    if (!KNOWN.has(key)) throw new LapseError('LAPSE_INVALID_OPTION', `unknown option '${key}'`);
+    if (!KNOWN.has(key)) throw errors.unknownOption(key);
   }
   if (o.clock !== undefined && typeof o.clock?.now !== 'function') {
-    throw new LapseError('LAPSE_INVALID_OPTION', 'clock must have a now() method');
+    throw errors.optionMustBe('clock', 'an object with a now() method');
   }
   if (o.backend !== undefined && (typeof o.backend !== 'object' || typeof o.backend?.get !== 'function')) {
-    throw new LapseError('LAPSE_INVALID_OPTION', 'backend must implement the Backend interface');
+    throw errors.optionMustBe('backend', 'an object implementing the Backend interface');
   }
   return {
     idleTimeout: parsePositiveDuration(o.idleTimeout ?? '30m', 'idleTimeout'),
@@ -74,7 +74,7 @@ export function resolveOptions(o: StoreOptions): ResolvedOptions {
 function count(v: unknown, name: string): number | undefined {
   if (v === undefined) return undefined;
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) {
-    throw new LapseError('LAPSE_INVALID_OPTION', `${name} must be a whole number >= 1 (got ${JSON.stringify(v)})`);
+    throw errors.optionMustBe(name, 'a whole number >= 1', v);
   }
   return v;
 }

@@ -284,14 +284,14 @@ export class SessionStore {
   async rotate(token: string, opts: { lease?: LeaseRef } = {}): Promise<{ token: string; session: Session }> {
     this.assertOpen();
     const parsed = parseToken(token);
-    if (!parsed) throw new LapseError('LAPSE_UNAUTHORIZED', 'invalid or expired session token');
+    if (!parsed) throw errors.invalidToken();
     // In turn with this process's updates of the session: a rotate reads after they wrote.
     const at: { now: number; old?: SessionRecord } = { now: 0 };
     const secret = newSecret();
     const rec = await this.updates.run(parsed.id, async () => {
       const now = this.clock.now();
       const from = await this.verified(token, now);
-      if (!from) throw new LapseError('LAPSE_UNAUTHORIZED', 'invalid or expired session token');
+      if (!from) throw errors.invalidToken();
       at.now = now;
       at.old = from;
       const id = this.backend.newId?.(from.userId, from.id) ?? newId();
@@ -328,7 +328,7 @@ export class SessionStore {
   async revokeUser(userId: string, opts: { except?: string } = {}): Promise<number> {
     this.assertOpen();
     const uid = checkUserId(userId);
-    if (uid === null) throw new LapseError('LAPSE_INVALID_INPUT', 'userId is required');
+    if (uid === null) throw errors.required('userId');
     const now = this.clock.now();
     const ended = await this.call(() => this.backend.removeUser(uid, now, opts.except));
     this.reportEnded(ended, now);
@@ -339,7 +339,7 @@ export class SessionStore {
   async listUser(userId: string): Promise<Session[]> {
     this.assertOpen();
     const uid = checkUserId(userId);
-    if (uid === null) throw new LapseError('LAPSE_INVALID_INPUT', 'userId is required');
+    if (uid === null) throw errors.required('userId');
     const now = this.clock.now();
     const recs = await this.call(() => this.backend.listUser(uid, now));
     return recs.map((r) => this.seen(r, now));
@@ -356,7 +356,7 @@ export class SessionStore {
     const wait = opts.wait === undefined ? 0 : inputDuration(opts.wait, 'wait');
     const owner = opts.owner ?? randomUUID();
     if (typeof owner !== 'string' || owner.length === 0 || owner.length > 256) {
-      throw new LapseError('LAPSE_INVALID_INPUT', 'owner must be a non-empty string of at most 256 characters');
+      throw errors.inputMustBe('owner', 'a non-empty string of at most 256 characters');
     }
     const deadline = this.clock.now() + wait;
     if (wait === 0) return this.acquire(id, owner, ttl, wait, deadline);
@@ -365,7 +365,7 @@ export class SessionStore {
       id,
       wait,
       () => this.acquire(id, owner, ttl, wait, deadline),
-      () => new LapseError('LAPSE_LOCK_TIMEOUT', `session ${id} is still leased after waiting ${wait} ms`),
+      () => errors.lockTimeout(id, wait),
     );
   }
 
@@ -389,7 +389,7 @@ export class SessionStore {
       const rec = await this.read(id, now);
       const held = rec && activeLock(rec, now);
       if (this.clock.now() >= deadline) {
-        throw new LapseError('LAPSE_LOCK_TIMEOUT', `session ${id} is still leased after waiting ${wait} ms`);
+        throw errors.lockTimeout(id, wait);
       }
       // Woken by a release; the timer is only a backstop for releases we cannot hear
       // (another process without onUnlock) and for the lease's own end.
@@ -420,7 +420,7 @@ export class SessionStore {
   async sweep(opts: { limit?: number } = {}): Promise<{ expired: number }> {
     this.assertOpen();
     const limit = opts.limit ?? Number.POSITIVE_INFINITY;
-    if (!(limit >= 0)) throw new LapseError('LAPSE_INVALID_INPUT', 'limit must be a number >= 0');
+    if (!(limit >= 0)) throw errors.inputMustBe('limit', 'a number >= 0');
     let expired = 0;
     while (expired < limit) {
       const now = this.clock.now();
@@ -653,7 +653,7 @@ export class SessionStore {
   async unlock(id: string, fence: number): Promise<boolean> {
     this.assertOpen();
     checkId(id);
-    if (!Number.isSafeInteger(fence) || fence < 0) throw new LapseError('LAPSE_INVALID_INPUT', 'fence must be a whole number');
+    if (!Number.isSafeInteger(fence) || fence < 0) throw errors.inputMustBe('fence', 'a whole number');
     const now = this.clock.now();
     const released = await this.call(() => this.backend.unlock(id, fence, now));
     this.waiters.notify(id);

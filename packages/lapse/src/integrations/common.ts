@@ -1,5 +1,5 @@
 import { parse as parseCookie, serialize as serializeCookie, type SerializeOptions as CookieSerializeOptions } from 'cookie';
-import { LapseError } from '../core/errors.js';
+import { errors, LapseError } from '../core/errors.js';
 import type { CreateInput } from '../core/input.js';
 import type { Session } from '../core/session.js';
 import type { SessionStore } from '../core/store.js';
@@ -143,7 +143,7 @@ export class RequestSession {
 
 /** What update() and rotate() throw on a request without a valid session (HTTP 401). */
 function noSession(): LapseError {
-  return new LapseError('LAPSE_UNAUTHORIZED', 'no session on this request: log in first');
+  return errors.unauthorized('no session on this request: log in first');
 }
 
 /** Validates the token of a request; a backend failure throws (never "no session"). */

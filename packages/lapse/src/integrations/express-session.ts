@@ -6,9 +6,9 @@ import { isLapseError, LapseError } from '../core/errors.js';
 import type { Session } from '../core/session.js';
 import type { SessionStore } from '../core/store.js';
 import { isValidId } from '../core/token.js';
+import { EXPIRED, idleWindow, isPlain, type StoredSession, userIdFrom } from './session-fields.js';
 
-/** A session as express-session and @fastify/session hand it to a store, in its JSON form. */
-export type StoredSession = Record<string, unknown> & { cookie?: Record<string, unknown> };
+export { idleWindow, type StoredSession, userField, userIdFrom } from './session-fields.js';
 
 /** Options of LapseStore. */
 export interface LapseStoreOptions {
@@ -259,42 +259,6 @@ export class LapseStore extends Base {
   }
 }
 
-const EXPIRED = -1;
-
-/**
- * The idle window a cookie asks for: its maxAge, else the time left to its expiry date,
- * else undefined (the Lapse store's idleTimeout). -1 when that date has passed.
- */
-export function idleWindow(cookie: unknown, now: number): number | undefined {
-  if (!isPlain(cookie)) return undefined;
-  const at = typeof cookie.expires === 'string' ? Date.parse(cookie.expires) : Number.NaN;
-  if (Number.isFinite(at) && at <= now) return EXPIRED;
-  if (typeof cookie.originalMaxAge === 'number' && cookie.originalMaxAge > 0) return cookie.originalMaxAge;
-  return Number.isFinite(at) ? at - now : undefined;
-}
-
-/** A user id as Lapse stores it: strings as they are, numbers as text, null for none; anything else is LAPSE_INVALID_INPUT. */
-export function userIdFrom(u: unknown): string | null {
-  if (u === undefined || u === null) return null;
-  if (typeof u === 'number' && Number.isFinite(u)) return String(u);
-  if (typeof u === 'string' && isValidId(u)) return u;
-  throw new LapseError('LAPSE_INVALID_INPUT', 'userId(sess) must return a string of at most 256 characters, a number or null');
-}
-
-/**
- * A userId mapping that reads a dotted path of the session, for configs and the CLI.
- * @example new LapseStore({ store, userId: userField('passport.user') })
- */
-export function userField(path: string): (sess: StoredSession) => string | number | null | undefined {
-  const parts = path.split('.').filter((p) => p !== '');
-  if (parts.length === 0) throw new LapseError('LAPSE_INVALID_OPTION', 'a user field is a dotted path such as passport.user');
-  return (sess) => {
-    let v: unknown = sess;
-    for (const p of parts) v = isPlain(v) && Object.hasOwn(v, p) ? v[p] : undefined;
-    return v as string | number | null | undefined;
-  };
-}
-
 /**
  * Whether two cookies set the same idle window; it changes only when the app changes maxAge or
  * expires. express-session derives a new cookie's originalMaxAge from its expiry and the
@@ -348,10 +312,6 @@ function cloneJson<T>(v: T): T {
   const out: Record<string, unknown> = {};
   for (const k of Object.keys(v)) out[k] = cloneJson((v as Record<string, unknown>)[k]);
   return out as T;
-}
-
-function isPlain(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /** Completes a callback exactly once (on the next tick, so a throwing callback is not caught here), or returns the promise. */

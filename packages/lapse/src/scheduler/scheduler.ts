@@ -1,7 +1,7 @@
 import type { JobLease } from '../core/backend.js';
 import { type Clock, type TimerClock, timerClock } from '../core/clock.js';
 import type { Duration } from '../core/duration.js';
-import { LapseError } from '../core/errors.js';
+import { errors, LapseError } from '../core/errors.js';
 import { type Job, type JobFn, type JobInfo, jobInfo, newJob } from './job.js';
 import { keepRenewed } from './lease.js';
 import { defaultLogger, type Logger } from '../util/logger.js';
@@ -119,7 +119,7 @@ export class Scheduler {
   }
 
   private assertOpen(): void {
-    if (this.stopping) throw new LapseError('LAPSE_CLOSED', 'the scheduler has been stopped');
+    if (this.stopping) throw errors.closed('the scheduler');
   }
 
   private find(id: string): Job {
@@ -129,8 +129,8 @@ export class Scheduler {
   }
 
   private register(asked: string, schedule: Schedule, fn: JobFn, runOnStart: boolean, owner: unknown): JobHandle {
-    if (typeof asked !== 'string' || asked === '') throw new LapseError('LAPSE_INVALID_OPTION', 'a job id must be a non-empty string');
-    if (typeof fn !== 'function') throw new LapseError('LAPSE_INVALID_OPTION', `job ${asked}: fn must be a function`);
+    if (typeof asked !== 'string' || asked === '') throw errors.optionMustBe('a job id', 'a non-empty string');
+    if (typeof fn !== 'function') throw errors.optionMustBe(`job ${asked}: fn`, 'a function');
     const id = this.idFor(asked, owner);
     // Replacing keeps the record (stats, the run in progress) so the job still never overlaps itself.
     const job = this.jobs.get(id) ?? newJob(id, fn, schedule, owner);

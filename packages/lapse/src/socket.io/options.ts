@@ -1,7 +1,7 @@
 import type { Socket } from 'socket.io';
 import type { Clock } from '../core/clock.js';
 import { type Duration, parseDuration, parsePositiveDuration } from '../core/duration.js';
-import { LapseError } from '../core/errors.js';
+import { errors, LapseError } from '../core/errors.js';
 import type { Logger } from '../util/logger.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import type { SessionStore } from '../core/store.js';
@@ -65,21 +65,21 @@ const KNOWN = new Set([
 
 /** Checks every option up front (unknown keys included) and turns durations into ms. */
 export function resolveTrackerOptions(o: TrackerOptions): ResolvedTrackerOptions {
-  if (typeof o !== 'object' || o === null) throw new LapseError('LAPSE_INVALID_OPTION', 'options must be an object');
+  if (typeof o !== 'object' || o === null) throw errors.optionMustBe('options', 'an object');
   for (const key of Object.keys(o)) {
-    if (!KNOWN.has(key)) throw new LapseError('LAPSE_INVALID_OPTION', `unknown option '${key}'`);
+    if (!KNOWN.has(key)) throw errors.unknownOption(key);
   }
   if (o.requireSession && !o.store) {
     throw new LapseError('LAPSE_INVALID_OPTION', 'requireSession needs a store to validate tokens with');
   }
   if (o.failureLimit !== undefined && typeof o.failureLimit?.fail !== 'function') {
-    throw new LapseError('LAPSE_INVALID_OPTION', 'failureLimit must have a fail() method');
+    throw errors.optionMustBe('failureLimit', 'an object with a fail() method');
   }
   if (o.idleTimeoutFor !== undefined && typeof o.idleTimeoutFor !== 'function') {
-    throw new LapseError('LAPSE_INVALID_OPTION', 'idleTimeoutFor must be a function');
+    throw errors.optionMustBe('idleTimeoutFor', 'a function');
   }
   if (o.clock !== undefined && typeof o.clock?.now !== 'function') {
-    throw new LapseError('LAPSE_INVALID_OPTION', 'clock must have a now() method');
+    throw errors.optionMustBe('clock', 'an object with a now() method');
   }
   return {
     requireSession: o.requireSession === true,
@@ -93,6 +93,6 @@ export function resolveTrackerOptions(o: TrackerOptions): ResolvedTrackerOptions
 }
 
 function name(v: unknown, what: string): string {
-  if (typeof v !== 'string' || v === '') throw new LapseError('LAPSE_INVALID_OPTION', `${what} must be a non-empty string`);
+  if (typeof v !== 'string' || v === '') throw errors.optionMustBe(what, 'a non-empty string');
   return v;
 }

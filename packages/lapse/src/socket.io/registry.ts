@@ -68,10 +68,10 @@ export class RedisRegistry implements PresenceRegistry {
       throw new LapseError('LAPSE_INVALID_OPTION', 'RedisRegistry needs a client, a url or cluster seed nodes');
     }
     const prefix = opts.prefix ?? 'lapse:';
-    if (typeof prefix !== 'string') throw new LapseError('LAPSE_INVALID_OPTION', 'prefix must be a string');
+    if (typeof prefix !== 'string') throw errors.optionMustBe('prefix', 'a string');
     this.nodeId = opts.nodeId ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
     if (typeof this.nodeId !== 'string' || this.nodeId === '' || /[\s{}]/.test(this.nodeId)) {
-      throw new LapseError('LAPSE_INVALID_OPTION', 'nodeId must be a non-empty string without spaces or braces');
+      throw errors.optionMustBe('nodeId', 'a non-empty string without spaces or braces');
     }
     this.leaseTtl = parsePositiveDuration(opts.leaseTtl ?? '10s', 'leaseTtl');
     // One hash tag for every key: every key of the registry lives in one slot, so each script

@@ -1,4 +1,4 @@
-import { LapseError } from '../core/errors.js';
+import { errors } from '../core/errors.js';
 
 /**
  * The entry count a cache option asks for (`fallback` when unset; 0 turns the cache off), or
@@ -7,7 +7,7 @@ import { LapseError } from '../core/errors.js';
 export function cacheEntries(value: unknown, fallback: number, name: string): number {
   const n = value ?? fallback;
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) {
-    throw new LapseError('LAPSE_INVALID_OPTION', `${name} must be an integer >= 0 (got ${JSON.stringify(n)})`);
+    throw errors.optionMustBe(name, 'an integer >= 0', n);
   }
   return n;
 }

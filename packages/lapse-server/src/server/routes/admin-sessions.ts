@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { LapseError, errors as lapseErrors } from 'lapse/internal';
+import { errors as lapseErrors } from 'lapse/internal';
 import type { LapseContext } from '../context.js';
 import { errors, idParams, queryInt, sessionReply, sessionSchema } from '../schemas.js';
 
@@ -40,7 +40,7 @@ export function adminSessionRoutes(ctx: LapseContext) {
       },
       async (request) => {
         const limit = request.query.limit === undefined ? 100 : Number(request.query.limit);
-        if (limit < 1 || limit > 1000) throw new LapseError('LAPSE_INVALID_INPUT', 'limit must be 1-1000');
+        if (limit < 1 || limit > 1000) throw lapseErrors.inputMustBe('limit', '1-1000');
         return store.page({ cursor: request.query.cursor ?? null, limit });
       },
     );

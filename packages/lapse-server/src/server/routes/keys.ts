@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { LapseError } from 'lapse/internal';
+import { errors as lapseErrors, LapseError } from 'lapse/internal';
 import type { LapseContext } from '../context.js';
 import type { KeyRecord } from '../keys.js';
 import { errors } from '../schemas.js';
@@ -63,7 +63,7 @@ export function keyRoutes(ctx: LapseContext) {
       async (request, reply) => {
         const hit = keys.list().find((k) => k.id === request.params.id && k.revokedAt === null);
         if (!hit) throw new LapseError('LAPSE_NOT_FOUND', 'no active key with that id');
-        if (hit.kind !== 'app') throw new LapseError('LAPSE_FORBIDDEN', 'an admin key is revoked with `lapse keys revoke`, not over HTTP');
+        if (hit.kind !== 'app') throw lapseErrors.forbidden('an admin key is revoked with `lapse keys revoke`, not over HTTP');
         keys.revoke(hit.id);
         return reply.code(204).send();
       },

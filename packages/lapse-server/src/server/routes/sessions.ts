@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { LapseError } from 'lapse/internal';
+import { errors as lapseErrors, LapseError } from 'lapse/internal';
 import type { CreateInput } from 'lapse/internal';
 import { parseToken } from 'lapse/internal';
 import type { LapseContext } from '../context.js';
@@ -18,7 +18,7 @@ const createBody = {
   },
 } as const;
 
-const invalidToken = () => new LapseError('LAPSE_UNAUTHORIZED', 'invalid or expired session token');
+const invalidToken = lapseErrors.invalidToken;
 
 /** The session id a token names, for the failure limit (null when it is not token-shaped). */
 const sessionIdOf = (token: string): string | null => parseToken(token)?.id ?? null;

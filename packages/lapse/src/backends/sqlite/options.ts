@@ -1,7 +1,7 @@
 import type { Clock } from '../../core/clock.js';
 import { type Duration, parseDuration, parsePositiveDuration } from '../../core/duration.js';
 import { cacheEntries } from '../../util/generational-map.js';
-import { LapseError } from '../../core/errors.js';
+import { errors } from '../../core/errors.js';
 import type { Logger } from '../../util/logger.js';
 
 export interface SqliteOptions {
@@ -51,16 +51,16 @@ export interface ResolvedSqliteOptions {
 /** Checks every option up front; anything wrong is LAPSE_INVALID_OPTION. */
 export function resolveSqliteOptions(options: SqliteOptions): ResolvedSqliteOptions {
   if (!options || typeof options.path !== 'string') {
-    throw new LapseError('LAPSE_INVALID_OPTION', "sqlite: options.path must be a file path (or ':memory:')");
+    throw errors.optionMustBe('sqlite: options.path', "a file path (or ':memory:')");
   }
   const synchronous = options.synchronous ?? 'normal';
   if (synchronous !== 'normal' && synchronous !== 'full') {
-    throw new LapseError('LAPSE_INVALID_OPTION', `sqlite: synchronous must be 'normal' or 'full' (got ${JSON.stringify(synchronous)})`);
+    throw errors.optionMustBe('sqlite: synchronous', "'normal' or 'full'", synchronous);
   }
   const readCache = cacheEntries(options.readCache, 10_000, 'sqlite: readCache');
   const cacheSizeMiB = options.cacheSizeMiB ?? 32;
   if (typeof cacheSizeMiB !== 'number' || !(cacheSizeMiB > 0)) {
-    throw new LapseError('LAPSE_INVALID_OPTION', `sqlite: cacheSizeMiB must be a number > 0 (got ${JSON.stringify(cacheSizeMiB)})`);
+    throw errors.optionMustBe('sqlite: cacheSizeMiB', 'a number > 0', cacheSizeMiB);
   }
   const memory = options.path === ':memory:' || options.path === '';
   const every = options.checkpointInterval;
