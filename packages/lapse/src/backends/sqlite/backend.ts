@@ -4,15 +4,15 @@ import { type Clock, systemClock } from '../../core/clock.js';
 import { CleanupSteps } from '../../core/cleanup.js';
 import { errors } from '../../core/errors.js';
 import { defaultLogger } from '../../util/logger.js';
-import type { Ended, LockState, SessionRecord } from '../../core/session.js';
-import { Checkpointer } from './checkpointer.js';
+import { type Ended, expiryReason, type LockState, type SessionRecord } from '../../core/session.js';
+import { Checkpointer, type SweptChunk } from './checkpointer.js';
 import { GroupCommitSqlite } from './group-commit.js';
 import { sqliteJobLease } from './job-lease.js';
 import { type Db, openDatabase } from './open.js';
 import { resolveSqliteOptions, type SqliteOptions } from './options.js';
 import { ReadCache } from './read-cache.js';
 import { homeSlot } from './slot.js';
-import { fromTuple, ID_COLUMN, prepareAll, type SessionRow, type StatementName, toRecord } from './statements.js';
+import { fromTuple, ID_COLUMN, prepareAll, SQL, type SessionRow, type StatementName, toRecord } from './statements.js';
 import { nextTurn, TouchQueue } from './touch-queue.js';
 import { type Transactions, transactions } from './transactions.js';
 
@@ -85,6 +85,13 @@ export class SqliteBackend implements Backend {
         intervalMs: o.checkpointIntervalMs,
         busyTimeoutMs: o.busyTimeoutMs,
         synchronous: o.synchronous,
+        sweep: {
+          sql: SQL.sweep,
+          sliceMs: SWEEP_SLICE_MS,
+          minChunk: SWEEP_MIN_CHUNK,
+          maxChunk: SWEEP_MAX_CHUNK,
+          rowsPerCheckpoint: ROWS_PER_CHECKPOINT,
+        },
         onError: (message) => {
           logger ??= defaultLogger();
           logger.warn({ path: o.path, err: message }, 'sqlite: background checkpoint failed');
@@ -112,6 +119,7 @@ export class SqliteBackend implements Backend {
         );
       },
       () => this.pace(),
+      this.checkpointer,
     );
   }
 
@@ -208,10 +216,13 @@ export class SqliteBackend implements Backend {
 
   /**
    * Removes up to `limit` expired sessions in chunks of one transaction each, sized to take
-   * about SWEEP_SLICE_MS, yielding to the event loop between them: a long sweep never holds
-   * the loop (or the write lock other processes wait for) for long.
+   * about SWEEP_SLICE_MS. With the checkpoint worker (every file-backed database) the chunks
+   * run on its thread and connection, so the event loop only waits for their answers; without
+   * it they run here, yielding to the event loop between them. Either way a long sweep never
+   * holds the loop, or the write lock other writers wait for, for long.
    */
   async sweep(now: number, limit: number): Promise<Ended[]> {
+    if (this.checkpointer) return this.sweepOffLoop(this.checkpointer, now, limit);
     const out: Ended[] = [];
     while (out.length < limit && !this.closed) {
       await this.pace();
@@ -227,6 +238,28 @@ export class SqliteBackend implements Backend {
       const next = Math.round((want * SWEEP_SLICE_MS) / Math.max(took, 0.1));
       this.sweepChunk = Math.max(SWEEP_MIN_CHUNK, Math.min(next, want * 2, SWEEP_MAX_CHUNK));
       if (out.length < limit) await nextTurn();
+    }
+    return out;
+  }
+
+  /** The sweep on the checkpoint worker's connection, a chunk per ask (see Checkpointer.sweepChunk). */
+  private async sweepOffLoop(worker: Checkpointer, now: number, limit: number): Promise<Ended[]> {
+    const out: Ended[] = [];
+    while (out.length < limit && !this.closed) {
+      let chunk: SweptChunk | null;
+      try {
+        chunk = await worker.sweepChunk(now, limit - out.length);
+      } catch (err) {
+        // Rows of earlier chunks are gone: report them (a later sweep finds the rest).
+        if (out.length > 0) return out;
+        throw err;
+      }
+      if (!chunk) break;
+      for (const [id, userId, expiresAt, absoluteExpiresAt] of chunk.rows) {
+        this.cache?.delete(id);
+        out.push({ id, userId, reason: expiryReason({ expiresAt, absoluteExpiresAt }) });
+      }
+      if (!chunk.full) break;
     }
     return out;
   }

@@ -23,6 +23,8 @@ export class TouchQueue {
     private readonly write: (batch: TouchArgs[]) => (SessionRecord | null)[],
     /** Awaited before each batch while more than one batch is queued (checkpoint pacing). */
     private readonly pace: () => Promise<void>,
+    /** Around each batch: waits for the sweep's chunk in progress and holds the next one back. */
+    private readonly gate?: { enter(): Promise<void>; leave(): void },
   ) {}
 
   push(t: TouchArgs): Promise<SessionRecord | null> {
@@ -44,7 +46,15 @@ export class TouchQueue {
         // Only a bulk stream (the store's flush) waits for the checkpoint worker: a request's
         // touch written at once, or a validate would wait behind the sweep's catch-ups.
         if (this.queue.length > BATCH) await this.pace();
-        this.writeBatch(this.queue.splice(0, BATCH));
+        const gate = this.gate;
+        if (gate) {
+          await gate.enter();
+          try {
+            this.writeBatch(this.queue.splice(0, BATCH));
+          } finally {
+            gate.leave();
+          }
+        } else this.writeBatch(this.queue.splice(0, BATCH));
         if (this.queue.length > 0) await nextTurn();
       }
     } finally {
