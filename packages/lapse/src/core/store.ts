@@ -49,6 +49,8 @@ export interface StoreStats extends BackendStats {
 }
 
 const SWEEP_BATCH = 1000;
+// Work the sweep does between two turns of the event loop.
+const SWEEP_SLICE_MS = 4;
 // Pending accesses are written by the cleanup job; past this many they are written at once.
 const FLUSH_AT = 250_000;
 const UPDATE_ATTEMPTS = 100;
@@ -422,6 +424,7 @@ export class SessionStore {
     const limit = opts.limit ?? Number.POSITIVE_INFINITY;
     if (!(limit >= 0)) throw new LapseError('LAPSE_INVALID_INPUT', 'limit must be a number >= 0');
     let expired = 0;
+    let slice = performance.now();
     while (expired < limit) {
       const now = this.clock.now();
       const batch = Math.min(SWEEP_BATCH, limit - expired);
@@ -429,7 +432,11 @@ export class SessionStore {
       this.reportEnded(ended, now);
       expired += ended.length;
       if (ended.length < batch) break;
-      await new Promise<void>((r) => setImmediate(r));
+      // Batches run back to back for a few ms of work, then the event loop gets a turn.
+      if (performance.now() - slice >= SWEEP_SLICE_MS) {
+        await new Promise<void>((r) => setImmediate(r));
+        slice = performance.now();
+      }
     }
     return { expired };
   }
@@ -470,15 +477,21 @@ export class SessionStore {
     const abs = opts.absoluteTimeout === undefined ? undefined : inputDuration(opts.absoluteTimeout, 'absoluteTimeout');
     const now = this.clock.now();
     const rec = this.newRecord(id, '', checkUserId(opts.userId), text, now, idle, abs);
-    const { record, ended } = await this.call(() =>
-      this.backend.insert(rec, now, this.policy(), { replace: true, fence: fenceOf(opts.lease) }),
-    );
-    this.reportEnded(ended, now);
+    let out: Awaitable<{ record: SessionRecord; ended: Ended[] }>;
+    try {
+      out = this.backend.insert(rec, now, this.policy(), { replace: true, fence: fenceOf(opts.lease) });
+    } catch (err) {
+      throw this.failed(err);
+    }
+    // A synchronous backend (memory) answers without a second promise.
+    const { record, ended } = out instanceof Promise ? await out.catch(this.rejectFailed) : out;
+    if (ended.length > 0) this.reportEnded(ended, now);
     if (record.version === 1) {
       this.counters.created++;
       this.emit('created', { id, userId: record.userId, reason: 'created', at: now });
     }
-    return this.session(record, now);
+    // The data was just written: parsed from its text (a frozen copy), with no cache lookup first.
+    return toSession(record, now, 0, this.parsed.put(record));
   }
 
   /** Whether a live session has this id. */
