@@ -15,6 +15,8 @@ export const MAX_DATA_DEPTH = 64;
  */
 export function encodeData(value: unknown, maxBytes: number): string {
   // A plain value passes without building anything; only a failure walks again to name where.
+  // Emptied first: a getter or proxy that threw during an earlier check may have left some.
+  ancestors.length = 0;
   if (!isJson(value, 0)) {
     ancestors.length = 0;
     assertJson(value, '$', new Set(), 0);

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
-import type { Awaitable, Backend, BackendStats } from './backend.js';
+import type { Awaitable, Backend, BackendStats, InsertPolicy } from './backend.js';
 import { memory } from '../backends/memory/memory.js';
 import { timerClock, type TimerClock } from './clock.js';
 import { encodeData } from './data.js';
@@ -49,6 +49,8 @@ export interface StoreStats extends BackendStats {
 }
 
 const SWEEP_BATCH = 1000;
+// The insert options of a set without a lease: one object, not one per call.
+const REPLACE = Object.freeze({ replace: true });
 // Work the sweep does between two turns of the event loop.
 const SWEEP_SLICE_MS = 4;
 // Pending accesses are written by the cleanup job; past this many they are written at once.
@@ -479,7 +481,8 @@ export class SessionStore {
     const rec = this.newRecord(id, '', checkUserId(opts.userId), text, now, idle, abs);
     let out: Awaitable<{ record: SessionRecord; ended: Ended[] }>;
     try {
-      out = this.backend.insert(rec, now, this.policy(), { replace: true, fence: fenceOf(opts.lease) });
+      const fence = fenceOf(opts.lease);
+      out = this.backend.insert(rec, now, this.policy(), fence === undefined ? REPLACE : { replace: true, fence });
     } catch (err) {
       throw this.failed(err);
     }
@@ -713,8 +716,12 @@ export class SessionStore {
     });
   }
 
-  private policy() {
-    return { maxSessions: this.opts.maxSessions, maxSessionsPerUser: this.opts.maxSessionsPerUser };
+  /** The caps, one object for the store's life (the options do not change). */
+  private policyOf: InsertPolicy | undefined;
+
+  private policy(): InsertPolicy {
+    this.policyOf ??= Object.freeze({ maxSessions: this.opts.maxSessions, maxSessionsPerUser: this.opts.maxSessionsPerUser });
+    return this.policyOf;
   }
 
   private reportEnded(ended: Ended[], now: number): void {
