@@ -51,8 +51,6 @@ export interface StoreStats extends BackendStats {
 const SWEEP_BATCH = 1000;
 // The insert options of a set without a lease: one object, not one per call.
 const REPLACE = Object.freeze({ replace: true });
-// Work the sweep does between two turns of the event loop.
-const SWEEP_SLICE_MS = 4;
 // Pending accesses are written by the cleanup job; past this many they are written at once.
 const FLUSH_AT = 250_000;
 const UPDATE_ATTEMPTS = 100;
@@ -426,7 +424,6 @@ export class SessionStore {
     const limit = opts.limit ?? Number.POSITIVE_INFINITY;
     if (!(limit >= 0)) throw new LapseError('LAPSE_INVALID_INPUT', 'limit must be a number >= 0');
     let expired = 0;
-    let slice = performance.now();
     while (expired < limit) {
       const now = this.clock.now();
       const batch = Math.min(SWEEP_BATCH, limit - expired);
@@ -434,11 +431,7 @@ export class SessionStore {
       this.reportEnded(ended, now);
       expired += ended.length;
       if (ended.length < batch) break;
-      // Batches run back to back for a few ms of work, then the event loop gets a turn.
-      if (performance.now() - slice >= SWEEP_SLICE_MS) {
-        await new Promise<void>((r) => setImmediate(r));
-        slice = performance.now();
-      }
+      await new Promise<void>((r) => setImmediate(r));
     }
     return { expired };
   }
