@@ -9,9 +9,10 @@ import { ManualClock } from '../packages/lapse/dist/core/clock.js';
 import { silentLogger } from '../packages/lapse/dist/util/logger.js';
 import type { SessionRecord } from '../packages/lapse/dist/core/session.js';
 import { createStore } from '../packages/lapse/dist/core/store.js';
-import { fmt, heapUsed, measure, progress, withLoopMonitor, writeResults } from './lib.js';
+import { fmt, heapUsed, measure, type OpsResult, progress, withLoopMonitor, writeResults } from './lib.js';
 
 const N = 100_000;
+const ROUNDS = 5;
 const rows: Record<string, string | number>[] = [];
 const notes: string[] = [];
 
@@ -23,6 +24,31 @@ function row(op: string, lapse: number, peer: number, peerName: string, target: 
     'baseline ops/s': fmt(peer),
     baseline: peerName,
     ratio: ratio.toFixed(2),
+    target: `>= ${target}`,
+    met: ratio >= target ? 'yes' : 'no',
+  });
+}
+
+/** Lapse and its peer in alternating rounds; the row carries the median ratio and the spread of the rounds. */
+async function turns(op: string, target: number, peerName: string, sides: [() => Promise<OpsResult>, () => Promise<OpsResult>]) {
+  const a: OpsResult[] = [];
+  const b: OpsResult[] = [];
+  const ratios: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    const [x, y] = r % 2 === 0 ? [await sides[0](), await sides[1]()] : ((p) => [p[1], p[0]])([await sides[1](), await sides[0]()]);
+    a.push(x as OpsResult);
+    b.push(y as OpsResult);
+    ratios.push((x as OpsResult).opsPerSec / (y as OpsResult).opsPerSec);
+  }
+  const med = (v: number[]) => [...v].sort((p, q) => p - q)[Math.floor(v.length / 2)] as number;
+  const sorted = [...ratios].sort((p, q) => p - q);
+  const ratio = med(ratios);
+  rows.push({
+    operation: op,
+    'lapse ops/s': fmt(med(a.map((r) => r.opsPerSec))),
+    'baseline ops/s': fmt(med(b.map((r) => r.opsPerSec))),
+    baseline: peerName,
+    ratio: `${ratio.toFixed(2)} (${ROUNDS} rounds: ${(sorted[0] as number).toFixed(2)}–${(sorted[sorted.length - 1] as number).toFixed(2)})`,
     target: `>= ${target}`,
     met: ratio >= target ? 'yes' : 'no',
   });
@@ -46,7 +72,21 @@ async function throughput() {
 
   const lapseGet = await measure('lapse get(id)', (i) => store.get(ids[i % N] as string));
   const lruGet = await measure('lru-cache get', (i) => lru.get(ids[i % N] as string));
-  row('get(id) hit', lapseGet.opsPerSec, lruGet.opsPerSec, 'lru-cache get', 0.8);
+  row('get(id) hit', lapseGet.opsPerSec, lruGet.opsPerSec, 'lru-cache get (synchronous loop)', 0.8);
+
+  // The #18 targets: both sides driven through the same awaited loop, alternating rounds.
+  const data = { role: 'user', theme: 'dark' };
+  // A cache of its own for the set rounds, so the validate peer below keeps its records.
+  const lruSet = new LRUCache<string, object>({ max: 2 * N, ttl: 30 * 60_000, updateAgeOnGet: true });
+  for (const id of ids) lruSet.set(id, { data, userId: null });
+  await turns('get(id), awaited loop', 0.9, 'lru-cache get, awaited', [
+    () => measure('lapse get(id)', (i) => store.get(ids[i % N] as string), 1000),
+    () => measure('lru-cache get (awaited)', async (i) => lru.get(ids[i % N] as string), 1000),
+  ]);
+  await turns('set(id, data) upsert, awaited loop', 0.5, 'lru-cache set of the same data, awaited', [
+    () => measure('lapse set', (i) => store.set(ids[i % N] as string, data, { userId: `u${i % 1000}` }), 1000),
+    () => measure('lru-cache set (awaited)', async (i) => lruSet.set(ids[i % N] as string, { data, userId: `u${i % 1000}` }), 1000),
+  ]);
 
   const lapseValidate = await measure('lapse validate(token)', (i) => store.validate(tokens[i % N] as string));
   const secure = await measure('lru-cache get + sha256 + timingSafeEqual', (i) => {
@@ -89,26 +129,39 @@ function record(i: number, now: number): SessionRecord {
 
 async function sweep() {
   const M = 1_000_000;
-  const clock = new ManualClock(2_000_000_000_000);
-  const backend = memory({ clock });
-  const store = createStore({ backend, clock, sweepInterval: false, logger: silentLogger });
-  const now = clock.now();
-  for (let i = 0; i < M; i++) {
-    backend.insert(record(i, now), now, {});
-    if (i % 100_000 === 0) progress(`sweep setup: ${i}/${M}`);
+  const totals: number[] = [];
+  const blocks: number[] = [];
+  let expiredAll = true;
+  let now = 0;
+  for (let round = 0; round < 3; round++) {
+    const clock = new ManualClock(2_000_000_000_000);
+    const backend = memory({ clock });
+    const store = createStore({ backend, clock, sweepInterval: false, logger: silentLogger });
+    now = clock.now();
+    for (let i = 0; i < M; i++) {
+      backend.insert(record(i, now), now, {});
+      if (i % 100_000 === 0) progress(`sweep setup ${round + 1}/3: ${i}/${M}`);
+    }
+    heapUsed();
+    await clock.advance('2m');
+    const { result, maxBlockMs, totalMs } = await withLoopMonitor(() => store.sweep());
+    totals.push(totalMs);
+    blocks.push(maxBlockMs);
+    if (result.expired !== M) expiredAll = false;
+    await store.close();
   }
-  await clock.advance('2m');
-  const { result, maxBlockMs, totalMs } = await withLoopMonitor(() => store.sweep());
+  const med = (v: number[]) => [...v].sort((p, q) => p - q)[1] as number;
+  const totalMs = med(totals);
+  const maxBlockMs = med(blocks);
   rows.push({
-    operation: `sweep ${fmt(M)} expired`,
-    'lapse ops/s': fmt((result.expired / totalMs) * 1000),
+    operation: `sweep ${fmt(M)} expired (3 rounds)`,
+    'lapse ops/s': fmt((M / totalMs) * 1000),
     'baseline ops/s': '',
-    baseline: `total ${(totalMs / 1000).toFixed(2)} s, longest event-loop block ${maxBlockMs.toFixed(1)} ms`,
+    baseline: `total ${(totalMs / 1000).toFixed(2)} s (${totals.map((t) => (t / 1000).toFixed(2)).join(' / ')}), longest event-loop block ${maxBlockMs.toFixed(1)} ms (${blocks.map((b) => b.toFixed(0)).join(' / ')})`,
     ratio: '',
-    target: '<= 1.5 s, block <= 50 ms',
-    met: totalMs <= 1500 && maxBlockMs <= 50 && result.expired === M ? 'yes' : 'no',
+    target: '<= 1.5 s, block <= 20 ms',
+    met: totalMs <= 1500 && maxBlockMs <= 20 && expiredAll ? 'yes' : 'no',
   });
-  await store.close();
 
   // The peer: lru-cache holding the same number of stale entries, purged in one call.
   let t = 0;
@@ -155,8 +208,8 @@ async function bytes() {
     'baseline ops/s': `${lruBytes.toFixed(0)} B`,
     baseline: 'lru-cache holding the same record',
     ratio: (lapseBytes / lruBytes).toFixed(2),
-    target: '<= 1.5',
-    met: lapseBytes / lruBytes <= 1.5 ? 'yes' : 'no',
+    target: '<= 1.3',
+    met: lapseBytes / lruBytes <= 1.3 ? 'yes' : 'no',
   });
   notes.push(`bytes per session: ${M} sessions; each side stores its own copy of the same 14-field record (strings shared), so both figures include that copy.`);
 }

@@ -14,7 +14,14 @@ export const MAX_DATA_DEPTH = 64;
  * LAPSE_INVALID_INPUT; text over `maxBytes` is LAPSE_PAYLOAD_TOO_LARGE.
  */
 export function encodeData(value: unknown, maxBytes: number): string {
-  assertJson(value, '$', new Set(), 0);
+  // A plain value passes without building anything; only a failure walks again to name where.
+  // Emptied first: a getter or proxy that threw during an earlier check may have left some.
+  ancestors.length = 0;
+  if (!isJson(value, 0)) {
+    ancestors.length = 0;
+    assertJson(value, '$', new Set(), 0);
+    throw invalid('$', 'not JSON');
+  }
   const text = JSON.stringify(value);
   // Cheap pre-check: UTF-8 is at most 3 bytes per UTF-16 unit.
   if (text.length * 3 > maxBytes && Buffer.byteLength(text) > maxBytes) {
@@ -23,6 +30,57 @@ export function encodeData(value: unknown, maxBytes: number): string {
   return text;
 }
 
+/** Ancestors of the value being checked (a cycle is a value that is its own ancestor); reused, never reentered. */
+const ancestors: object[] = [];
+
+/**
+ * The fast check: true when `value` is plain JSON, with no path strings or Set per call.
+ * Cycles are found among the ancestors (at most MAX_DATA_DEPTH of them).
+ */
+function isJson(value: unknown, depth: number): boolean {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      return Number.isFinite(value);
+    case 'object': {
+      if (value === null) return true;
+      if (depth >= MAX_DATA_DEPTH || ancestors.includes(value)) return resetAncestors(depth);
+      ancestors.push(value);
+      let ok = true;
+      if (Array.isArray(value)) {
+        for (let i = 0; ok && i < value.length; i++) ok = isJson(value[i], depth + 1);
+      } else {
+        const proto = Object.getPrototypeOf(value);
+        if (proto !== Object.prototype && proto !== null) ok = false;
+        else {
+          const o = value as Record<string, unknown>;
+          for (const key in o) {
+            if (!Object.hasOwn(o, key)) continue;
+            if (!isJson(o[key], depth + 1)) {
+              ok = false;
+              break;
+            }
+          }
+        }
+      }
+      if (!ok) return resetAncestors(depth);
+      ancestors.pop();
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+/** After a failure: the ancestors of this level and below are dropped, and the answer is false. */
+function resetAncestors(depth: number): false {
+  ancestors.length = depth;
+  return false;
+}
+
+/** The slow check, only after isJson said no: throws naming the path of what is not JSON. */
 function assertJson(value: unknown, path: string, seen: Set<object>, depth: number): void {
   switch (typeof value) {
     case 'string':

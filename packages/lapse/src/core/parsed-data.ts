@@ -28,6 +28,13 @@ export class ParsedDataCache {
     return value;
   }
 
+  /** The data of a record just written (a new version): parsed and kept, without looking up the old one. */
+  put(rec: SessionRecord): unknown {
+    const value = parseData(rec);
+    this.entries?.set(rec.id, { version: rec.version, text: rec.data, value });
+    return value;
+  }
+
   forget(id: string): void {
     this.entries?.delete(id);
   }

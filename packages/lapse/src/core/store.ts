@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
-import type { Awaitable, Backend, BackendStats } from './backend.js';
+import type { Awaitable, Backend, BackendStats, InsertPolicy } from './backend.js';
 import { memory } from '../backends/memory/memory.js';
 import { timerClock, type TimerClock } from './clock.js';
 import { encodeData } from './data.js';
@@ -49,6 +49,8 @@ export interface StoreStats extends BackendStats {
 }
 
 const SWEEP_BATCH = 1000;
+// The insert options of a set without a lease: one object, not one per call.
+const REPLACE = Object.freeze({ replace: true });
 // Pending accesses are written by the cleanup job; past this many they are written at once.
 const FLUSH_AT = 250_000;
 const UPDATE_ATTEMPTS = 100;
@@ -470,15 +472,22 @@ export class SessionStore {
     const abs = opts.absoluteTimeout === undefined ? undefined : inputDuration(opts.absoluteTimeout, 'absoluteTimeout');
     const now = this.clock.now();
     const rec = this.newRecord(id, '', checkUserId(opts.userId), text, now, idle, abs);
-    const { record, ended } = await this.call(() =>
-      this.backend.insert(rec, now, this.policy(), { replace: true, fence: fenceOf(opts.lease) }),
-    );
-    this.reportEnded(ended, now);
+    let out: Awaitable<{ record: SessionRecord; ended: Ended[] }>;
+    try {
+      const fence = fenceOf(opts.lease);
+      out = this.backend.insert(rec, now, this.policy(), fence === undefined ? REPLACE : { replace: true, fence });
+    } catch (err) {
+      throw this.failed(err);
+    }
+    // A synchronous backend (memory) answers without a second promise.
+    const { record, ended } = out instanceof Promise ? await out.catch(this.rejectFailed) : out;
+    if (ended.length > 0) this.reportEnded(ended, now);
     if (record.version === 1) {
       this.counters.created++;
       this.emit('created', { id, userId: record.userId, reason: 'created', at: now });
     }
-    return this.session(record, now);
+    // The data was just written: parsed from its text (a frozen copy), with no cache lookup first.
+    return toSession(record, now, 0, this.parsed.put(record));
   }
 
   /** Whether a live session has this id. */
@@ -700,8 +709,12 @@ export class SessionStore {
     });
   }
 
-  private policy() {
-    return { maxSessions: this.opts.maxSessions, maxSessionsPerUser: this.opts.maxSessionsPerUser };
+  /** The caps, one object for the store's life (the options do not change). */
+  private policyOf: InsertPolicy | undefined;
+
+  private policy(): InsertPolicy {
+    this.policyOf ??= Object.freeze({ maxSessions: this.opts.maxSessions, maxSessionsPerUser: this.opts.maxSessionsPerUser });
+    return this.policyOf;
   }
 
   private reportEnded(ended: Ended[], now: number): void {

@@ -172,19 +172,7 @@ export class MemoryBackend implements Backend {
     if (existing && existing.expiresAt > now) {
       if (!opts.replace) throw new LapseError('LAPSE_INVALID_INPUT', `a session with id ${rec.id} exists`);
       this.checkLease(existing, now, opts.fence);
-      const next = new Entry({
-        ...rec,
-        createdAt: existing.createdAt,
-        absoluteExpiresAt: existing.absoluteExpiresAt,
-        expiresAt: expiresAtOf(rec.lastAccessedAt, rec.idleTimeout, existing.absoluteExpiresAt),
-        accessCount: existing.accessCount,
-        lock: existing.lock,
-        version: existing.version + 1,
-      });
-      this.drop(existing);
-      if (next.userId !== null && next.userId !== existing.userId) this.capUser(next.userId, now, policy, ended);
-      this.add(next);
-      return { record: next, ended };
+      return { record: this.replaceInPlace(existing, rec, now, policy, ended), ended };
     }
     if (existing) this.end(existing, expiryReason(existing), ended);
     if (rec.userId !== null) this.capUser(rec.userId, now, policy, ended);
@@ -199,6 +187,42 @@ export class MemoryBackend implements Backend {
     const entry = new Entry(rec);
     this.add(entry);
     return { record: entry, ended };
+  }
+
+  /**
+   * An upsert of a live session, written into its entry: no new object, and the id index
+   * (B+ tree) and the expiry queue keep their places. Recency moves to the end, as on a touch.
+   */
+  private replaceInPlace(e: Entry, rec: SessionRecord, now: number, policy: InsertPolicy, ended: Ended[]): Entry {
+    const oldUser = e.userId;
+    const oldExpiry = e.expiresAt;
+    e.secretHash = rec.secretHash;
+    e.data = rec.data;
+    e.lastAccessedAt = rec.lastAccessedAt;
+    e.idleTimeout = rec.idleTimeout;
+    e.expiresAt = expiresAtOf(rec.lastAccessedAt, rec.idleTimeout, e.absoluteExpiresAt);
+    e.version++;
+    e.ip = rec.ip;
+    e.userAgent = rec.userAgent;
+    // The queued time must stay a lower bound: an expiry moved earlier is queued again.
+    if (e.expiresAt < oldExpiry) this.queue.push(e.expiresAt, e);
+    if (rec.userId !== oldUser) {
+      const list = e.userList;
+      if (list) {
+        list.unlink(e);
+        if (list.size === 0 && oldUser !== null) {
+          this.byUser.delete(oldUser);
+          this.userOrder.delete(oldUser);
+        }
+      }
+      e.userId = rec.userId;
+      if (rec.userId !== null) {
+        this.capUser(rec.userId, now, policy, ended);
+        this.userListOf(rec.userId).append(e);
+      }
+    }
+    this.bump(e);
+    return e;
   }
 
   get(id: string, now: number): SessionRecord | null {
@@ -488,16 +512,18 @@ export class MemoryBackend implements Backend {
     this.byId.set(e.id, e);
     this.byOrder.set(e.id, e);
     this.queue.push(e.expiresAt, e);
-    if (e.userId !== null) {
-      let list = this.byUser.get(e.userId);
-      if (!list) {
-        list = new UserList();
-        this.byUser.set(e.userId, list);
-        this.userOrder.set(e.userId, list);
-      }
-      list.append(e);
-    }
+    if (e.userId !== null) this.userListOf(e.userId).append(e);
     if (e.lock) this.locks.set(e.id, e.lock.expiresAt);
+  }
+
+  private userListOf(userId: string): UserList {
+    let list = this.byUser.get(userId);
+    if (!list) {
+      list = new UserList();
+      this.byUser.set(userId, list);
+      this.userOrder.set(userId, list);
+    }
+    return list;
   }
 
   private bump(e: Entry): void {
