@@ -8,10 +8,10 @@
  * Run: flock /tmp/lapse-bench.lock node --import tsx bench/contended-update.ts
  */
 import type { ChildProcess } from 'node:child_process';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { cpu, cpuRoute, listenLocal, login, serveOrDrive, startChild, stopChildren } from './child-server.js';
 import { fmt, progress, writeResults } from './lib.js';
+import { type PeerName, peerStore } from './peer-stores.js';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const SLICE_S = QUICK ? 1 : 3;
@@ -50,7 +50,7 @@ async function serve(name: Name, redisUrl: string): Promise<number> {
     });
   } else {
     const { default: session } = await import('express-session');
-    const store = await peerStore(name, session, redisUrl, dir);
+    const store = await peerStore(name as PeerName, session, redisUrl, dir, 'bench-cu-peer:');
     app.use(session({ store, secret: 'bench-secret-bench-secret-bench-secret', resave: false, saveUninitialized: false, cookie: { maxAge: 86_400_000 } }));
     type Bag = { n?: number; passport?: { user: string } };
     app.post('/login', (req, res, next) => {
@@ -75,18 +75,6 @@ async function serve(name: Name, redisUrl: string): Promise<number> {
   return listenLocal(app);
 }
 
-async function peerStore(name: Name, session: typeof import('express-session'), redisUrl: string, dir: string) {
-  if (name === 'memorystore') return new session.MemoryStore();
-  if (name === 'better-sqlite3-session-store') {
-    const require = createRequire(import.meta.url);
-    const Database = (await import('better-sqlite3')).default;
-    const SqliteStore = require('better-sqlite3-session-store')(session);
-    return new SqliteStore({ client: new Database(join(dir, 'peer.db')) });
-  }
-  const { default: RedisStore } = await import('connect-redis');
-  const { Redis } = await import('ioredis');
-  return new RedisStore({ client: new Redis(redisUrl), prefix: 'bench-cu-peer:' });
-}
 
 // ---- driver ----
 

@@ -10,10 +10,10 @@
  * Run: flock /tmp/lapse-bench.lock npm run bench -- express-session
  */
 import type { ChildProcess } from 'node:child_process';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { cpu, cpuRoute, listenLocal, login, serveOrDrive, startChild, stopChildren } from './child-server.js';
 import { fmt, progress, writeResults } from './lib.js';
+import { type PeerName, peerStore } from './peer-stores.js';
 
 // BENCH_QUICK=1: one short slice, to check the bench runs (figures not meaningful).
 const QUICK = process.env.BENCH_QUICK === '1';
@@ -93,17 +93,8 @@ async function storeFor(name: StoreName, session: typeof import('express-session
     const store = createStore(backend ? { backend } : {});
     return new LapseStore({ store, userId });
   }
-  if (name === 'memorystore') return new session.MemoryStore();
   if (name === 'floor') return floorStore(session);
-  if (name === 'better-sqlite3-session-store') {
-    const require = createRequire(import.meta.url);
-    const Database = (await import('better-sqlite3')).default;
-    const SqliteStore = require('better-sqlite3-session-store')(session);
-    return new SqliteStore({ client: new Database(join(dir, 'peer.db')) });
-  }
-  const { default: RedisStore } = await import('connect-redis');
-  const { Redis } = await import('ioredis');
-  return new RedisStore({ client: new Redis(redisUrl), prefix: 'bench-peer:' });
+  return peerStore(name as PeerName, session, redisUrl, dir, 'bench-peer:');
 }
 
 /**

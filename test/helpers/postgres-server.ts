@@ -12,7 +12,8 @@ import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { describe, it } from 'vitest';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { freePort } from './redis-server.js';
 
 const run = promisify(execFile);
@@ -159,4 +160,32 @@ function isRoot(): boolean {
 
 function hasUser(): boolean {
   return spawnSync('id', ['-u', USER], { stdio: 'ignore' }).status === 0;
+}
+
+/**
+ * A PostgreSQL server for the enclosing describe block, with an admin client on it: started in
+ * beforeAll, stopped in afterAll. Read `server` and `admin` inside the tests (set once started).
+ */
+export function usePostgresWithAdmin(): { readonly server: PostgresServer; readonly admin: pg.Client } {
+  let server: PostgresServer | undefined;
+  let admin: pg.Client | undefined;
+  beforeAll(async () => {
+    server = await startPostgres();
+    admin = new pg.Client({ connectionString: server.url });
+    await admin.connect();
+  });
+  afterAll(async () => {
+    await admin?.end();
+    await server?.destroy();
+  });
+  return {
+    get server() {
+      if (!server) throw new Error('the PostgreSQL server has not started yet');
+      return server;
+    },
+    get admin() {
+      if (!admin) throw new Error('the PostgreSQL server has not started yet');
+      return admin;
+    },
+  };
 }

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { postgres } from '../src/backends/postgres/index.js';
 import { statements } from '../src/backends/postgres/statements.js';
 import { schemaNames } from '../src/backends/postgres/names.js';
@@ -9,7 +9,7 @@ import { isLapseError, LapseError } from '../src/core/errors.js';
 import { silentLogger } from '../src/util/logger.js';
 import { createStore } from '../src/core/store.js';
 import { sessionRecord } from './fixtures/sqlite-record.js';
-import { describePostgres, type PostgresServer, randomName, startPostgres } from '../../../test/helpers/postgres-server.js';
+import { describePostgres, randomName, usePostgresWithAdmin } from '../../../test/helpers/postgres-server.js';
 
 async function refusal(p: Promise<unknown>): Promise<LapseError> {
   const err = await p.then(
@@ -21,22 +21,12 @@ async function refusal(p: Promise<unknown>): Promise<LapseError> {
 }
 
 describePostgres('postgres backend: schema, notifications, plans', () => {
-  let server: PostgresServer;
-  let admin: pg.Client;
-  beforeAll(async () => {
-    server = await startPostgres();
-    admin = new pg.Client({ connectionString: server.url });
-    await admin.connect();
-  });
-  afterAll(async () => {
-    await admin?.end();
-    await server?.destroy();
-  });
+  const pg0 = usePostgresWithAdmin();
 
   const tablesOf = async (schema: string) =>
-    (await admin.query<{ t: string }>('SELECT tablename AS t FROM pg_tables WHERE schemaname = $1 ORDER BY 1', [schema])).rows.map((r) => r.t);
+    (await pg0.admin.query<{ t: string }>('SELECT tablename AS t FROM pg_tables WHERE schemaname = $1 ORDER BY 1', [schema])).rows.map((r) => r.t);
   const functionsOf = async (schema: string) =>
-    (await admin.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_proc p JOIN pg_namespace s ON s.oid = p.pronamespace WHERE s.nspname = $1", [schema])).rows[0]?.n;
+    (await pg0.admin.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_proc p JOIN pg_namespace s ON s.oid = p.pronamespace WHERE s.nspname = $1", [schema])).rows[0]?.n;
 
   it('checks its options up front', () => {
     for (const bad of [{}, { url: 'mysql://x' }, { url: 'postgres://x', pool: new pg.Pool() }, { url: 'postgres://x', schema: '' },
@@ -46,7 +36,7 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
   });
 
   it('creates its tables on first use in public of a fresh database, and works there', async () => {
-    const url = await server.createDatabase('pub');
+    const url = await pg0.server.createDatabase('pub');
     const b = postgres({ url, logger: silentLogger });
     try {
       const now = Date.now();
@@ -68,10 +58,10 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
 
   it('four pools migrating one schema at once all succeed, and it is made once', async () => {
     const schema = randomName('race');
-    const backends = Array.from({ length: 4 }, () => postgres({ url: server.url, schema, logger: silentLogger }));
+    const backends = Array.from({ length: 4 }, () => postgres({ url: pg0.server.url, schema, logger: silentLogger }));
     try {
       await Promise.all(backends.map((b) => b.ready()));
-      expect((await admin.query(`SELECT count(*)::int AS n FROM "${schema}".lapse_schema`)).rows[0]?.n).toBe(1);
+      expect((await pg0.admin.query(`SELECT count(*)::int AS n FROM "${schema}".lapse_schema`)).rows[0]?.n).toBe(1);
       const now = Date.now();
       await Promise.all(backends.map((b, i) => b.insert(sessionRecord(`r${i}`, now, { userId: 'u' }), now, {})));
       expect(await backends[0]?.stats(now)).toEqual({ sessions: 4, users: 1, locked: 0 });
@@ -82,8 +72,8 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
 
   it("refuses a schema whose lapse_ tables are not Lapse's, and changes nothing", async () => {
     const schema = randomName('foreign');
-    await admin.query(`CREATE SCHEMA "${schema}"; CREATE TABLE "${schema}".lapse_sessions (x int); INSERT INTO "${schema}".lapse_sessions VALUES (7)`);
-    const b = postgres({ url: server.url, schema, logger: silentLogger });
+    await pg0.admin.query(`CREATE SCHEMA "${schema}"; CREATE TABLE "${schema}".lapse_sessions (x int); INSERT INTO "${schema}".lapse_sessions VALUES (7)`);
+    const b = postgres({ url: pg0.server.url, schema, logger: silentLogger });
     const store = createStore({ backend: b, sweepInterval: false, logger: silentLogger });
     try {
       const err = await refusal(b.ready());
@@ -91,7 +81,7 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
       // Through the store it is the same clear refusal, not "backend unavailable".
       await refusal(store.create({}));
       expect(await tablesOf(schema)).toEqual(['lapse_sessions']);
-      expect((await admin.query(`SELECT x FROM "${schema}".lapse_sessions`)).rows).toEqual([{ x: 7 }]);
+      expect((await pg0.admin.query(`SELECT x FROM "${schema}".lapse_sessions`)).rows).toEqual([{ x: 7 }]);
       expect(await functionsOf(schema)).toBe(0);
     } finally {
       await store.close();
@@ -100,18 +90,18 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
 
   it('refuses a newer schema version and one of another application, and changes nothing', async () => {
     const schema = randomName('newer');
-    const first = postgres({ url: server.url, schema, logger: silentLogger });
+    const first = postgres({ url: pg0.server.url, schema, logger: silentLogger });
     await first.ready();
     await first.close();
-    await admin.query(`UPDATE "${schema}".lapse_schema SET version = 99`);
+    await pg0.admin.query(`UPDATE "${schema}".lapse_schema SET version = 99`);
     const before = { tables: await tablesOf(schema), functions: await functionsOf(schema) };
-    const b = postgres({ url: server.url, schema, logger: silentLogger });
+    const b = postgres({ url: pg0.server.url, schema, logger: silentLogger });
     try {
       expect((await refusal(b.ready())).message).toMatch(new RegExp(`version 99, newer than this Lapse understands \\(${SCHEMA_VERSION}\\)`));
-      expect((await admin.query(`SELECT version FROM "${schema}".lapse_schema`)).rows).toEqual([{ version: 99 }]);
+      expect((await pg0.admin.query(`SELECT version FROM "${schema}".lapse_schema`)).rows).toEqual([{ version: 99 }]);
       expect({ tables: await tablesOf(schema), functions: await functionsOf(schema) }).toEqual(before);
-      await admin.query(`UPDATE "${schema}".lapse_schema SET version = 1, application = 'other'`);
-      await refusal(postgres({ url: server.url, schema, logger: silentLogger }).ready());
+      await pg0.admin.query(`UPDATE "${schema}".lapse_schema SET version = 1, application = 'other'`);
+      await refusal(postgres({ url: pg0.server.url, schema, logger: silentLogger }).ready());
     } finally {
       await b.close();
     }
@@ -120,17 +110,17 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
   it('upgrades a version 2 schema to byte-ordered ids, keeping its sessions and counts', async () => {
     const schema = randomName('v2');
     const n = schemaNames(schema);
-    await admin.query(`CREATE SCHEMA ${n.q}; CREATE TABLE ${n.q}.lapse_schema (application text NOT NULL, version int NOT NULL);
+    await pg0.admin.query(`CREATE SCHEMA ${n.q}; CREATE TABLE ${n.q}.lapse_schema (application text NOT NULL, version int NOT NULL);
       INSERT INTO ${n.q}.lapse_schema VALUES ('lapse', 2)`);
-    for (const m of MIGRATIONS.slice(0, 2)) await admin.query(m(n));
+    for (const m of MIGRATIONS.slice(0, 2)) await pg0.admin.query(m(n));
     const now = Date.now();
     const old = `SELECT ${n.q}.lapse_insert($1, 'h', $2, '{}', $3::bigint, $3, $3 + 60000, $3 + 60000, 60000, 0, 1, NULL, NULL, NULL, NULL, NULL, $3, NULL, NULL, false, NULL)`;
-    for (const [id, user] of [['s-1', 'al-2'], ['s1', 'alice'], ['s2', 'alice'], ['sA', 'Al'], ['s_3', 'al']]) await admin.query(old, [id, user, now]);
-    const b = postgres({ url: server.url, schema, logger: silentLogger });
+    for (const [id, user] of [['s-1', 'al-2'], ['s1', 'alice'], ['s2', 'alice'], ['sA', 'Al'], ['s_3', 'al']]) await pg0.admin.query(old, [id, user, now]);
+    const b = postgres({ url: pg0.server.url, schema, logger: silentLogger });
     try {
       await b.ready();
-      expect((await admin.query(`SELECT version FROM ${n.q}.lapse_schema`)).rows).toEqual([{ version: SCHEMA_VERSION }]);
-      const collations = await admin.query<{ c: string; col: string }>(
+      expect((await pg0.admin.query(`SELECT version FROM ${n.q}.lapse_schema`)).rows).toEqual([{ version: SCHEMA_VERSION }]);
+      const collations = await pg0.admin.query<{ c: string; col: string }>(
         `SELECT c.relname || '.' || a.attname AS col, co.collname AS c FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
           JOIN pg_namespace s ON s.oid = c.relnamespace JOIN pg_collation co ON co.oid = a.attcollation
           WHERE s.nspname = $1 AND (c.relname, a.attname) IN (('lapse_sessions', 'id'), ('lapse_users', 'user_id')) ORDER BY 1`,
@@ -147,14 +137,14 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
       expect((await b.get('s1', now))?.userId).toBe('alice');
     } finally {
       await b.close();
-      await admin.query(`DROP SCHEMA ${n.q} CASCADE`);
+      await pg0.admin.query(`DROP SCHEMA ${n.q} CASCADE`);
     }
   });
 
   it('orders session and user ids by bytes in a database with a linguistic (ICU) collation', async () => {
     const name = randomName('icu');
-    await admin.query(`CREATE DATABASE ${name} TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'`);
-    const url = server.urlOf(name);
+    await pg0.admin.query(`CREATE DATABASE ${name} TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'`);
+    const url = pg0.server.urlOf(name);
     const b = postgres({ url, logger: silentLogger });
     try {
       const c = new pg.Client({ connectionString: url });
@@ -179,7 +169,7 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
   });
 
   it('a lent pool stays open after close()', async () => {
-    const pool = new pg.Pool({ connectionString: server.url, max: 2 });
+    const pool = new pg.Pool({ connectionString: pg0.server.url, max: 2 });
     const b = postgres({ pool, schema: randomName('lent'), logger: silentLogger });
     await b.ping();
     await b.close();
@@ -190,8 +180,8 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
 
   it('a release in one process wakes a lock({ wait }) in another through LISTEN/NOTIFY, not a timer', async () => {
     const schema = randomName('notify');
-    const a = postgres({ url: server.url, schema, logger: silentLogger });
-    const b = postgres({ url: server.url, schema, logger: silentLogger });
+    const a = postgres({ url: pg0.server.url, schema, logger: silentLogger });
+    const b = postgres({ url: pg0.server.url, schema, logger: silentLogger });
     // The waiting store's clock never moves: its backstop timers cannot fire, only a notification can wake it.
     const clock = new ManualClock(Date.now());
     const store = createStore({ backend: a, clock, sweepInterval: false, logger: silentLogger });
@@ -218,18 +208,18 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
 
   it('every hot statement, and every statement inside the functions, is index-backed', async () => {
     const schema = randomName('plans');
-    const b = postgres({ url: server.url, schema, logger: silentLogger });
+    const b = postgres({ url: pg0.server.url, schema, logger: silentLogger });
     const now = Date.now();
     try {
       // Enough rows, spread over users, expiry and leases, for the planner to prefer indexes.
       await b.ready();
       const q = `"${schema}"`;
-      await admin.query(`INSERT INTO ${q}.lapse_sessions SELECT 'id' || g, 'h', 'user-' || (g % 500), '{}', t, t,
+      await pg0.admin.query(`INSERT INTO ${q}.lapse_sessions SELECT 'id' || g, 'h', 'user-' || (g % 500), '{}', t, t,
           t + 3600000 + g, t + 7200000, 3600000, 0, 1, g, CASE WHEN g % 100 = 0 THEN 'o' END,
           CASE WHEN g % 100 = 0 THEN g END, CASE WHEN g % 100 = 0 THEN t + 60000 END, NULL, NULL
         FROM generate_series(1, 20000) g, (SELECT $1::bigint AS t) n`, [now]);
-      await admin.query(`SELECT setval('${q}.lapse_recency', 20001)`);
-      await admin.query(`UPDATE ${q}.lapse_counters SET sessions = 20000, users = 500 WHERE shard = 0;
+      await pg0.admin.query(`SELECT setval('${q}.lapse_recency', 20001)`);
+      await pg0.admin.query(`UPDATE ${q}.lapse_counters SET sessions = 20000, users = 500 WHERE shard = 0;
         INSERT INTO ${q}.lapse_users SELECT 'user-' || g, 40 FROM generate_series(0, 499) g;
         ANALYZE ${q}.lapse_sessions; ANALYZE ${q}.lapse_users`);
 
@@ -245,10 +235,10 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
       ];
       const plans: Record<string, string> = {};
       for (const [name, text, values, index] of plain) {
-        await admin.query(`PREPARE plan_${name} AS ${text}`);
+        await pg0.admin.query(`PREPARE plan_${name} AS ${text}`);
         const args = values.map((v) => (typeof v === 'string' ? `'${v}'` : String(v))).join(', ');
-        const rows = (await admin.query(`EXPLAIN EXECUTE plan_${name}(${args})`)).rows as { 'QUERY PLAN': string }[];
-        await admin.query(`DEALLOCATE plan_${name}`);
+        const rows = (await pg0.admin.query(`EXPLAIN EXECUTE plan_${name}(${args})`)).rows as { 'QUERY PLAN': string }[];
+        await pg0.admin.query(`DEALLOCATE plan_${name}`);
         plans[name] = rows.map((r) => r['QUERY PLAN']).join('\n');
         expect(plans[name], name).toContain(index);
         expect(plans[name], name).not.toMatch(/Seq Scan on lapse_sessions/);
@@ -257,7 +247,7 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
       for (const name of ['scan', 'scanUsers']) expect(plans[name], name).not.toMatch(/Sort|Seq Scan/);
 
       // The functions' own statements, as auto_explain reports them to this session.
-      const c = new pg.Client({ connectionString: server.url });
+      const c = new pg.Client({ connectionString: pg0.server.url });
       await c.connect();
       const notices: string[] = [];
       c.on('notice', (n) => notices.push(n.message ?? ''));

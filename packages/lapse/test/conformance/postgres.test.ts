@@ -1,7 +1,6 @@
-import pg from 'pg';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { trackInflight } from '../../../../test/helpers/inflight.js';
-import { describePostgres, type PostgresServer, randomName, startPostgres } from '../../../../test/helpers/postgres-server.js';
+import { describePostgres, randomName, usePostgresWithAdmin } from '../../../../test/helpers/postgres-server.js';
 import { postgres } from '../../src/backends/postgres/index.js';
 import { runBackendConformance } from '../../src/testing/suite.js';
 import { silentLogger } from '../../src/util/logger.js';
@@ -9,18 +8,8 @@ import { silentLogger } from '../../src/util/logger.js';
 // One real PostgreSQL for the file; every test gets a fresh schema (created by the backend on
 // first use, dropped after), which is cheaper than emptying one.
 describePostgres('postgres backend', () => {
-  let server: PostgresServer;
-  let admin: pg.Client;
+  const pg0 = usePostgresWithAdmin();
   let schemas: string[] = [];
-  beforeAll(async () => {
-    server = await startPostgres();
-    admin = new pg.Client({ connectionString: server.url });
-    await admin.connect();
-  });
-  afterAll(async () => {
-    await admin?.end();
-    await server?.destroy();
-  });
 
   runBackendConformance(
     { describe, it, expect, afterEach },
@@ -32,7 +21,7 @@ describePostgres('postgres backend', () => {
         // A call is a real round trip: the fake clock waits for calls in flight before each timer.
         const inflight = trackInflight(
           postgres({
-            url: server.url,
+            url: pg0.server.url,
             schema,
             poolSize: 4,
             logger: silentLogger,
@@ -42,7 +31,7 @@ describePostgres('postgres backend', () => {
         return inflight.backend;
       },
       cleanup: async () => {
-        for (const s of schemas) await admin.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`);
+        for (const s of schemas) await pg0.admin.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`);
         schemas = [];
       },
     },
