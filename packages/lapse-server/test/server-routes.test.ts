@@ -178,6 +178,17 @@ describe.each(['memory', 'sqlite'] as const)('on %s', (backend) => {
       expect((await call('GET', '/v1/sessions?limit=abc', admin)).status).toBe(400);
     });
 
+    it("GET /v1/stats answers every figure of the store's stats(), none dropped by the response schema", async () => {
+      await create();
+      const r = await call('GET', '/v1/stats', admin);
+      expect(r.status).toBe(200);
+      expect(Object.keys(r.body).sort()).toEqual(
+        ['backendErrors', 'created', 'evicted', 'expired', 'locked', 'revoked', 'rotated', 'sessions', 'updateRetries', 'users', 'validations'],
+      );
+      expect(r.body.created).toBeGreaterThanOrEqual(1);
+      expect(r.body.updateRetries).toBe(0);
+    });
+
     it('patches data: 200, 409 on a stale version, 404 when gone, 423 under a lease, 400 without data', async () => {
       const { session } = await create({ n: 1 });
       const ok = await call('PATCH', `/v1/sessions/${session.id}`, admin, { data: { n: 2 }, expectedVersion: 1 });

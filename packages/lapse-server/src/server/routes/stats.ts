@@ -17,7 +17,7 @@ export function statsRoutes(ctx: LapseContext) {
               type: 'object',
               properties: {
                 sessions: count, users: count, locked: count, created: count, expired: count, evicted: count,
-                revoked: count, rotated: count, validations: count, backendErrors: count,
+                revoked: count, rotated: count, validations: count, backendErrors: count, updateRetries: count,
               },
             },
             ...errors(403),
