@@ -59,6 +59,7 @@ afterAll(async () => {
   cleanup?.();
 });
 
+// Every route but /v1/console/events (a stream that stays open; console.test.ts covers its refusals).
 const ROUTES: [string, string][] = [
   ['POST', '/v1/sessions'],
   ['POST', '/v1/sessions/validate'],
@@ -74,6 +75,18 @@ const ROUTES: [string, string][] = [
   ['DELETE', '/v1/users/ID/sessions'],
   ['GET', '/v1/jobs'],
   ['POST', '/v1/jobs/ID/run'],
+  ['GET', '/v1/stats'],
+  ['GET', '/v1/keys'],
+  ['POST', '/v1/keys'],
+  ['DELETE', '/v1/keys/ID'],
+  ['GET', '/v1/console/figures'],
+  ['GET', '/v1/console/series'],
+  ['GET', '/v1/console/jobs'],
+  ['GET', '/v1/console/connections'],
+  ['POST', '/v1/console/connections/ID/disconnect'],
+  ['GET', '/v1/console/sessions'],
+  ['GET', '/v1/console/users'],
+  ['GET', '/v1/console/users/ID/devices'],
   ['GET', '/health'],
   ['GET', '/health/connections'],
   ['GET', '/metrics'],
@@ -168,7 +181,7 @@ function request(): { method: string; url: string; headers: Record<string, strin
   }
   const [method, path] = r.pick(ROUTES);
   let url = path.replace('ID', hostileId());
-  if (r.int(4) === 0) url += `?${r.pick(['limit=-1', 'limit=1001', 'limit=abc', 'limit=5&cursor=', `cursor=${encodeURIComponent(r.str(10))}`, 'fence=x', 'except=', 'fence=99999999999999999999', '%%%'])}`;
+  if (r.int(4) === 0) url += `?${r.pick(['limit=-1', 'limit=1001', 'limit=abc', 'limit=5&cursor=', `cursor=${encodeURIComponent(r.str(10))}`, 'fence=x', 'except=', 'fence=99999999999999999999', '%%%', `prefix=${encodeURIComponent(r.str(r.int(300)))}`, `user=${'u'.repeat(257)}`, `room=${encodeURIComponent(r.str(8))}`, `sid=${encodeURIComponent(r.str(20))}`, 'limit=0', `cursor=${'c'.repeat(300)}`])}`;
   const headers = hostileAuth();
   const body = method === 'GET' ? undefined : hostileBody();
   if (body !== undefined) headers['content-type'] = r.pick(['application/json', 'application/json', 'application/json; charset=utf-8', 'text/plain', 'application/x-www-form-urlencoded', 'application/json; charset=latin1']);

@@ -4,6 +4,7 @@ import { type Duration, parsePositiveDuration } from 'lapse/internal';
 import { LapseError } from 'lapse/internal';
 import { defaultLogger, type Logger } from 'lapse/internal';
 import type { StoreEvent, StoreEventName } from 'lapse/internal';
+import type { StoreStats } from 'lapse';
 import type { LapseContext } from '../context.js';
 import { Directory } from './directory.js';
 import { ConsoleFeed } from './feed.js';
@@ -21,27 +22,39 @@ export interface ConsoleOptions {
   history?: Duration;
 }
 
+/** The store's figures the console shows (a subset of StoreStats, so the two cannot drift apart). */
+const STORE_FIGURES = [
+  'sessions',
+  'users',
+  'locked',
+  'created',
+  'expired',
+  'evicted',
+  'revoked',
+  'rotated',
+  'validations',
+  'backendErrors',
+] as const satisfies readonly (keyof StoreStats)[];
+type StoreFigures = Pick<StoreStats, (typeof STORE_FIGURES)[number]>;
+
 /** The headline figures, pushed as `figures`. */
-export interface Figures {
+export interface Figures extends StoreFigures {
   at: number;
   node: string;
   /** Live service nodes (1 without cluster presence). */
   nodes: number;
-  sessions: number;
-  users: number;
-  locked: number;
-  created: number;
-  expired: number;
-  evicted: number;
-  revoked: number;
-  rotated: number;
-  validations: number;
-  backendErrors: number;
   connections: number;
   connectedUsers: number;
   rooms: number;
   /** Whether the backend answered this reading. */
   backend: 'ok' | 'unavailable';
+}
+
+/** StoreFigures from a stats() answer, or all zero when the backend did not answer. */
+function storeFigures(s: StoreStats | null): StoreFigures {
+  const out = {} as Record<(typeof STORE_FIGURES)[number], number>;
+  for (const k of STORE_FIGURES) out[k] = s ? s[k] : 0;
+  return out;
 }
 
 const SESSION_EVENTS = ['created', 'expired', 'evicted', 'revoked', 'rotated'] as const satisfies readonly StoreEventName[];
@@ -138,24 +151,9 @@ export class ConsoleService {
       rooms: c?.activeRooms ?? 0,
     };
     try {
-      const s = await store.stats();
-      return {
-        ...base,
-        sessions: s.sessions,
-        users: s.users,
-        locked: s.locked,
-        created: s.created,
-        expired: s.expired,
-        evicted: s.evicted,
-        revoked: s.revoked,
-        rotated: s.rotated,
-        validations: s.validations,
-        backendErrors: s.backendErrors,
-        backend: 'ok',
-      };
+      return { ...base, ...storeFigures(await store.stats()), backend: 'ok' };
     } catch {
-      const zero = { sessions: 0, users: 0, locked: 0, created: 0, expired: 0, evicted: 0, revoked: 0, rotated: 0, validations: 0, backendErrors: 0 };
-      return { ...base, ...zero, backend: 'unavailable' };
+      return { ...base, ...storeFigures(null), backend: 'unavailable' };
     }
   }
 

@@ -23,16 +23,11 @@ export interface SeriesPoint {
   backendErrors: number;
 }
 
+/** The counters and gauges a point shows; a reading holds them cumulative, a point as rates. */
+type SeriesCounters = Pick<SeriesPoint, 'sessions' | 'connections' | 'created' | 'expired' | 'evicted' | 'revoked' | 'validations' | 'backendErrors'>;
+
 /** What a sample reads: cumulative counters plus gauges. */
-export interface SeriesReading {
-  sessions: number;
-  connections: number;
-  created: number;
-  expired: number;
-  evicted: number;
-  revoked: number;
-  validations: number;
-  backendErrors: number;
+export interface SeriesReading extends SeriesCounters {
   /** Cumulative validate counts per bucket (VALIDATE_BUCKETS, then +Inf). */
   latency: number[];
 }
