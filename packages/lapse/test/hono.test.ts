@@ -23,6 +23,8 @@ describe('lapse/hono on @hono/node-server', () => {
     const app = new Hono();
     app.use(lapse({ store }));
     app.get('/me', (c) => c.json(c.get('lapse').session ?? { anonymous: true }));
+    app.get('/private', (c) => c.json({ user: c.get('lapse').require().userId }));
+    app.get('/peek', async (c) => c.json({ found: (await store.get('a'.repeat(22))) !== null }));
     app.post('/login', async (c) => {
       await c.get('lapse').login({ userId: 'alice', data: { plan: 'pro' } });
       return c.json({ ok: true });
@@ -45,12 +47,17 @@ describe('lapse/hono on @hono/node-server', () => {
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
     expect(await (await fetch(`${base}/me`)).json()).toEqual({ anonymous: true });
+    // require() without a session is the LapseError's 401 through Hono's own error handler, not a 500.
+    const anonymous = await fetch(`${base}/private`);
+    expect(anonymous.status).toBe(401);
+    expect(await anonymous.text()).toBe('LAPSE_UNAUTHORIZED');
     const login = await fetch(`${base}/login`, { method: 'POST' });
     const set = login.headers.getSetCookie().join('\n');
     expect(set).toMatch(/lapse_session=[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}/);
     expect(set).toContain('HttpOnly');
     const cookie = cookieOf(login);
     expect(await (await fetch(`${base}/me`, { headers: { cookie } })).json()).toMatchObject({ userId: 'alice', data: { plan: 'pro' } });
+    expect(await (await fetch(`${base}/private`, { headers: { cookie } })).json()).toEqual({ user: 'alice' });
     const bearer = await fetch(`${base}/me`, { headers: { authorization: `Bearer ${cookie.split('=')[1]}` } });
     expect(await bearer.json()).toMatchObject({ userId: 'alice' });
 
@@ -66,10 +73,14 @@ describe('lapse/hono on @hono/node-server', () => {
     expect(await (await fetch(`${base}/me`, { headers: { cookie: cookie2 } })).json()).toEqual({ anonymous: true });
     expect(await store.size()).toBe(0);
 
+    expect(await (await fetch(`${base}/peek`)).json()).toEqual({ found: false });
     const again = cookieOf(await fetch(`${base}/login`, { method: 'POST' }));
     breakIt();
     const failing = await fetch(`${base}/me`, { headers: { cookie: again } });
     expect(failing.status).toBe(503);
     expect(await failing.text()).toBe('LAPSE_BACKEND_UNAVAILABLE');
+    // A store call in a handler on a failing backend: 503 too.
+    const direct = await fetch(`${base}/peek`);
+    expect(direct.status).toBe(503);
   });
 });

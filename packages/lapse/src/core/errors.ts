@@ -38,6 +38,16 @@ export class LapseError extends Error {
     this.code = code;
     this.status = ERROR_CODES[code].status;
   }
+
+  /**
+   * The HTTP answer for this error: its status, its code as the body. Hono's default error
+   * handler answers with it (it looks for `getResponse`), so a LapseError thrown in a Hono
+   * handler — `c.get('lapse').require()`, a store call on a failing backend — is a 401 or a
+   * 503, as it is in Express (`status`) and Fastify; never a 500.
+   */
+  getResponse(): Response {
+    return new Response(this.code, { status: this.status, headers: { 'content-type': 'text/plain; charset=UTF-8' } });
+  }
 }
 
 /** True when `err` is a LapseError, optionally of the given code. */
