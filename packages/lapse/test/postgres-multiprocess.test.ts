@@ -1,4 +1,3 @@
-import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { postgres } from '../src/backends/postgres/index.js';
@@ -6,48 +5,28 @@ import { silentLogger } from '../src/util/logger.js';
 import type { PgWorkerPlan, PgWorkerReport } from './fixtures/postgres-worker.js';
 import { sessionRecord } from './fixtures/sqlite-record.js';
 import { describePostgres, type PostgresServer, randomName, startPostgres } from '../../../test/helpers/postgres-server.js';
+import { Workers } from '../../../test/helpers/workers.js';
 
 const WORKER = fileURLToPath(new URL('./fixtures/postgres-worker.ts', import.meta.url));
+const forks = new Workers(WORKER);
 
 describePostgres('postgres: two processes on one database', () => {
   let server: PostgresServer;
-  let children: ChildProcess[] = [];
   beforeAll(async () => {
     server = await startPostgres();
   });
   afterEach(() => {
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    children = [];
+    forks.killAll();
   });
   afterAll(async () => {
     await server?.destroy();
   });
 
-  /** Starts a worker and resolves once it has made (or found) the schema. */
-  function start(url: string, schema: string, name: string): Promise<ChildProcess> {
-    const child = fork(WORKER, [url, schema, name], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    children.push(child);
-    return new Promise((resolve, reject) => {
-      child.once('error', reject);
-      child.once('exit', (code) => reject(new Error(`worker ${name} exited early with ${code}`)));
-      child.once('message', (m: { ready: boolean; error?: string }) => (m.ready ? resolve(child) : reject(new Error(m.error))));
-    });
-  }
-
-  function result(child: ChildProcess, plan: PgWorkerPlan): Promise<PgWorkerReport> {
-    return new Promise((resolve, reject) => {
-      child.removeAllListeners('exit');
-      child.once('exit', (code) => reject(new Error(`worker exited with ${code} before reporting`)));
-      child.once('message', (msg: { report: PgWorkerReport }) => resolve(msg.report));
-      child.send({ go: plan });
-    });
-  }
-
   it('both create the schema at once; CAS and fences hold; each cleanup slot runs once', { timeout: 90_000 }, async () => {
     const url = await server.createDatabase('mp');
     const schema = randomName('mp');
     // Both workers race to create the schema in a database that has none.
-    const [a, b] = await Promise.all([start(url, schema, 'a'), start(url, schema, 'b')]);
+    const [a, b] = await Promise.all([forks.start([url, schema, 'a']), forks.start([url, schema, 'b'])]);
 
     const setup = postgres({ url, schema, logger: silentLogger });
     const now = Date.now();
@@ -56,7 +35,7 @@ describePostgres('postgres: two processes on one database', () => {
     const fenceBefore = (await setup.lock('leased', 'setup', 1, now - 10)).fence; // already run out
 
     const plan: PgWorkerPlan = { creates: 300, increments: 150, leased: 80, runMs: 4_500 };
-    const [ra, rb] = await Promise.all([result(a, plan), result(b, plan)]);
+    const [ra, rb] = await Promise.all([forks.result<PgWorkerPlan, PgWorkerReport>(a, plan), forks.result<PgWorkerPlan, PgWorkerReport>(b, plan)]);
     expect(ra.error).toBeUndefined();
     expect(rb.error).toBeUndefined();
     expect(ra.created + rb.created).toBe(2 * plan.creates);

@@ -1,4 +1,4 @@
-import { type ChildProcess, execFile, fork } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,45 +7,25 @@ import { sqlite } from '../src/backends/sqlite/backend.js';
 import { sessionRecord } from './fixtures/sqlite-record.js';
 import type { WorkerPlan, WorkerReport } from './fixtures/sqlite-worker.js';
 import { tempDir } from '../../../test/helpers/tmp.js';
+import { Workers } from '../../../test/helpers/workers.js';
 
 const WORKER = fileURLToPath(new URL('./fixtures/sqlite-worker.ts', import.meta.url));
+const forks = new Workers(WORKER);
 const CLOSER = fileURLToPath(new URL('./fixtures/sqlite-close.ts', import.meta.url));
 
 let tmp: ReturnType<typeof tempDir>;
-let children: ChildProcess[] = [];
 
 beforeEach(() => {
   tmp = tempDir('lapse-sqlite-mp-');
 });
 
 afterEach(() => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  children = [];
+  forks.killAll();
   tmp.cleanup();
 });
 
 function seed(id: string, now: number) {
   return sessionRecord(id, now, { data: JSON.stringify({ n: 0 }) });
-}
-
-/** Starts a worker and resolves once it has opened the file. */
-function start(path: string, name: string): Promise<ChildProcess> {
-  const child = fork(WORKER, [path, name], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  children.push(child);
-  return new Promise((resolve, reject) => {
-    child.once('error', reject);
-    child.once('exit', (code) => reject(new Error(`worker ${name} exited early with ${code}`)));
-    child.once('message', () => resolve(child));
-  });
-}
-
-function result(child: ChildProcess, plan: WorkerPlan): Promise<WorkerReport> {
-  return new Promise((resolve, reject) => {
-    child.removeAllListeners('exit');
-    child.once('exit', (code) => reject(new Error(`worker exited with ${code} before reporting`)));
-    child.once('message', (msg: { report: WorkerReport }) => resolve(msg.report));
-    child.send({ go: plan });
-  });
 }
 
 describe('sqlite: two processes on one file', () => {
@@ -59,8 +39,8 @@ describe('sqlite: two processes on one file', () => {
     await setup.close();
 
     const plan: WorkerPlan = { creates: 400, increments: 250, leased: 120 };
-    const [a, b] = await Promise.all([start(path, 'a'), start(path, 'b')]);
-    const [ra, rb] = await Promise.all([result(a, plan), result(b, plan)]);
+    const [a, b] = await Promise.all([forks.start([path, 'a']), forks.start([path, 'b'])]);
+    const [ra, rb] = await Promise.all([forks.result<WorkerPlan, WorkerReport>(a, plan), forks.result<WorkerPlan, WorkerReport>(b, plan)]);
 
     expect(ra.error).toBeUndefined();
     expect(rb.error).toBeUndefined();

@@ -1,4 +1,3 @@
-import { type ChildProcess, fork } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -16,8 +15,10 @@ import type { UpdatePlan, UpdateReport } from './fixtures/update-worker.js';
 import { type PostgresServer, postgresAvailable, randomName, startPostgres } from '../../../test/helpers/postgres-server.js';
 import { randomPrefix, type RedisServer, redisAvailable, startRedis } from '../../../test/helpers/redis-server.js';
 import { tempDir } from '../../../test/helpers/tmp.js';
+import { Workers } from '../../../test/helpers/workers.js';
 
 const WORKER = fileURLToPath(new URL('./fixtures/update-worker.ts', import.meta.url));
+const forks = new Workers(WORKER);
 const UPDATES = 200;
 
 const withRedis = redisAvailable() || process.env.CI === 'true';
@@ -25,7 +26,6 @@ const withPostgres = postgresAvailable() || process.env.CI === 'true';
 let redisServer: RedisServer | undefined;
 let pgServer: PostgresServer | undefined;
 const cleanup: Array<() => unknown> = [];
-let children: ChildProcess[] = [];
 
 beforeAll(async () => {
   if (withRedis) redisServer = await startRedis();
@@ -56,8 +56,7 @@ async function closedConnections(url: string): Promise<void> {
   }
 }
 afterEach(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  children = [];
+  forks.killAll();
   for (const f of cleanup.splice(0)) await f();
 });
 
@@ -200,8 +199,8 @@ describe.each(kinds)('update queue on %s', (kind) => {
       const store = createStore({ backend: open(), sweepInterval: false, logger: silentLogger });
       cleanup.push(() => store.close());
       const { session } = await store.create({ data: {} });
-      const workers = await Promise.all(['a', 'b'].map((name) => start(kind, target, name)));
-      const reports = await Promise.all(workers.map((w) => result(w, { id: session.id, updates: UPDATES })));
+      const workers = await Promise.all(['a', 'b'].map((name) => forks.start([kind, target, name])));
+      const reports = await Promise.all(workers.map((w) => forks.result<UpdatePlan, UpdateReport>(w, { id: session.id, updates: UPDATES })));
       for (const r of reports) expect(r.error).toBeUndefined();
       expect((await store.get(session.id))?.data).toEqual({ a: UPDATES, b: UPDATES });
       // No storm: fewer writes than updates in each process (queued ones go together), and
@@ -214,21 +213,3 @@ describe.each(kinds)('update queue on %s', (kind) => {
   }
 });
 
-function start(kind: string, target: string, name: string): Promise<ChildProcess> {
-  const child = fork(WORKER, [kind, target, name], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  children.push(child);
-  return new Promise((resolve, reject) => {
-    child.once('error', reject);
-    child.once('exit', (code) => reject(new Error(`worker ${name} exited early with ${code}`)));
-    child.once('message', () => resolve(child));
-  });
-}
-
-function result(child: ChildProcess, plan: UpdatePlan): Promise<UpdateReport> {
-  return new Promise((resolve, reject) => {
-    child.removeAllListeners('exit');
-    child.once('exit', (code) => reject(new Error(`worker exited with ${code} before reporting`)));
-    child.once('message', (msg: { report: UpdateReport }) => resolve(msg.report));
-    child.send({ go: plan });
-  });
-}
