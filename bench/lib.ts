@@ -7,6 +7,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 
@@ -175,7 +176,8 @@ export function progress(line: string): void {
 /** Writes bench/results/<name>.json and <name>.md (a Markdown table) and prints the table. */
 export function writeResults(name: string, title: string, rows: Record<string, string | number>[], notes: string[] = []): void {
   mkdirSync(RESULTS_DIR, { recursive: true });
-  const meta = { date: new Date().toISOString(), node: process.version, cpus: 2, title };
+  const loadavg = os.loadavg().map((l) => Math.round(l * 100) / 100);
+  const meta = { date: new Date().toISOString(), node: process.version, cpus: 2, loadavg, title };
   writeFileSync(join(RESULTS_DIR, `${name}.json`), `${JSON.stringify({ ...meta, rows, notes }, null, 2)}\n`);
   const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))];
   const table = [
@@ -183,7 +185,7 @@ export function writeResults(name: string, title: string, rows: Record<string, s
     `| ${cols.map(() => '---').join(' | ')} |`,
     ...rows.map((r) => `| ${cols.map((c) => String(r[c] ?? '')).join(' | ')} |`),
   ].join('\n');
-  const md = `# ${title}\n\n${meta.date}, Node ${meta.node}, 2 cores.\n\n${table}\n\n${notes.map((n) => `- ${n}`).join('\n')}\n`;
+  const md = `# ${title}\n\n${meta.date}, Node ${meta.node}, 2 cores, load average ${loadavg.join(' / ')} (1 / 5 / 15 min) when written.\n\n${table}\n\n${notes.map((n) => `- ${n}`).join('\n')}\n`;
   writeFileSync(join(RESULTS_DIR, `${name}.md`), md);
   if (process.stderr.isTTY) process.stderr.write('\n');
   console.log(md);

@@ -197,5 +197,5 @@ writeResults('sweep-latency', 'Validate latency while the cleanup job sweeps 300
   ...notes,
   'CPU wait in the max: of the slowest op, the time the event loop\'s thread was runnable but waiting for a CPU (Linux /proc schedstat, counted from the end of the op before it, so an upper bound): the machine\'s other work, not a block of ours.',
   `Target: in every round, the worst validate during the sweep at most ${BUDGET_MS} ms above the worst idle one ("met" in the table).`,
-  'Shared 2-core machine with other work running: figures are noisy.',
+  "Other work on the machine shows in the idle-loop noise rows and in the CPU wait column; the header gives the load average.",
 ]);
