@@ -18,7 +18,8 @@ import { type PeerName, peerStore } from './peer-stores.js';
 // BENCH_QUICK=1: one short slice, to check the bench runs (figures not meaningful).
 const QUICK = process.env.BENCH_QUICK === '1';
 const SLICE_S = QUICK ? 1 : 2;
-const SLICES = QUICK ? 1 : 5;
+// BENCH_SLICES=n: n slices per store and route (default 5).
+const SLICES = QUICK ? 1 : Number(process.env.BENCH_SLICES ?? 5);
 const WARMUP_S = QUICK ? 1 : 2;
 const CONNECTIONS = 16;
 const WRITERS = 50;
@@ -39,8 +40,11 @@ const PEER: Partial<Record<StoreName, StoreName>> = {
   'lapse-sqlite': 'better-sqlite3-session-store',
   'lapse-redis': 'connect-redis',
 };
-const ROUTES = ['read', 'write', 'login'] as const;
-type Route = (typeof ROUTES)[number];
+const ALL_ROUTES = ['read', 'write', 'login'] as const;
+type Route = (typeof ALL_ROUTES)[number];
+// BENCH_ROUTES=write,login: only these routes (for profiling; the results file then lacks the others).
+const ONLY_ROUTES = process.env.BENCH_ROUTES?.split(',');
+const ROUTES = ALL_ROUTES.filter((r) => !ONLY_ROUTES || ONLY_ROUTES.includes(r));
 
 // ---- server side (child processes) ----
 
@@ -229,7 +233,7 @@ async function main(): Promise<void> {
       const rps = mine.map((r) => r.rps);
       row[`${route} req/s`] = `${Math.round(median(rps))} (${Math.round(Math.min(...rps))}–${Math.round(Math.max(...rps))})`;
       row[`${route} CPU µs/req`] = Math.round(median(mine.map((r) => r.cpuUsPerReq)));
-      if (peer) {
+      if (peer && STORES.includes(peer)) {
         const theirs = runs.get(`${peer} ${route}`) as Run[];
         const ratios = mine.map((r, i) => r.rps / (theirs[i] as Run).rps);
         const m = median(ratios);
