@@ -10,7 +10,9 @@ import type { Express } from 'express';
 
 /** Starts `script --serve=<name> …args` and resolves with the JSON of the first line it prints. */
 export async function startChild<T>(scriptUrl: string, name: string, args: string[] = []): Promise<{ child: ChildProcess; ready: T }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(scriptUrl), `--serve=${name}`, ...args], {
+  // BENCH_CHILD_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof": node flags for the server children (profiling).
+  const flags = process.env.BENCH_CHILD_FLAGS?.split(' ').filter((f) => f !== '') ?? [];
+  const child = spawn(process.execPath, [...flags, '--import', 'tsx', fileURLToPath(scriptUrl), `--serve=${name}`, ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });

@@ -178,6 +178,29 @@ describe('LapseStore merge rule and errors', () => {
     await expect(ls.get('abc')).rejects.toSatisfy((e) => isLapseError(e, 'LAPSE_BACKEND_UNAVAILABLE'));
   });
 
+  it('a save encodes once yet keeps the store checks: size cap and depth on first save and on update; the data reads back', async () => {
+    const store = createStore({ sweepInterval: false, logger: silentLogger, maxDataBytes: 2_000 });
+    closers.push(() => store.close());
+    const ls = new LapseStore({ store });
+    let deep: Record<string, unknown> = {};
+    for (let i = 0; i < 70; i++) deep = { d: deep };
+    await expect(ls.set('big', sess({ blob: 'x'.repeat(3_000) }))).rejects.toSatisfy((e) => isLapseError(e, 'LAPSE_PAYLOAD_TOO_LARGE'));
+    await expect(ls.set('deep', sess({ deep }))).rejects.toSatisfy((e) => isLapseError(e, 'LAPSE_INVALID_INPUT'));
+    expect(await store.get('big')).toBeNull();
+    await ls.set('s1', sess({ a: 1, when: new Date(0) }));
+    const read = (await ls.get('s1')) as unknown as Record<string, unknown>;
+    expect(read.when).toBe('1970-01-01T00:00:00.000Z');
+    // The versioned write of what this read changed: checked the same way, and nothing is written on a failure.
+    read.blob = 'x'.repeat(3_000);
+    await expect(ls.set('s1', read as never)).rejects.toSatisfy((e) => isLapseError(e, 'LAPSE_PAYLOAD_TOO_LARGE'));
+    const read2 = (await ls.get('s1')) as unknown as Record<string, unknown>;
+    read2.a = 2;
+    await ls.set('s1', read2 as never);
+    expect((await store.get('s1'))?.data).toMatchObject({ a: 2, when: '1970-01-01T00:00:00.000Z' });
+    expect(Object.isFrozen((await store.get('s1'))?.data)).toBe(true);
+    expect(await ls.get('s1')).toMatchObject({ a: 2 });
+  });
+
   it('rejects a missing store and a userId that is not a function', () => {
     expect(() => new LapseStore({} as never)).toThrow(/LapseStore needs/);
     const store = createStore({ sweepInterval: false, logger: silentLogger });

@@ -30,6 +30,31 @@ export function encodeData(value: unknown, maxBytes: number): string {
   return text;
 }
 
+/**
+ * Data an integration has encoded already: `text` is its JSON text and `value` is
+ * JSON.parse(text) (express-session's own JSON round trip), passed to set/update under
+ * ENCODED so the store checks it as encodeData does but does not encode it again.
+ */
+export interface EncodedData {
+  text: string;
+  value: unknown;
+}
+
+/** The option key of EncodedData on store.set and store.update (internal to the integrations). */
+export const ENCODED: unique symbol = Symbol('lapse.encoded');
+
+/** The text of caller-encoded data, checked as encodeData checks (plain JSON, depth, size). */
+export function encodedText(enc: EncodedData, maxBytes: number): string {
+  ancestors.length = 0;
+  // JSON.parse output is plain JSON; only a too deep value fails here, and encodeData names where.
+  if (!isJson(enc.value, 0)) return encodeData(enc.value, maxBytes);
+  const text = enc.text;
+  if (text.length * 3 > maxBytes && Buffer.byteLength(text) > maxBytes) {
+    throw errors.payloadTooLarge('session data', Buffer.byteLength(text), maxBytes);
+  }
+  return text;
+}
+
 /** Ancestors of the value being checked (a cycle is a value that is its own ancestor); reused, never reentered. */
 const ancestors: object[] = [];
 

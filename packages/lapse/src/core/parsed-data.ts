@@ -1,5 +1,5 @@
 import { GenerationalMap } from '../util/generational-map.js';
-import { parseData, type SessionRecord } from './session.js';
+import { deepFreeze, parseData, type SessionRecord } from './session.js';
 
 interface Parsed {
   version: number;
@@ -31,6 +31,13 @@ export class ParsedDataCache {
   /** The data of a record just written (a new version): parsed and kept, without looking up the old one. */
   put(rec: SessionRecord): unknown {
     const value = parseData(rec);
+    this.entries?.set(rec.id, { version: rec.version, text: rec.data, value });
+    return value;
+  }
+
+  /** The data of a record just written, when the caller holds it parsed already (JSON.parse of rec.data): frozen and kept. */
+  putParsed(rec: SessionRecord, parsed: unknown): unknown {
+    const value = deepFreeze(parsed);
     this.entries?.set(rec.id, { version: rec.version, text: rec.data, value });
     return value;
   }

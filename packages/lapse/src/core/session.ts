@@ -110,7 +110,7 @@ export function activeLock(rec: Pick<SessionRecord, 'lock'>, now: number): LockS
 }
 
 /** Freezes a parsed JSON value all the way down. */
-function deepFreeze<T>(value: T): T {
+export function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
     Object.freeze(value);
     // for-in, not Object.values: no array per object. JSON.parse output has no inherited keys.

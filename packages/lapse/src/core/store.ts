@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { Awaitable, Backend, BackendStats, InsertPolicy } from './backend.js';
 import { memory } from '../backends/memory/memory.js';
 import { timerClock, type TimerClock } from './clock.js';
-import { encodeData } from './data.js';
+import { ENCODED, type EncodedData, encodeData, encodedText } from './data.js';
 import { type Duration, MAX_LEASE_MS } from './duration.js';
 import { CleanupSteps } from './cleanup.js';
 import { backendError, errors, isLapseError, LapseError } from './errors.js';
@@ -191,14 +191,15 @@ export class SessionStore {
   async update<T = unknown>(
     id: string,
     data: T | ((prev: T) => T | Promise<T>),
-    opts: { expectedVersion?: number; lease?: LeaseRef; [UPDATE_BASIS]?: Basis } = {},
+    opts: { expectedVersion?: number; lease?: LeaseRef; [UPDATE_BASIS]?: Basis; [ENCODED]?: EncodedData } = {},
   ): Promise<Session<T>> {
     this.assertOpen();
     checkId(id);
     const fence = fenceOf(opts.lease);
     const expected = opts.expectedVersion;
     if (typeof data !== 'function') {
-      const text = encodeData(data, this.opts.maxDataBytes);
+      const enc = opts[ENCODED];
+      const text = enc ? encodedText(enc, this.opts.maxDataBytes) : encodeData(data, this.opts.maxDataBytes);
       const write = async (): Promise<SessionRecord> => {
         const now = this.clock.now();
         return this.call(() => this.backend.update(id, text, now, { expectedVersion: expected, fence }));
@@ -208,6 +209,8 @@ export class SessionStore {
       const rec = await (expected === undefined
         ? write()
         : this.updates.run(id, (last) => (staleAfter(last, id, expected) ? Promise.reject(conflict(id, last, expected)) : write())));
+      // Caller-encoded data is parsed already: kept as the cached data of the new version, not parsed again.
+      if (enc && rec.data === text) return toSession<T>(rec, this.clock.now(), 0, this.parsed.putParsed(rec, enc.value));
       return this.session<T>(rec, this.clock.now());
     }
     const fn = data as (prev: T) => T | Promise<T>;
@@ -463,11 +466,12 @@ export class SessionStore {
   async set(
     id: string,
     data: unknown,
-    opts: { userId?: string; idleTimeout?: Duration; absoluteTimeout?: Duration; lease?: LeaseRef } = {},
+    opts: { userId?: string; idleTimeout?: Duration; absoluteTimeout?: Duration; lease?: LeaseRef; [ENCODED]?: EncodedData } = {},
   ): Promise<Session> {
     this.assertOpen();
     checkId(id);
-    const text = encodeData(data, this.opts.maxDataBytes);
+    const enc = opts[ENCODED];
+    const text = enc ? encodedText(enc, this.opts.maxDataBytes) : encodeData(data, this.opts.maxDataBytes);
     const idle = opts.idleTimeout === undefined ? undefined : inputDuration(opts.idleTimeout, 'idleTimeout');
     const abs = opts.absoluteTimeout === undefined ? undefined : inputDuration(opts.absoluteTimeout, 'absoluteTimeout');
     const now = this.clock.now();
@@ -487,7 +491,8 @@ export class SessionStore {
       this.emit('created', { id, userId: record.userId, reason: 'created', at: now });
     }
     // The data was just written: parsed from its text (a frozen copy), with no cache lookup first.
-    return toSession(record, now, 0, this.parsed.put(record));
+    const parsed = enc && record.data === text ? this.parsed.putParsed(record, enc.value) : this.parsed.put(record);
+    return toSession(record, now, 0, parsed);
   }
 
   /** Whether a live session has this id. */

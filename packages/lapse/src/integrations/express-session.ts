@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
 import type { SessionData, Store as ExpressStore } from 'express-session';
+import { ENCODED, type EncodedData } from '../core/data.js';
 import { isLapseError, LapseError } from '../core/errors.js';
 import type { Session } from '../core/session.js';
 import type { SessionStore } from '../core/store.js';
@@ -151,7 +152,10 @@ export class LapseStore extends Base {
   private async save(sid: string, sess: StoredSession): Promise<void> {
     if (!isValidId(sid)) throw new LapseError('LAPSE_INVALID_INPUT', 'session id must be a non-empty string of at most 256 characters');
     // The JSON form: Cookie.toJSON, dates as ISO strings, what express-session parses back.
-    const next = JSON.parse(JSON.stringify(sess)) as StoredSession;
+    // The store writes this same text (ENCODED): one encode per save, not two.
+    const text = JSON.stringify(sess);
+    const next = JSON.parse(text) as StoredSession;
+    const enc: EncodedData = { text, value: next };
     const idle = idleWindow(next.cookie, Date.now());
     if (idle === EXPIRED) {
       await this.remove(sid);
@@ -162,12 +166,12 @@ export class LapseStore extends Base {
     let written: Session | null;
     let version: number | undefined;
     if (!read) {
-      written = await this.store.set(sid, next, { userId: userId ?? undefined, idleTimeout: idle });
+      written = await this.store.set(sid, next, { userId: userId ?? undefined, idleTimeout: idle, [ENCODED]: enc });
       version = written.version;
     } else if (userId !== read.userId || !sameWindow(next.cookie, read.data.cookie)) {
       written = await this.replace(sid, read, next, userId, idle);
     } else {
-      ({ written, version } = await this.merge(sid, read, next));
+      ({ written, version } = await this.merge(sid, read, next, enc));
     }
     if (!written) return;
     const now: Read = { data: next, version, userId };
@@ -180,11 +184,11 @@ export class LapseStore extends Base {
    * store is still at the version it read; on a conflict, its changes are applied to the
    * current data with the store's function-form update (versioned and retried).
    */
-  private async merge(sid: string, read: Read, next: StoredSession): Promise<{ written: Session | null; version?: number }> {
+  private async merge(sid: string, read: Read, next: StoredSession, enc: EncodedData): Promise<{ written: Session | null; version?: number }> {
     try {
       if (read.version !== undefined) {
         try {
-          const s = await this.store.update(sid, next, { expectedVersion: read.version });
+          const s = await this.store.update(sid, next, { expectedVersion: read.version, [ENCODED]: enc });
           return { written: s, version: s.version };
         } catch (err) {
           if (!isLapseError(err, 'LAPSE_VERSION_CONFLICT')) throw err;
