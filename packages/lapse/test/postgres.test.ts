@@ -206,6 +206,71 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
     }
   });
 
+  it('group commit: calls issued together go as one statement and one transaction, each with its own answer', async () => {
+    const pool = new pg.Pool({ connectionString: pg0.server.url, max: 4 });
+    const sent: string[] = [];
+    const query = pool.query.bind(pool) as (...a: unknown[]) => unknown;
+    pool.query = ((...a: unknown[]) => {
+      sent.push((a[0] as { name?: string }).name?.replace(/^lapse_[0-9a-f]+_/, '') ?? 'text');
+      return query(...a);
+    }) as typeof pool.query;
+    const schema = randomName('group');
+    const q = `"${schema}"`;
+    const b = postgres({ pool, schema, logger: silentLogger });
+    const xmins = async (ids: string[]) =>
+      (await pg0.admin.query<{ x: string }>(`SELECT DISTINCT xmin::text AS x FROM ${q}.lapse_sessions WHERE id = ANY ($1)`, [ids])).rows.length;
+    const settle = <T>(ps: Promise<T>[]) => Promise.all(ps.map((p) => p.then((v) => ({ ok: true as const, v }), (e: unknown) => ({ ok: false as const, e }))));
+    try {
+      const now = Date.now();
+      await b.insert(sessionRecord('taken', now), now, {});
+      const ids = Array.from({ length: 20 }, (_, i) => `g${String(i).padStart(2, '0')}`);
+      sent.length = 0;
+      // Twenty inserts in one tick, one of them on an id in use: that one alone is refused.
+      const created = await settle([...ids, 'taken'].map((id, i) => b.insert(sessionRecord(id, now, { userId: `u${i % 3}` }), now, { maxSessionsPerUser: 10 })));
+      expect(sent).toEqual(['insert_many']);
+      expect(created.slice(0, 20).every((c) => c.ok)).toBe(true);
+      const dup = created[20] as { ok: false; e: unknown };
+      expect(isLapseError(dup.e, 'LAPSE_INVALID_INPUT'), String(dup.e)).toBe(true);
+      // One statement is one transaction (each insert in a subtransaction of it, so the rows' xmin differ).
+      expect((await b.stats(now)).sessions).toBe(21);
+
+      // Updates in one tick: a stale version, a missing session, a leased one and two writes of one session among them.
+      const lease = await b.lock('g05', 'holder', 60_000, now);
+      sent.length = 0;
+      const updated = await settle([
+        ...ids.map((id, i) => b.update(id, JSON.stringify({ i }), now, i === 3 ? { expectedVersion: 7 } : {})),
+        b.update('nope', '{}', now, {}),
+        b.update('g09', '{"i":"second"}', now, {}),
+        b.update('g05', '{"i":"holder"}', now, { fence: lease.fence }),
+      ]);
+      expect(sent).toEqual(['update_many']);
+      const codeOf = (k: number) => {
+        const u = updated[k] as { ok: boolean; e?: unknown };
+        return u.ok ? 'ok' : (u.e as LapseError).code;
+      };
+      expect(codeOf(3)).toBe('LAPSE_VERSION_CONFLICT');
+      expect(codeOf(5)).toBe('LAPSE_LOCKED');
+      expect(codeOf(20)).toBe('LAPSE_NOT_FOUND');
+      expect([codeOf(21), codeOf(22)]).toEqual(['ok', 'ok']);
+      expect(updated.filter((u) => u.ok)).toHaveLength(20);
+      // Refused items wrote nothing; the rest are one transaction; a session written twice got both, in call order.
+      expect((await b.get('g03', now))?.version).toBe(1);
+      expect((await b.get('g05', now))?.data).toBe('{"i":"holder"}');
+      expect(await b.get('g09', now)).toMatchObject({ data: '{"i":"second"}', version: 3 });
+      expect(await xmins(ids.filter((id) => id !== 'g03'))).toBe(1);
+
+      // Reads in one tick: one statement; missing and expired sessions are null for their caller only.
+      sent.length = 0;
+      const later = now + 3_600_000; // every session here is idle-expired by then
+      const got = await Promise.all([b.get('g01', now), b.get('nope', now), b.get('g01', now), b.get('g02', later)]);
+      expect(sent).toEqual(['get_many']);
+      expect(got.map((r) => r?.data ?? null)).toEqual(['{"i":1}', null, '{"i":1}', null]);
+    } finally {
+      await b.close();
+      await pool.end();
+    }
+  });
+
   it('every hot statement, and every statement inside the functions, is index-backed', async () => {
     const schema = randomName('plans');
     const b = postgres({ url: pg0.server.url, schema, logger: silentLogger });
@@ -226,6 +291,7 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
       const st = statements(schemaNames(schema));
       const plain: [string, string, unknown[], string][] = [
         ['get', st.get.text, ['id42'], 'lapse_sessions_pkey'],
+        ['getMany', st.getMany.text, ['{id42,id43,id7}'], 'lapse_sessions_pkey'],
         ['touch', st.touch.text, ['id42', now, 1, now], 'lapse_sessions_pkey'],
         ['listUser', st.listUser.text, ['user-7', now], 'lapse_sessions_user'],
         ['scan', st.scan.text, ['id5', now, 100], 'lapse_sessions_pkey'],
@@ -266,6 +332,11 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
         await nested('insert at the caps', `${call('insert')}('new1', 'h', 'user-3', '{}', $1, $1, $1 + 1000, $1 + 2000, 1000, 0, 1,
           NULL, NULL, NULL, NULL, NULL, $1, 19999, 40, false, NULL)`, [now], ['lapse_sessions_pkey', 'lapse_sessions_user', 'lapse_sessions_expires', 'lapse_sessions_recency']);
         await nested('update', `${call('update')}('id43', '{"a":1}', $1, NULL, NULL)`, [now], ['lapse_sessions_pkey']);
+        await nested('update_many', `${call('update_many')}('{id47,id48}', '{"{}","{}"}', ARRAY[$1, $1], '{NULL,NULL}', '{NULL,NULL}')`, [now], ['lapse_sessions_pkey']);
+        await nested('insert_many', `${call('insert_many')}('{new2,new3}', '{h,h}', '{user-4,user-5}', '{"{}","{}"}', ARRAY[$1, $1],
+          ARRAY[$1, $1], ARRAY[$1 + 1000, $1 + 1000], ARRAY[$1 + 2000, $1 + 2000], '{1000,1000}', '{0,0}', '{1,1}', '{NULL,NULL}',
+          '{NULL,NULL}', '{NULL,NULL}', '{NULL,NULL}', '{NULL,NULL}', ARRAY[$1, $1], '{NULL,NULL}', '{40,40}', '{f,f}', '{NULL,NULL}')`,
+          [now], ['lapse_sessions_pkey', 'lapse_sessions_user']);
         await nested('lock', `${call('lock')}('id44', 'me', 1000, $1)`, [now], ['lapse_sessions_pkey']);
         await nested('rotate', `${call('rotate')}('id45', 'id45b', 'h2', $1, NULL)`, [now], ['lapse_sessions_pkey']);
         await nested('remove', `${call('remove')}('id46', $1, NULL, false)`, [now], ['lapse_sessions_pkey']);

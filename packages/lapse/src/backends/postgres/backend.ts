@@ -5,6 +5,7 @@ import { errors } from '../../core/errors.js';
 import { defaultLogger, type Logger } from '../../util/logger.js';
 import type { Ended, LockState, SessionRecord } from '../../core/session.js';
 import { mapError } from './errors.js';
+import { Batcher } from './batch.js';
 import { postgresJobLease } from './job-lease.js';
 import { migrate } from './migrate.js';
 import { type SchemaNames, schemaNames } from './names.js';
@@ -28,6 +29,25 @@ const RETRYABLE = new Set(['40P01', '40001']);
 const RETRIES = 3;
 /** At most one pool error line per this long: a restart fails every idle connection at once. */
 const LOG_EVERY_MS = 5_000;
+/**
+ * Group commit (batch.ts): items per statement, at most. An insert is a subtransaction each
+ * (lapse_insert_many), and a transaction keeps up to 64 of them in shared memory.
+ */
+const BATCH_MAX = { get: 100, update: 64, insert: 32 } as const;
+
+interface UpdateItem {
+  id: string;
+  data: string;
+  now: number;
+  expected: number | null;
+  fence: number | null;
+}
+
+interface InsertItem {
+  args: unknown[];
+}
+
+type InsertOut = { record: SessionRecord; ended: Ended[] };
 
 export class PostgresBackend implements Backend {
   readonly name = 'postgres';
@@ -47,6 +67,9 @@ export class PostgresBackend implements Backend {
   private logger: Logger | undefined;
   private lastPoolError = 0;
   private readonly failures = new Map<string, (err: unknown) => never>();
+  private readonly gets: Batcher<string, SessionRecord | null>;
+  private readonly updates: Batcher<UpdateItem, SessionRecord>;
+  private readonly inserts: Batcher<InsertItem, InsertOut>;
 
   constructor(options: PostgresOptions) {
     const o = resolvePostgresOptions(options);
@@ -73,6 +96,11 @@ export class PostgresBackend implements Backend {
       });
     // An idle connection the server dropped (a restart) is reported here; unhandled, it would crash the process.
     this.pool.on('error', this.onPoolError);
+    // A few batches of each kind in flight, the rest of the pool for everything else.
+    const lanes = Math.max(1, Math.ceil((o.pool?.options.max ?? o.poolSize) / 4));
+    this.gets = new Batcher((ids) => this.getBatch(ids), BATCH_MAX.get, lanes);
+    this.updates = new Batcher((items) => this.updateBatch(items), BATCH_MAX.update, lanes);
+    this.inserts = new Batcher((items) => this.insertBatch(items), BATCH_MAX.insert, lanes);
   }
 
   /** Creates or checks the schema (once); every call waits for it. Rejects with LAPSE_INVALID_OPTION on a schema Lapse must not touch. */
@@ -90,23 +118,17 @@ export class PostgresBackend implements Backend {
     return this.migrating;
   }
 
-  async insert(rec: SessionRecord, now: number, policy: InsertPolicy, opts: { replace?: boolean; fence?: number } = {}) {
-    const r = await this.run('insert', this.st.insert, [
-      ...insertArgs(rec), now, policy.maxSessions ?? null, policy.maxSessionsPerUser ?? null,
-      opts.replace === true, opts.fence ?? null,
-    ]);
-    const out = value<{ record: SessionJson; ended: Ended[] | null }>(r);
-    return { record: fromJson(out.record), ended: out.ended ?? [] };
+  insert(rec: SessionRecord, now: number, policy: InsertPolicy, opts: { replace?: boolean; fence?: number } = {}): Promise<InsertOut> {
+    if (this.closed) return Promise.reject(errors.closed('postgres backend'));
+    return this.inserts.push({
+      args: [...insertArgs(rec), now, policy.maxSessions ?? null, policy.maxSessionsPerUser ?? null, opts.replace === true, opts.fence ?? null],
+    });
   }
 
   get(id: string, now: number): Promise<SessionRecord | null> {
-    return this.run('get', this.st.get, [id]).then((r) => {
-      const row = r.rows[0] as unknown[] | undefined;
-      if (!row) return null;
-      const rec = recordOf(row);
-      // Expired, swept or not: never returned.
-      return rec.expiresAt > now ? rec : null;
-    });
+    if (this.closed) return Promise.reject(errors.closed('postgres backend'));
+    // Expired, swept or not: never returned.
+    return this.gets.push(id).then((rec) => (rec && rec.expiresAt > now ? rec : null));
   }
 
   async touch(id: string, at: number, accesses: number, now: number): Promise<SessionRecord | null> {
@@ -114,9 +136,9 @@ export class PostgresBackend implements Backend {
     return row ? recordOf(row) : null;
   }
 
-  async update(id: string, data: string, now: number, opts: { expectedVersion?: number; fence?: number }) {
-    const r = await this.run('update', this.st.update, [id, data, now, opts.expectedVersion ?? null, opts.fence ?? null]);
-    return fromJson(value<SessionJson>(r));
+  update(id: string, data: string, now: number, opts: { expectedVersion?: number; fence?: number }): Promise<SessionRecord> {
+    if (this.closed) return Promise.reject(errors.closed('postgres backend'));
+    return this.updates.push({ id, data, now, expected: opts.expectedVersion ?? null, fence: opts.fence ?? null });
   }
 
   async remove(id: string, now: number, opts: { fence?: number; force?: boolean }) {
@@ -233,6 +255,45 @@ export class PostgresBackend implements Backend {
     return this.closing;
   }
 
+  /** The reads of one moment: one statement; a caller whose session is missing gets null. */
+  private async getBatch(ids: string[]): Promise<(SessionRecord | null)[]> {
+    if (ids.length === 1) {
+      const row = (await this.run('get', this.st.get, ids)).rows[0] as unknown[] | undefined;
+      return [row ? recordOf(row) : null];
+    }
+    const found = new Map<string, SessionRecord>();
+    for (const row of (await this.run('get', this.st.getMany, [[...new Set(ids)]])).rows as unknown[][]) {
+      const rec = recordOf(row);
+      found.set(rec.id, rec);
+    }
+    return ids.map((id) => found.get(id) ?? null);
+  }
+
+  /** The updates of one moment: one statement, one commit, in id order (the lock order of session rows). */
+  private async updateBatch(items: UpdateItem[]): Promise<(SessionRecord | Error)[]> {
+    if (items.length === 1) {
+      const u = items[0] as UpdateItem;
+      return [fromJson(value<SessionJson>(await this.run('update', this.st.update, [u.id, u.data, u.now, u.expected, u.fence])))];
+    }
+    const order = sortedBy(items, (u) => u.id);
+    const sent = order.map((i) => items[i] as UpdateItem);
+    const r = await this.run('update', this.st.updateMany, [
+      sent.map((u) => u.id), sent.map((u) => u.data), sent.map((u) => u.now), sent.map((u) => u.expected), sent.map((u) => u.fence),
+    ]);
+    return answers(order, value<Answer<SessionJson>[]>(r), 'update', fromJson);
+  }
+
+  /** The inserts of one moment: one statement, one commit; by user id, so users' rows are locked in order. */
+  private async insertBatch(items: InsertItem[]): Promise<(InsertOut | Error)[]> {
+    const decode = (out: { record: SessionJson; ended: Ended[] | null }): InsertOut => ({ record: fromJson(out.record), ended: out.ended ?? [] });
+    if (items.length === 1) return [decode(value(await this.run('insert', this.st.insert, (items[0] as InsertItem).args)))];
+    const order = sortedBy(items, (it) => (it.args[2] as string | null) ?? '');
+    const sent = order.map((i) => (items[i] as InsertItem).args);
+    const columns = Array.from({ length: 21 }, (_, c) => sent.map((a) => a[c]));
+    const r = await this.run('insert', this.st.insertMany, columns);
+    return answers(order, value<Answer<{ record: SessionJson; ended: Ended[] | null }>[]>(r), 'insert', decode);
+  }
+
   /** One named statement, once the schema is ready; failures mapped (errors.ts). */
   private run(what: string, st: Named, values: unknown[]): Promise<QueryResult> {
     if (this.closed) return Promise.reject(errors.closed('postgres backend'));
@@ -286,6 +347,28 @@ export class PostgresBackend implements Backend {
     this.logger ??= defaultLogger();
     return this.logger;
   }
+}
+
+/** One item's answer from a batch function: its row, or its refusal (SQLSTATE and message). */
+type Answer<T> = { r: T; c?: undefined; m?: undefined } | { r?: undefined; c: string; m: string };
+
+/** Indexes of `items` in the order of `key` (stable: equal keys keep their arrival order). */
+function sortedBy<T>(items: T[], key: (t: T) => string): number[] {
+  return items.map((_, i) => i).sort((a, b) => {
+    const x = key(items[a] as T);
+    const y = key(items[b] as T);
+    return x < y ? -1 : x > y ? 1 : a - b;
+  });
+}
+
+/** A batch's answers (in the order sent) back in the callers' order, refusals as their LapseErrors. */
+function answers<T, O>(order: number[], got: Answer<T>[], what: string, decode: (t: T) => O): (O | Error)[] {
+  const out = new Array<O | Error>(order.length);
+  order.forEach((i, k) => {
+    const a = got[k] as Answer<T>;
+    out[i] = a.c === undefined ? decode(a.r as T) : mapError(what, Object.assign(new Error(a.m), { code: a.c }));
+  });
+  return out;
 }
 
 /** The one value a function call returns (`SELECT lapse_x(...) AS r`). */

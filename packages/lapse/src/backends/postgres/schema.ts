@@ -6,7 +6,7 @@
 import type { SchemaNames } from './names.js';
 
 /** The schema version this code writes; kept in `lapse_schema`. */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 /** What `lapse_schema.application` holds in a schema that is Lapse's. */
 export const APPLICATION = 'lapse';
@@ -310,4 +310,55 @@ export const MIGRATIONS: readonly ((n: SchemaNames) => string)[] = [
   // Equality is the same in every deterministic collation; the primary keys are rebuilt.
   (n) => `ALTER TABLE ${n.q}.lapse_sessions ALTER COLUMN id TYPE text COLLATE "C";
   ALTER TABLE ${n.q}.lapse_users ALTER COLUMN user_id TYPE text COLLATE "C";`,
+  // v3 -> v4: group commit (backend.ts): the updates and the inserts that callers issue at the
+  // same time go as one statement, one transaction, one WAL flush. Each item gets its own
+  // answer: a row ({"r": …}) or its refusal ({"c": SQLSTATE, "m": message}); a refusal changes
+  // nothing of its own and never fails the others.
+  (n) => {
+    const s = n.q;
+    return `
+  -- lapse_update's checks, in the same order, once per item; items come sorted by id (one lock order).
+  CREATE FUNCTION ${s}.lapse_update_many(a_id text[], a_data text[], a_now bigint[], a_expected bigint[], a_fence bigint[])
+  RETURNS json LANGUAGE plpgsql AS $fn$
+  DECLARE r ${s}.lapse_sessions; out json[] := '{}'; i int;
+  BEGIN
+    FOR i IN 1 .. coalesce(cardinality(a_id), 0) LOOP
+      SELECT * INTO r FROM ${s}.lapse_sessions WHERE id = a_id[i] FOR UPDATE;
+      IF r.id IS NULL OR r.expires_at <= a_now[i] THEN
+        out := out || json_build_object('c', 'LX404', 'm', format('no live session %s', a_id[i]));
+      ELSIF r.lock_fence IS NOT NULL AND r.lock_expires_at > a_now[i] AND r.lock_fence IS DISTINCT FROM a_fence[i] THEN
+        out := out || json_build_object('c', 'LX423', 'm', format('session %s is leased by %s until %s', r.id, r.lock_owner, r.lock_expires_at));
+      ELSIF a_expected[i] IS NOT NULL AND a_expected[i] <> r.version THEN
+        out := out || json_build_object('c', 'LX409', 'm', format('session %s is at version %s, not %s', a_id[i], r.version, a_expected[i]));
+      ELSE
+        UPDATE ${s}.lapse_sessions SET data = a_data[i], version = version + 1 WHERE id = a_id[i] RETURNING * INTO r;
+        out := out || json_build_object('r', row_to_json(r));
+      END IF;
+    END LOOP;
+    RETURN array_to_json(out);
+  END;
+  $fn$;
+
+  -- lapse_insert once per item, each in a subtransaction of its own (an exception block) so that
+  -- one refused insert (an id in use, a leased session it would replace) rolls back alone.
+  CREATE FUNCTION ${s}.lapse_insert_many(a_id text[], a_secret text[], a_user text[], a_data text[], a_created bigint[],
+      a_last bigint[], a_expires bigint[], a_abs bigint[], a_idle bigint[], a_count bigint[], a_version bigint[],
+      a_lock_owner text[], a_lock_fence bigint[], a_lock_expires bigint[], a_ip text[], a_ua text[], a_now bigint[],
+      a_max bigint[], a_max_user bigint[], a_replace boolean[], a_fence bigint[])
+  RETURNS json LANGUAGE plpgsql AS $fn$
+  DECLARE out json[] := '{}'; i int;
+  BEGIN
+    FOR i IN 1 .. coalesce(cardinality(a_id), 0) LOOP
+      BEGIN
+        out := out || json_build_object('r', ${s}.lapse_insert(a_id[i], a_secret[i], a_user[i], a_data[i], a_created[i],
+          a_last[i], a_expires[i], a_abs[i], a_idle[i], a_count[i], a_version[i], a_lock_owner[i], a_lock_fence[i],
+          a_lock_expires[i], a_ip[i], a_ua[i], a_now[i], a_max[i], a_max_user[i], a_replace[i], a_fence[i]));
+      EXCEPTION WHEN SQLSTATE 'LX400' OR SQLSTATE 'LX423' OR unique_violation THEN
+        out := out || json_build_object('c', SQLSTATE, 'm', SQLERRM);
+      END;
+    END LOOP;
+    RETURN array_to_json(out);
+  END;
+  $fn$;`;
+  },
 ];

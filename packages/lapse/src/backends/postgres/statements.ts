@@ -77,6 +77,15 @@ export function statements(n: SchemaNames) {
       'array',
     ),
     ping: named('ping', 'SELECT 1', 'array'),
+    /** Group commit (backend.ts): the reads, updates and inserts of one moment, one statement each. */
+    getMany: named('get_many', `SELECT ${RECORD_COLUMNS} FROM ${s}.lapse_sessions WHERE id = ANY ($1::text[])`, 'array'),
+    updateMany: named('update_many', `SELECT ${s}.lapse_update_many($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[]) AS r`),
+    insertMany: named(
+      'insert_many',
+      `SELECT ${s}.lapse_insert_many($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[],
+        $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::text[], $13::bigint[], $14::bigint[], $15::text[],
+        $16::text[], $17::bigint[], $18::bigint[], $19::bigint[], $20::boolean[], $21::bigint[]) AS r`,
+    ),
     insert: call('insert', 21),
     update: call('update', 5),
     remove: call('remove', 4),
