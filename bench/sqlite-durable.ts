@@ -88,8 +88,8 @@ async function level(sync: 'full' | 'normal') {
   return out;
 }
 
-await level('full');
-await level('normal');
+// BENCH_LEVELS=normal (or full) runs one level only, for a quick look; the results file wants both.
+for (const sync of (process.env.BENCH_LEVELS ?? 'full,normal').split(',') as ('full' | 'normal')[]) await level(sync);
 tmp.cleanup();
 writeResults('sqlite-durable', 'SQLite writes at equal durability: Lapse (group commit) vs the bare statement, FULL and NORMAL', rows, [
   `Each file: WAL, 32 MiB page cache, the synchronous level of its row; ${fmt(SEED)} sessions (rows) before timing. Sides take turns of ${TURN_MS} ms, ${ROUNDS} rounds, the order rotated every round; ops/s is each side's median round, "vs bare" the median of per-round ratios to the bare statement of that level.`,

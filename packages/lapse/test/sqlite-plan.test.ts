@@ -83,6 +83,7 @@ const EXPECTED: [StatementName, string][] = [
   ['get', '(id=?)'],
   ['read', 'USING INTEGER PRIMARY KEY (rowid=?)'],
   ['readById', '(id=?)'],
+  ['updateData', '(id=?)'],
   ['insert', 'USING INTEGER PRIMARY KEY (rowid=?)'],
   ['rotate', 'USING INTEGER PRIMARY KEY (rowid=?)'],
   ['touch', 'USING COVERING INDEX lapse_sessions_recency'],

@@ -167,6 +167,40 @@ describe('sqlite backend: records', () => {
     expect(code(() => b.update('nope', '1', 5, {}))).toBe('LAPSE_NOT_FOUND');
   });
 
+  it('the one-statement update and create answer what a read of the file then says', async () => {
+    const r = rec('a', 0, 'u1');
+    b.insert(r, 0, {});
+    const updated = b.update('a', '"v2"', 10, {});
+    expect(updated).toEqual({ ...r, data: '"v2"', version: 2 });
+    // A second connection (no read cache) reads exactly that row.
+    const other = sqlite({ path, readCache: 0, checkpointInterval: false });
+    try {
+      expect(other.get('a', 10)).toEqual(updated);
+    } finally {
+      await other.close();
+    }
+    // Counted by the triggers in the same statement: one session, one user.
+    expect(b.stats(10)).toMatchObject({ sessions: 1, users: 1 });
+    // A duplicate id fails the INSERT's UNIQUE constraint, which wrote nothing.
+    expect(code(() => b.insert(rec('a', 20, 'u2'), 20, {}))).toBe('LAPSE_INVALID_INPUT');
+    expect(b.stats(20)).toMatchObject({ sessions: 1, users: 1 });
+    expect(b.get('a', 20)).toMatchObject({ userId: 'u1', version: 2 });
+  });
+
+  it('grouped: a refused one-statement write fails its caller only, the rest of the group commits', async () => {
+    const g = b.grouped();
+    await g.insert(rec('a', 0, 'u1'), 0, {});
+    const results = await Promise.allSettled([
+      g.insert(rec('b', 1, 'u1'), 1, {}),
+      g.insert(rec('a', 1, 'u2'), 1, {}),
+      g.update('a', '"x"', 1, { expectedVersion: 7 }),
+      g.update('a', '"y"', 1, {}),
+    ]);
+    expect(results.map((x) => x.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'fulfilled']);
+    expect(b.get('a', 2)).toMatchObject({ userId: 'u1', data: '"y"', version: 2 });
+    expect(b.stats(2)).toMatchObject({ sessions: 2, users: 1 });
+  });
+
   it('remove: honours the lease unless forced', async () => {
     b.insert(rec('a', 0), 0, {});
     const lease = b.lock('a', 'me', 100, 0);

@@ -91,6 +91,17 @@ export const SQL = {
       access_count = access_count + @accesses, recency = ${NEXT_RECENCY}
     WHERE id = @id AND expires_at > @now RETURNING ${RECORD_COLUMNS}`,
   setData: 'UPDATE lapse_sessions SET data = ?, version = version + 1 WHERE id = ? RETURNING *',
+  /**
+   * An update as one statement, its checks in the WHERE clause (live, no lease in force but
+   * the caller's, the expected version): one autocommit statement, no transaction around it,
+   * no read first. Parameters: data, id, now, now, fence, expected version, the same again.
+   * No row back: nothing was written, and a read says why (see SessionOps.updateOne).
+   */
+  updateData: `UPDATE lapse_sessions SET data = ?, version = version + 1
+    WHERE id = ? AND expires_at > ?
+      AND (lock_fence IS NULL OR coalesce(lock_expires_at, 0) <= ? OR lock_fence IS ?)
+      AND (? IS NULL OR version = ?)
+    RETURNING ${RECORD_COLUMNS}`,
   remove: 'DELETE FROM lapse_sessions WHERE id = ?',
   rotate: `UPDATE lapse_sessions SET slot = ${SLOT}, id = @next, secret_hash = @secret_hash, last_accessed_at = @now,
       expires_at = @expires_at, lock_owner = NULL, lock_fence = NULL, lock_expires_at = NULL, recency = ${NEXT_RECENCY}
@@ -127,6 +138,7 @@ export function prepareAll(db: Db): Record<StatementName, Statement> {
   out.read.raw();
   out.readById.raw();
   out.touch.raw();
+  out.updateData.raw();
   return out;
 }
 

@@ -40,9 +40,11 @@ export interface Transactions {
 export function transactions(db: Db, st: Record<StatementName, Statement>): Transactions {
   const ops = new SessionOps(st);
   return {
-    insert: db.transaction(ops.insert.bind(ops)).immediate,
+    insert: ops.insertOne.bind(ops, db.transaction(ops.insert.bind(ops)).immediate),
     touchBatch: db.transaction((batch: TouchArgs[]) => batch.map((t) => ops.touch(t.id, t.at, t.accesses, t.now))).immediate,
-    update: db.transaction(ops.update.bind(ops)).immediate,
+    // One statement each, outside a transaction (see SessionOps.updateOne and insertOne); the
+    // transaction bodies are their fallbacks.
+    update: ops.updateOne.bind(ops, db.transaction(ops.update.bind(ops)).immediate),
     remove: db.transaction(ops.remove.bind(ops)).immediate,
     rotate: db.transaction(ops.rotate.bind(ops)).immediate,
     removeUser: db.transaction(ops.removeUser.bind(ops)).immediate,
@@ -104,6 +106,42 @@ class SessionOps {
     }
     st.insert.run(toParams(rec));
     return { record: { ...rec }, ended };
+  }
+
+  /**
+   * A create with no cap to apply: the INSERT alone, one autocommit statement (the triggers
+   * count it in the same statement), no read first. An id already in the file, live or
+   * expired and not yet swept, fails the id's UNIQUE constraint, which writes nothing; then
+   * `slow`, the whole insert in one transaction, decides (replace, end the expired one, or
+   * refuse).
+   */
+  insertOne(slow: SessionOps['insert'], rec: SessionRecord, now: number, policy: InsertPolicy, replace: boolean, fence?: number): { record: SessionRecord; ended: Ended[] } {
+    if (policy.maxSessions === undefined && (policy.maxSessionsPerUser === undefined || rec.userId === null)) {
+      try {
+        this.st.insert.run(toParams(rec));
+        return { record: { ...rec }, ended: [] };
+      } catch (err) {
+        if ((err as { code?: unknown }).code !== 'SQLITE_CONSTRAINT_UNIQUE') throw err;
+      }
+    }
+    return slow(rec, now, policy, replace, fence);
+  }
+
+  /**
+   * An update as one statement (SQL.updateData: the checks of `update` in its WHERE clause).
+   * No row back means nothing was written; the row as it is now says why. Should that read
+   * find no reason (another process changed the row between the two statements), `slow`, the
+   * read-check-write transaction, settles it.
+   */
+  updateOne(slow: SessionOps['update'], id: string, data: string, now: number, expectedVersion?: number, fence?: number): SessionRecord {
+    const v = expectedVersion ?? null;
+    const row = this.st.updateData.get(data, id, now, now, fence ?? null, v, v) as unknown[] | undefined;
+    if (row) return fromTuple(id, row);
+    const cur = this.st.get.get(id, now) as SessionRow | undefined;
+    if (!cur) throw errors.notFound(id);
+    this.checkLease(cur, now, fence);
+    if (expectedVersion !== undefined && expectedVersion !== cur.version) throw errors.versionConflict(id, cur.version, expectedVersion);
+    return slow(id, data, now, expectedVersion, fence);
   }
 
   touch(id: string, at: number, accesses: number, now: number): SessionRecord | null {
