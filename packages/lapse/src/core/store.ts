@@ -460,31 +460,42 @@ export class SessionStore {
   // ---- Map-like face: keys are session ids ----
 
   /** Upserts data under a caller-chosen id (no token). Keeps createdAt of a live session. */
-  async set(
+  set(
     id: string,
     data: unknown,
     opts: { userId?: string; idleTimeout?: Duration; absoluteTimeout?: Duration; lease?: LeaseRef } = {},
   ): Promise<Session> {
-    this.assertOpen();
-    checkId(id);
-    const text = encodeData(data, this.opts.maxDataBytes);
-    const idle = opts.idleTimeout === undefined ? undefined : inputDuration(opts.idleTimeout, 'idleTimeout');
-    const abs = opts.absoluteTimeout === undefined ? undefined : inputDuration(opts.absoluteTimeout, 'absoluteTimeout');
-    const now = this.clock.now();
-    const rec = this.newRecord(id, '', checkUserId(opts.userId), text, now, idle, abs);
+    // Not async on purpose (as validate): a synchronous backend (memory) settles with one promise.
+    let now: number;
     let out: Awaitable<{ record: SessionRecord; ended: Ended[] }>;
     try {
+      this.assertOpen();
+      checkId(id);
+      const text = encodeData(data, this.opts.maxDataBytes);
+      const idle = opts.idleTimeout === undefined ? undefined : inputDuration(opts.idleTimeout, 'idleTimeout');
+      const abs = opts.absoluteTimeout === undefined ? undefined : inputDuration(opts.absoluteTimeout, 'absoluteTimeout');
+      now = this.clock.now();
+      const rec = this.newRecord(id, '', checkUserId(opts.userId), text, now, idle, abs);
       const fence = fenceOf(opts.lease);
-      out = this.backend.insert(rec, now, this.policy(), fence === undefined ? REPLACE : { replace: true, fence });
+      try {
+        out = this.backend.insert(rec, now, this.policy(), fence === undefined ? REPLACE : { replace: true, fence });
+      } catch (err) {
+        throw this.failed(err);
+      }
+      if (!(out instanceof Promise)) return Promise.resolve(this.stored(out.record, out.ended, now));
     } catch (err) {
-      throw this.failed(err);
+      return Promise.reject(err);
     }
-    // A synchronous backend (memory) answers without a second promise.
-    const { record, ended } = out instanceof Promise ? await out.catch(this.rejectFailed) : out;
+    const at = now;
+    return out.then((r) => this.stored(r.record, r.ended, at), this.rejectFailed);
+  }
+
+  /** After a set's write: its events, and the Session of what it wrote. */
+  private stored(record: SessionRecord, ended: Ended[], now: number): Session {
     if (ended.length > 0) this.reportEnded(ended, now);
     if (record.version === 1) {
       this.counters.created++;
-      this.emit('created', { id, userId: record.userId, reason: 'created', at: now });
+      this.emit('created', { id: record.id, userId: record.userId, reason: 'created', at: now });
     }
     // The data was just written: parsed from its text (a frozen copy), with no cache lookup first.
     return toSession(record, now, 0, this.parsed.put(record));
@@ -627,7 +638,7 @@ export class SessionStore {
 
   /** A live record as callers see it, with accesses not yet written. */
   private seen(rec: SessionRecord, now: number): Session {
-    return this.session(rec, now, this.pending.get(rec.id)?.n ?? 0);
+    return this.session(rec, now, this.pending.size === 0 ? 0 : (this.pending.get(rec.id)?.n ?? 0));
   }
 
   /** Counts an access: written at once when the touch interval has passed, else coalesced. */

@@ -14,6 +14,7 @@ import {
   type LockState,
   type SessionRecord,
 } from '../../core/session.js';
+import type { ParsedSlot } from '../../core/parsed-data.js';
 import { ExpiryQueue } from '../../util/expiry-queue.js';
 import { SnapshotFile } from './snapshot.js';
 
@@ -22,7 +23,7 @@ type BTreeClass = typeof sortedBtree.default;
 const BTree: BTreeClass = (sortedBtree as { default?: BTreeClass }).default ?? (sortedBtree as unknown as BTreeClass);
 
 /** A stored session plus its parsed data. A class, so every entry shares one compact hidden class. */
-class Entry implements SessionRecord {
+class Entry implements SessionRecord, ParsedSlot {
   id: string;
   secretHash: string;
   userId: string | null;
@@ -37,13 +38,25 @@ class Entry implements SessionRecord {
   lock: LockState | null;
   ip: string | null;
   userAgent: string | null;
-  /** True once removed from the backend: the expiry queue skips it without a Map lookup. */
-  dropped: true | undefined = undefined;
+  /**
+   * Neighbours in recency order (least recently used first), across all sessions: a touch
+   * moves an entry in O(1), without re-inserting it into the id map. A removed entry points
+   * to itself (see `dropped`).
+   */
+  lruPrev: Entry | undefined = undefined;
+  lruNext: Entry | undefined = undefined;
   /** Neighbours in its user's list (least recently used first): O(1) unlinking, no hashing. */
   userPrev: Entry | undefined = undefined;
   userNext: Entry | undefined = undefined;
   /** The list it is in (none without a user): dropping it needs no lookup by user id. */
   userList: UserList | undefined = undefined;
+  /** The store's parsed, frozen copy of `data` (ParsedSlot): null until read, and again after every write of data. */
+  parsedData: unknown = null;
+
+  /** True once removed from the backend: the expiry queue skips it without a Map lookup. */
+  get dropped(): boolean {
+    return this.lruNext === this;
+  }
 
   constructor(r: SessionRecord) {
     this.id = r.id;
@@ -116,7 +129,7 @@ export interface SnapshotState {
 }
 
 /**
- * The in-process backend: a Map for O(1) lookups whose insertion order is the LRU order,
+ * The in-process backend: a Map for O(1) lookups, a list through the entries in LRU order,
  * an expiry queue (min-heap on expiresAt, lazily maintained) for the sweep, and a per-user index. Optional snapshots.
  * @example
  * const store = createStore({ backend: memory({ snapshot: { path: './sessions.snap' } }) });
@@ -127,8 +140,10 @@ export function memory(options: MemoryOptions = {}): MemoryBackend {
 
 export class MemoryBackend implements Backend {
   readonly name = 'memory';
-  /** Insertion order is recency: a touched entry is moved to the end. */
   private byId = new Map<string, Entry>();
+  /** Recency: the least recently used entry (evicted first) and the most recent one, linked through the entries. */
+  private lruHead: Entry | undefined = undefined;
+  private lruTail: Entry | undefined = undefined;
   private byUser = new Map<string, UserList>();
   /** User id order, for scanUsers(): the same lists as byUser. */
   private userOrder = new BTree<string, UserList>();
@@ -181,7 +196,7 @@ export class MemoryBackend implements Backend {
       while (this.byId.size >= max) {
         const expired = this.soonestExpired(now);
         if (expired) this.end(expired, expiryReason(expired), ended);
-        else this.end(this.byId.values().next().value as Entry, 'evicted', ended);
+        else this.end(this.lruHead as Entry, 'evicted', ended);
       }
     }
     const entry = new Entry(rec);
@@ -198,6 +213,7 @@ export class MemoryBackend implements Backend {
     const oldExpiry = e.expiresAt;
     e.secretHash = rec.secretHash;
     e.data = rec.data;
+    e.parsedData = null;
     e.lastAccessedAt = rec.lastAccessedAt;
     e.idleTimeout = rec.idleTimeout;
     e.expiresAt = expiresAtOf(rec.lastAccessedAt, rec.idleTimeout, e.absoluteExpiresAt);
@@ -248,6 +264,7 @@ export class MemoryBackend implements Backend {
       throw errors.versionConflict(id, e.version, opts.expectedVersion);
     }
     e.data = data;
+    e.parsedData = null;
     e.version++;
     return e;
   }
@@ -382,6 +399,8 @@ export class MemoryBackend implements Backend {
 
   clear(): void {
     this.byId.clear();
+    this.lruHead = undefined;
+    this.lruTail = undefined;
     this.byOrder.clear();
     this.byUser.clear();
     this.userOrder.clear();
@@ -413,7 +432,7 @@ export class MemoryBackend implements Backend {
    * a write it waits for it and then one more, with the state as it is then.
    */
   async save(): Promise<void> {
-    await this.snapshot?.write(() => ({ fence: this.fence, records: this.byId.values() }));
+    await this.snapshot?.write(() => ({ fence: this.fence, records: this.byRecency() }));
   }
 
   async close(): Promise<void> {
@@ -508,8 +527,31 @@ export class MemoryBackend implements Backend {
     }
   }
 
+  /** Every entry, least recently used first: what a snapshot writes, so a restore keeps the order. */
+  private *byRecency(): Generator<Entry> {
+    for (let e = this.lruHead; e; e = e.lruNext) yield e;
+  }
+
+  private lruAppend(e: Entry): void {
+    e.lruPrev = this.lruTail;
+    e.lruNext = undefined;
+    if (this.lruTail) this.lruTail.lruNext = e;
+    else this.lruHead = e;
+    this.lruTail = e;
+  }
+
+  private lruUnlink(e: Entry): void {
+    const prev = e.lruPrev;
+    const next = e.lruNext;
+    if (prev) prev.lruNext = next;
+    else this.lruHead = next;
+    if (next) next.lruPrev = prev;
+    else this.lruTail = prev;
+  }
+
   private add(e: Entry): void {
     this.byId.set(e.id, e);
+    this.lruAppend(e);
     this.byOrder.set(e.id, e);
     this.queue.push(e.expiresAt, e);
     if (e.userId !== null) this.userListOf(e.userId).append(e);
@@ -527,8 +569,10 @@ export class MemoryBackend implements Backend {
   }
 
   private bump(e: Entry): void {
-    this.byId.delete(e.id);
-    this.byId.set(e.id, e);
+    if (this.lruTail !== e) {
+      this.lruUnlink(e);
+      this.lruAppend(e);
+    }
     const list = e.userList;
     if (list && list.tail !== e) {
       list.unlink(e);
@@ -537,7 +581,9 @@ export class MemoryBackend implements Backend {
   }
 
   private drop(e: Entry): void {
-    e.dropped = true;
+    this.lruUnlink(e);
+    e.lruPrev = undefined;
+    e.lruNext = e; // dropped
     this.byId.delete(e.id);
     this.byOrder.delete(e.id);
     if (e.lock) this.locks.delete(e.id);
