@@ -49,6 +49,12 @@ export interface StoreStats extends BackendStats {
 }
 
 const SWEEP_BATCH = 1000;
+// A synchronous backend's sweep: batches start small (its first touches of cold memory can be
+// slow), are sized to about SWEEP_BATCH_MS, and the loop yields every SWEEP_SLICE_MS.
+const SWEEP_FIRST_BATCH = 64;
+const SWEEP_MIN_BATCH = 16;
+const SWEEP_BATCH_MS = 2;
+const SWEEP_SLICE_MS = 6;
 // The insert options of a set without a lease: one object, not one per call.
 const REPLACE = Object.freeze({ replace: true });
 // Pending accesses are written by the cleanup job; past this many they are written at once.
@@ -418,20 +424,44 @@ export class SessionStore {
     }
   }
 
-  /** Removes expired sessions in bounded batches (yielding between them). */
+  /**
+   * Removes expired sessions in bounded batches, yielding between them. A backend that answers
+   * synchronously (memory) is given batches sized to about SWEEP_BATCH_MS each, and the loop
+   * yields once SWEEP_SLICE_MS of them have run: the event loop is blocked by time, not by count.
+   */
   async sweep(opts: { limit?: number } = {}): Promise<{ expired: number }> {
     this.assertOpen();
     const limit = opts.limit ?? Number.POSITIVE_INFINITY;
     if (!(limit >= 0)) throw errors.inputMustBe('limit', 'a number >= 0');
     let expired = 0;
+    let size = SWEEP_FIRST_BATCH;
+    let slice = performance.now();
     while (expired < limit) {
       const now = this.clock.now();
-      const batch = Math.min(SWEEP_BATCH, limit - expired);
-      const ended = await this.call(() => this.backend.sweep(now, batch));
+      const batch = Math.min(size, limit - expired);
+      const started = performance.now();
+      let out: Awaitable<Ended[]>;
+      try {
+        out = this.backend.sweep(now, batch);
+      } catch (err) {
+        throw this.failed(err);
+      }
+      let ended: Ended[];
+      if (out instanceof Promise) {
+        ended = await out.catch(this.rejectFailed);
+        size = SWEEP_BATCH;
+      } else {
+        ended = out;
+        const took = performance.now() - started;
+        if (took < SWEEP_BATCH_MS / 2) size = Math.min(size * 2, SWEEP_BATCH);
+        else if (took > SWEEP_BATCH_MS * 2) size = Math.max(size >> 1, SWEEP_MIN_BATCH);
+      }
       this.reportEnded(ended, now);
       expired += ended.length;
       if (ended.length < batch) break;
+      if (!(out instanceof Promise) && performance.now() - slice < SWEEP_SLICE_MS) continue;
       await new Promise<void>((r) => setImmediate(r));
+      slice = performance.now();
     }
     return { expired };
   }

@@ -104,6 +104,51 @@ class UserList {
   }
 }
 
+/**
+ * The entries by id, in 64 Maps chosen by the id's first and last characters: a V8 Map rehashes all its
+ * entries when it shrinks to a quarter, and a sweep of a million sessions would block the
+ * event loop for tens of ms each time; 64 smaller Maps rehash a 64th each.
+ */
+class IdMap {
+  private readonly shards: Map<string, Entry>[] = Array.from({ length: 64 }, () => new Map());
+  size = 0;
+
+  private shard(id: string): Map<string, Entry> {
+    // A random base64url id's first character is uniform over 64 (its last one carries 2 bits);
+    // the last one spreads ids a caller numbers ('s1', 's2'…).
+    return this.shards[(id.charCodeAt(0) + 5 * id.charCodeAt(id.length - 1)) & 63] as Map<string, Entry>;
+  }
+
+  get(id: string): Entry | undefined {
+    return this.shard(id).get(id);
+  }
+
+  has(id: string): boolean {
+    return this.shard(id).has(id);
+  }
+
+  set(id: string, e: Entry): void {
+    const m = this.shard(id);
+    const before = m.size;
+    m.set(id, e);
+    this.size += m.size - before;
+  }
+
+  delete(id: string): void {
+    if (this.shard(id).delete(id)) this.size--;
+  }
+
+  clear(): void {
+    for (let i = 0; i < this.shards.length; i++) if ((this.shards[i] as Map<string, Entry>).size > 0) this.shards[i] = new Map();
+    this.size = 0;
+  }
+}
+
+/** Removed entries left in the id index before a background walk takes them out (and at least as many as the live ones). */
+const COMPACT_MIN = 1024;
+/** Entries the background walk visits per turn of the event loop (a few ms). */
+const COMPACT_STEP = 4096;
+
 export interface MemoryOptions {
   /**
    * Persist to a file: written every `interval` (default '1m') and on close, restored on start.
@@ -140,15 +185,25 @@ export function memory(options: MemoryOptions = {}): MemoryBackend {
 
 export class MemoryBackend implements Backend {
   readonly name = 'memory';
-  private byId = new Map<string, Entry>();
+  private byId = new IdMap();
   /** Recency: the least recently used entry (evicted first) and the most recent one, linked through the entries. */
   private lruHead: Entry | undefined = undefined;
   private lruTail: Entry | undefined = undefined;
   private byUser = new Map<string, UserList>();
   /** User id order, for scanUsers(): the same lists as byUser. */
   private userOrder = new BTree<string, UserList>();
-  /** Id order, for scan(): a B+ tree, so a page costs O(log n + page), never a sort of the map. */
+  /**
+   * Id order, for scan(): a B+ tree, so a page costs O(log n + page), never a sort of the map.
+   * The sweep leaves the entries it removes in it (one B+ tree delete per entry would cost more
+   * than the rest of the sweep): scan() skips them, and they go all at once when no session is
+   * left, or by an ordered walk in the background once they are as many as the live ones.
+   */
   private byOrder = new BTree<string, Entry>();
+  /** Removed entries still in byOrder. */
+  private orderGarbage = 0;
+  /** The background walk that takes removed entries out of byOrder: where it goes on, and its timer. */
+  private compactFrom: string | undefined = undefined;
+  private compactTimer: ReturnType<typeof setImmediate> | undefined = undefined;
   /** Expiry index; an entry stays queued at its old time after a touch and is re-queued lazily. */
   private queue = new ExpiryQueue<Entry>();
   /** Leases granted, by id, to count `locked` without a scan. */
@@ -344,7 +399,13 @@ export class MemoryBackend implements Backend {
     while (ended.length < limit) {
       const e = this.soonestExpired(now);
       if (!e) break;
-      this.end(e, expiryReason(e), ended);
+      this.drop(e, true);
+      ended.push({ id: e.id, userId: e.userId, reason: expiryReason(e) });
+    }
+    if (this.orderGarbage > 0) {
+      if (this.byId.size === 0) this.clearOrder();
+      // Only once the sweep has caught up: a sweep that goes on may still empty the backend.
+      else if (ended.length < limit && this.orderGarbage >= Math.max(COMPACT_MIN, this.byId.size)) this.compactSoon();
     }
     return ended;
   }
@@ -378,7 +439,7 @@ export class MemoryBackend implements Backend {
     if (!(limit > 0)) return out;
     // values(from) starts at `from` itself when it is an id: the cursor is exclusive.
     for (const e of this.byOrder.values(afterId ?? undefined)) {
-      if (e.id === afterId || e.expiresAt <= now) continue;
+      if (e.id === afterId || e.expiresAt <= now || e.dropped) continue;
       if (out.push(e) >= limit) break;
     }
     return out;
@@ -401,7 +462,7 @@ export class MemoryBackend implements Backend {
     this.byId.clear();
     this.lruHead = undefined;
     this.lruTail = undefined;
-    this.byOrder.clear();
+    this.clearOrder();
     this.byUser.clear();
     this.userOrder.clear();
     this.queue.clear();
@@ -440,6 +501,7 @@ export class MemoryBackend implements Backend {
     this.closed = true;
     if (this.timer !== undefined) this.clock.clearTimer(this.timer);
     this.timer = undefined;
+    this.stopCompacting();
     this.unlockListeners.clear();
     try {
       await this.save();
@@ -549,10 +611,59 @@ export class MemoryBackend implements Backend {
     else this.lruTail = prev;
   }
 
+  /** The id index emptied at once, removed entries and all. */
+  private clearOrder(): void {
+    this.byOrder.clear();
+    this.orderGarbage = 0;
+    this.stopCompacting();
+  }
+
+  private stopCompacting(): void {
+    if (this.compactTimer !== undefined) clearImmediate(this.compactTimer);
+    this.compactTimer = undefined;
+    this.compactFrom = undefined;
+  }
+
+  /** Starts the background walk over byOrder (unless one is going): COMPACT_STEP entries a turn of the event loop. */
+  private compactSoon(): void {
+    if (this.compactTimer !== undefined || this.closed) return;
+    this.compactFrom = this.byOrder.minKey();
+    const step = () => {
+      this.compactTimer = undefined;
+      if (this.closed) return;
+      this.compactFrom = this.compactStep(this.compactFrom);
+      if (this.compactFrom !== undefined && this.orderGarbage > 0) {
+        this.compactTimer = setImmediate(step);
+        this.compactTimer.unref();
+      } else this.compactFrom = undefined;
+    };
+    this.compactTimer = setImmediate(step);
+    this.compactTimer.unref();
+  }
+
+  /** Takes the removed entries out of byOrder from `from` on, for COMPACT_STEP entries; where to go on next, or undefined at the end. */
+  private compactStep(from: string | undefined): string | undefined {
+    const high = this.byOrder.maxKey();
+    if (from === undefined || high === undefined) return undefined;
+    let next: string | undefined;
+    let seen = 0;
+    this.byOrder.editRange(from, high, true, (id, e) => {
+      if (++seen > COMPACT_STEP) {
+        next = id;
+        return { break: true };
+      }
+      if (!e.dropped) return undefined;
+      this.orderGarbage--;
+      return { delete: true };
+    });
+    return next;
+  }
+
   private add(e: Entry): void {
     this.byId.set(e.id, e);
     this.lruAppend(e);
-    this.byOrder.set(e.id, e);
+    // An id swept earlier may still be in byOrder, with its removed entry: replaced here.
+    if (!this.byOrder.set(e.id, e)) this.orderGarbage--;
     this.queue.push(e.expiresAt, e);
     if (e.userId !== null) this.userListOf(e.userId).append(e);
     if (e.lock) this.locks.set(e.id, e.lock.expiresAt);
@@ -580,12 +691,14 @@ export class MemoryBackend implements Backend {
     }
   }
 
-  private drop(e: Entry): void {
+  /** Removes an entry from every index; `lazily`: from byOrder later (see byOrder). */
+  private drop(e: Entry, lazily = false): void {
     this.lruUnlink(e);
     e.lruPrev = undefined;
     e.lruNext = e; // dropped
     this.byId.delete(e.id);
-    this.byOrder.delete(e.id);
+    if (lazily) this.orderGarbage++;
+    else this.byOrder.delete(e.id);
     if (e.lock) this.locks.delete(e.id);
     const list = e.userList;
     if (list) {
