@@ -45,12 +45,10 @@ class Entry implements SessionRecord, ParsedSlot {
    */
   lruPrev: Entry | undefined = undefined;
   lruNext: Entry | undefined = undefined;
-  /** Neighbours in its user's list (least recently used first): O(1) unlinking, no hashing. */
+  /** Neighbours in its user's list (least recently used first), found by user id in byUser: O(1) unlinking. */
   userPrev: Entry | undefined = undefined;
   userNext: Entry | undefined = undefined;
-  /** The list it is in (none without a user): dropping it needs no lookup by user id. */
-  userList: UserList | undefined = undefined;
-  /** The store's parsed, frozen copy of `data` (ParsedSlot): null until read, and again after every write of data. */
+    /** The store's parsed, frozen copy of `data` (ParsedSlot): null until read, and again after every write of data. */
   parsedData: unknown = null;
 
   /** True once removed from the backend: the expiry queue skips it without a Map lookup. */
@@ -83,7 +81,6 @@ class UserList {
   size = 0;
 
   append(e: Entry): void {
-    e.userList = this;
     e.userPrev = this.tail;
     e.userNext = undefined;
     if (this.tail) this.tail.userNext = e;
@@ -99,7 +96,6 @@ class UserList {
     else this.tail = e.userPrev;
     e.userPrev = undefined;
     e.userNext = undefined;
-    e.userList = undefined;
     this.size--;
   }
 }
@@ -278,7 +274,7 @@ export class MemoryBackend implements Backend {
     // The queued time must stay a lower bound: an expiry moved earlier is queued again.
     if (e.expiresAt < oldExpiry) this.queue.push(e.expiresAt, e);
     if (rec.userId !== oldUser) {
-      const list = e.userList;
+      const list = oldUser === null ? undefined : this.byUser.get(oldUser);
       if (list) {
         list.unlink(e);
         if (list.size === 0 && oldUser !== null) {
@@ -684,8 +680,9 @@ export class MemoryBackend implements Backend {
       this.lruUnlink(e);
       this.lruAppend(e);
     }
-    const list = e.userList;
-    if (list && list.tail !== e) {
+    // Not the last of its user's list (an entry with a user is always in that user's list).
+    if (e.userNext !== undefined) {
+      const list = this.byUser.get(e.userId as string) as UserList;
       list.unlink(e);
       list.append(e);
     }
@@ -700,7 +697,7 @@ export class MemoryBackend implements Backend {
     if (lazily) this.orderGarbage++;
     else this.byOrder.delete(e.id);
     if (e.lock) this.locks.delete(e.id);
-    const list = e.userList;
+    const list = e.userId === null ? undefined : this.byUser.get(e.userId);
     if (list) {
       list.unlink(e);
       if (list.size === 0 && e.userId !== null) {
