@@ -227,6 +227,8 @@ async function bytes() {
 if (PARTS.has('throughput')) await throughput();
 if (PARTS.has('sweep')) await sweep();
 if (PARTS.has('bytes')) await bytes();
+notes.push('set: `store.set(id, data, { userId })` over 100k live ids (an upsert of a live session) against `lru.set(id, { data, userId })` in a cache of its own, both awaited in the same loop; rounds alternate the order; median of per-round ratios and their range.');
+notes.push('sweep: the setup inserts 1M records one by one (ids drawn from one random buffer, one shared secret hash, which the sweep never reads); the longest event-loop block is measured by a 1 ms interval timer and monitorEventLoopDelay during store.sweep().');
 notes.push('get/validate/create: sequential awaits on one core; Lapse answers through its async Backend interface (a Promise per call), lru-cache synchronously.');
 notes.push('validate includes SHA-256 of the secret and a constant-time compare on both sides; Lapse also coalesces the expiry write (touchInterval).');
 writeResults(OUT, 'Lapse core (memory backend) vs lru-cache', rows, notes);
