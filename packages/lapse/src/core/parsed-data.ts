@@ -1,6 +1,15 @@
 import { GenerationalMap } from '../util/generational-map.js';
 import { deepFreeze, parseData, type SessionRecord } from './session.js';
 
+/**
+ * A record that keeps its own parsed data (the memory backend's entries): `parsedData` is
+ * null until the store parses it, and the backend sets it back to null whenever it writes the
+ * record's data. Records without the field (every other backend's) use the store's cache.
+ */
+export interface ParsedSlot {
+  parsedData?: unknown;
+}
+
 interface Parsed {
   version: number;
   text: string;
@@ -21,6 +30,14 @@ export class ParsedDataCache {
 
   /** The data of `rec`, parsed and deeply frozen; the same object while id, version and text are unchanged. */
   of(rec: SessionRecord): unknown {
+    const slot = (rec as ParsedSlot).parsedData;
+    if (slot !== undefined) {
+      if (slot !== null) return slot;
+      // A record with a slot of its own: the parsed data lives and dies with it, no lookup.
+      const value = parseData(rec);
+      (rec as ParsedSlot).parsedData = value;
+      return value;
+    }
     const hit = this.entries?.get(rec.id);
     if (hit !== undefined && hit.version === rec.version && hit.text === rec.data) return hit.value;
     const value = parseData(rec);
@@ -31,6 +48,10 @@ export class ParsedDataCache {
   /** The data of a record just written (a new version): parsed and kept, without looking up the old one. */
   put(rec: SessionRecord): unknown {
     const value = parseData(rec);
+    if ((rec as ParsedSlot).parsedData !== undefined) {
+      (rec as ParsedSlot).parsedData = value;
+      return value;
+    }
     this.entries?.set(rec.id, { version: rec.version, text: rec.data, value });
     return value;
   }
@@ -38,6 +59,10 @@ export class ParsedDataCache {
   /** The data of a record just written, when the caller holds it parsed already (JSON.parse of rec.data): frozen and kept. */
   putParsed(rec: SessionRecord, parsed: unknown): unknown {
     const value = deepFreeze(parsed);
+    if ((rec as ParsedSlot).parsedData !== undefined) {
+      (rec as ParsedSlot).parsedData = value;
+      return value;
+    }
     this.entries?.set(rec.id, { version: rec.version, text: rec.data, value });
     return value;
   }

@@ -49,6 +49,12 @@ export interface StoreStats extends BackendStats {
 }
 
 const SWEEP_BATCH = 1000;
+// A synchronous backend's sweep: batches start small (its first touches of cold memory can be
+// slow), are sized to about SWEEP_BATCH_MS, and the loop yields every SWEEP_SLICE_MS.
+const SWEEP_FIRST_BATCH = 64;
+const SWEEP_MIN_BATCH = 16;
+const SWEEP_BATCH_MS = 2;
+const SWEEP_SLICE_MS = 6;
 // The insert options of a set without a lease: one object, not one per call.
 const REPLACE = Object.freeze({ replace: true });
 // Pending accesses are written by the cleanup job; past this many they are written at once.
@@ -421,20 +427,44 @@ export class SessionStore {
     }
   }
 
-  /** Removes expired sessions in bounded batches (yielding between them). */
+  /**
+   * Removes expired sessions in bounded batches, yielding between them. A backend that answers
+   * synchronously (memory) is given batches sized to about SWEEP_BATCH_MS each, and the loop
+   * yields once SWEEP_SLICE_MS of them have run: the event loop is blocked by time, not by count.
+   */
   async sweep(opts: { limit?: number } = {}): Promise<{ expired: number }> {
     this.assertOpen();
     const limit = opts.limit ?? Number.POSITIVE_INFINITY;
     if (!(limit >= 0)) throw errors.inputMustBe('limit', 'a number >= 0');
     let expired = 0;
+    let size = SWEEP_FIRST_BATCH;
+    let slice = performance.now();
     while (expired < limit) {
       const now = this.clock.now();
-      const batch = Math.min(SWEEP_BATCH, limit - expired);
-      const ended = await this.call(() => this.backend.sweep(now, batch));
+      const batch = Math.min(size, limit - expired);
+      const started = performance.now();
+      let out: Awaitable<Ended[]>;
+      try {
+        out = this.backend.sweep(now, batch);
+      } catch (err) {
+        throw this.failed(err);
+      }
+      let ended: Ended[];
+      if (out instanceof Promise) {
+        ended = await out.catch(this.rejectFailed);
+        size = SWEEP_BATCH;
+      } else {
+        ended = out;
+        const took = performance.now() - started;
+        if (took < SWEEP_BATCH_MS / 2) size = Math.min(size * 2, SWEEP_BATCH);
+        else if (took > SWEEP_BATCH_MS * 2) size = Math.max(size >> 1, SWEEP_MIN_BATCH);
+      }
       this.reportEnded(ended, now);
       expired += ended.length;
       if (ended.length < batch) break;
+      if (!(out instanceof Promise) && performance.now() - slice < SWEEP_SLICE_MS) continue;
       await new Promise<void>((r) => setImmediate(r));
+      slice = performance.now();
     }
     return { expired };
   }
@@ -463,34 +493,50 @@ export class SessionStore {
   // ---- Map-like face: keys are session ids ----
 
   /** Upserts data under a caller-chosen id (no token). Keeps createdAt of a live session. */
-  async set(
+  set(
     id: string,
     data: unknown,
     opts: { userId?: string; idleTimeout?: Duration; absoluteTimeout?: Duration; lease?: LeaseRef; [ENCODED]?: EncodedData } = {},
   ): Promise<Session> {
-    this.assertOpen();
-    checkId(id);
-    const enc = opts[ENCODED];
-    const text = enc ? encodedText(enc, this.opts.maxDataBytes) : encodeData(data, this.opts.maxDataBytes);
-    const idle = opts.idleTimeout === undefined ? undefined : inputDuration(opts.idleTimeout, 'idleTimeout');
-    const abs = opts.absoluteTimeout === undefined ? undefined : inputDuration(opts.absoluteTimeout, 'absoluteTimeout');
-    const now = this.clock.now();
-    const rec = this.newRecord(id, '', checkUserId(opts.userId), text, now, idle, abs);
+    // Not async on purpose (as validate): a synchronous backend (memory) settles with one promise.
+    let now: number;
+    let enc: EncodedData | undefined;
+    let text: string;
     let out: Awaitable<{ record: SessionRecord; ended: Ended[] }>;
     try {
+      this.assertOpen();
+      checkId(id);
+      enc = opts[ENCODED];
+      text = enc ? encodedText(enc, this.opts.maxDataBytes) : encodeData(data, this.opts.maxDataBytes);
+      const idle = opts.idleTimeout === undefined ? undefined : inputDuration(opts.idleTimeout, 'idleTimeout');
+      const abs = opts.absoluteTimeout === undefined ? undefined : inputDuration(opts.absoluteTimeout, 'absoluteTimeout');
+      now = this.clock.now();
+      const rec = this.newRecord(id, '', checkUserId(opts.userId), text, now, idle, abs);
       const fence = fenceOf(opts.lease);
-      out = this.backend.insert(rec, now, this.policy(), fence === undefined ? REPLACE : { replace: true, fence });
+      try {
+        out = this.backend.insert(rec, now, this.policy(), fence === undefined ? REPLACE : { replace: true, fence });
+      } catch (err) {
+        throw this.failed(err);
+      }
+      if (!(out instanceof Promise)) return Promise.resolve(this.stored(out.record, out.ended, now, text, enc));
     } catch (err) {
-      throw this.failed(err);
+      return Promise.reject(err);
     }
-    // A synchronous backend (memory) answers without a second promise.
-    const { record, ended } = out instanceof Promise ? await out.catch(this.rejectFailed) : out;
+    const at = now;
+    const written = text;
+    const encoded = enc;
+    return out.then((r) => this.stored(r.record, r.ended, at, written, encoded), this.rejectFailed);
+  }
+
+  /** After a set's write: its events, and the Session of what it wrote. */
+  private stored(record: SessionRecord, ended: Ended[], now: number, text: string, enc: EncodedData | undefined): Session {
     if (ended.length > 0) this.reportEnded(ended, now);
     if (record.version === 1) {
       this.counters.created++;
-      this.emit('created', { id, userId: record.userId, reason: 'created', at: now });
+      this.emit('created', { id: record.id, userId: record.userId, reason: 'created', at: now });
     }
-    // The data was just written: parsed from its text (a frozen copy), with no cache lookup first.
+    // The data was just written: parsed from its text (a frozen copy), with no cache lookup first;
+    // caller-encoded data (ENCODED) is parsed already and kept as it is.
     const parsed = enc && record.data === text ? this.parsed.putParsed(record, enc.value) : this.parsed.put(record);
     return toSession(record, now, 0, parsed);
   }
@@ -632,7 +678,7 @@ export class SessionStore {
 
   /** A live record as callers see it, with accesses not yet written. */
   private seen(rec: SessionRecord, now: number): Session {
-    return this.session(rec, now, this.pending.get(rec.id)?.n ?? 0);
+    return this.session(rec, now, this.pending.size === 0 ? 0 : (this.pending.get(rec.id)?.n ?? 0));
   }
 
   /** Counts an access: written at once when the touch interval has passed, else coalesced. */

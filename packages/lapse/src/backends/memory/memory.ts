@@ -14,6 +14,7 @@ import {
   type LockState,
   type SessionRecord,
 } from '../../core/session.js';
+import type { ParsedSlot } from '../../core/parsed-data.js';
 import { ExpiryQueue } from '../../util/expiry-queue.js';
 import { SnapshotFile } from './snapshot.js';
 
@@ -22,7 +23,7 @@ type BTreeClass = typeof sortedBtree.default;
 const BTree: BTreeClass = (sortedBtree as { default?: BTreeClass }).default ?? (sortedBtree as unknown as BTreeClass);
 
 /** A stored session plus its parsed data. A class, so every entry shares one compact hidden class. */
-class Entry implements SessionRecord {
+class Entry implements SessionRecord, ParsedSlot {
   id: string;
   secretHash: string;
   userId: string | null;
@@ -37,13 +38,23 @@ class Entry implements SessionRecord {
   lock: LockState | null;
   ip: string | null;
   userAgent: string | null;
-  /** True once removed from the backend: the expiry queue skips it without a Map lookup. */
-  dropped: true | undefined = undefined;
-  /** Neighbours in its user's list (least recently used first): O(1) unlinking, no hashing. */
+  /**
+   * Neighbours in recency order (least recently used first), across all sessions: a touch
+   * moves an entry in O(1), without re-inserting it into the id map. A removed entry points
+   * to itself (see `dropped`).
+   */
+  lruPrev: Entry | undefined = undefined;
+  lruNext: Entry | undefined = undefined;
+  /** Neighbours in its user's list (least recently used first), found by user id in byUser: O(1) unlinking. */
   userPrev: Entry | undefined = undefined;
   userNext: Entry | undefined = undefined;
-  /** The list it is in (none without a user): dropping it needs no lookup by user id. */
-  userList: UserList | undefined = undefined;
+    /** The store's parsed, frozen copy of `data` (ParsedSlot): null until read, and again after every write of data. */
+  parsedData: unknown = null;
+
+  /** True once removed from the backend: the expiry queue skips it without a Map lookup. */
+  get dropped(): boolean {
+    return this.lruNext === this;
+  }
 
   constructor(r: SessionRecord) {
     this.id = r.id;
@@ -70,7 +81,6 @@ class UserList {
   size = 0;
 
   append(e: Entry): void {
-    e.userList = this;
     e.userPrev = this.tail;
     e.userNext = undefined;
     if (this.tail) this.tail.userNext = e;
@@ -86,10 +96,54 @@ class UserList {
     else this.tail = e.userPrev;
     e.userPrev = undefined;
     e.userNext = undefined;
-    e.userList = undefined;
     this.size--;
   }
 }
+
+/**
+ * The entries by id, in 64 Maps chosen by the id's first and last characters: a V8 Map rehashes all its
+ * entries when it shrinks to a quarter, and a sweep of a million sessions would block the
+ * event loop for tens of ms each time; 64 smaller Maps rehash a 64th each.
+ */
+class IdMap {
+  private readonly shards: Map<string, Entry>[] = Array.from({ length: 64 }, () => new Map());
+  size = 0;
+
+  private shard(id: string): Map<string, Entry> {
+    // A random base64url id's first character is uniform over 64 (its last one carries 2 bits);
+    // the last one spreads ids a caller numbers ('s1', 's2'…).
+    return this.shards[(id.charCodeAt(0) + 5 * id.charCodeAt(id.length - 1)) & 63] as Map<string, Entry>;
+  }
+
+  get(id: string): Entry | undefined {
+    return this.shard(id).get(id);
+  }
+
+  has(id: string): boolean {
+    return this.shard(id).has(id);
+  }
+
+  set(id: string, e: Entry): void {
+    const m = this.shard(id);
+    const before = m.size;
+    m.set(id, e);
+    this.size += m.size - before;
+  }
+
+  delete(id: string): void {
+    if (this.shard(id).delete(id)) this.size--;
+  }
+
+  clear(): void {
+    for (let i = 0; i < this.shards.length; i++) if ((this.shards[i] as Map<string, Entry>).size > 0) this.shards[i] = new Map();
+    this.size = 0;
+  }
+}
+
+/** Removed entries left in the id index before a background walk takes them out (and at least as many as the live ones). */
+const COMPACT_MIN = 1024;
+/** Entries the background walk visits per turn of the event loop (a few ms). */
+const COMPACT_STEP = 4096;
 
 export interface MemoryOptions {
   /**
@@ -116,7 +170,7 @@ export interface SnapshotState {
 }
 
 /**
- * The in-process backend: a Map for O(1) lookups whose insertion order is the LRU order,
+ * The in-process backend: a Map for O(1) lookups, a list through the entries in LRU order,
  * an expiry queue (min-heap on expiresAt, lazily maintained) for the sweep, and a per-user index. Optional snapshots.
  * @example
  * const store = createStore({ backend: memory({ snapshot: { path: './sessions.snap' } }) });
@@ -127,13 +181,25 @@ export function memory(options: MemoryOptions = {}): MemoryBackend {
 
 export class MemoryBackend implements Backend {
   readonly name = 'memory';
-  /** Insertion order is recency: a touched entry is moved to the end. */
-  private byId = new Map<string, Entry>();
+  private byId = new IdMap();
+  /** Recency: the least recently used entry (evicted first) and the most recent one, linked through the entries. */
+  private lruHead: Entry | undefined = undefined;
+  private lruTail: Entry | undefined = undefined;
   private byUser = new Map<string, UserList>();
   /** User id order, for scanUsers(): the same lists as byUser. */
   private userOrder = new BTree<string, UserList>();
-  /** Id order, for scan(): a B+ tree, so a page costs O(log n + page), never a sort of the map. */
+  /**
+   * Id order, for scan(): a B+ tree, so a page costs O(log n + page), never a sort of the map.
+   * The sweep leaves the entries it removes in it (one B+ tree delete per entry would cost more
+   * than the rest of the sweep): scan() skips them, and they go all at once when no session is
+   * left, or by an ordered walk in the background once they are as many as the live ones.
+   */
   private byOrder = new BTree<string, Entry>();
+  /** Removed entries still in byOrder. */
+  private orderGarbage = 0;
+  /** The background walk that takes removed entries out of byOrder: where it goes on, and its timer. */
+  private compactFrom: string | undefined = undefined;
+  private compactTimer: ReturnType<typeof setImmediate> | undefined = undefined;
   /** Expiry index; an entry stays queued at its old time after a touch and is re-queued lazily. */
   private queue = new ExpiryQueue<Entry>();
   /** Leases granted, by id, to count `locked` without a scan. */
@@ -181,7 +247,7 @@ export class MemoryBackend implements Backend {
       while (this.byId.size >= max) {
         const expired = this.soonestExpired(now);
         if (expired) this.end(expired, expiryReason(expired), ended);
-        else this.end(this.byId.values().next().value as Entry, 'evicted', ended);
+        else this.end(this.lruHead as Entry, 'evicted', ended);
       }
     }
     const entry = new Entry(rec);
@@ -198,6 +264,7 @@ export class MemoryBackend implements Backend {
     const oldExpiry = e.expiresAt;
     e.secretHash = rec.secretHash;
     e.data = rec.data;
+    e.parsedData = null;
     e.lastAccessedAt = rec.lastAccessedAt;
     e.idleTimeout = rec.idleTimeout;
     e.expiresAt = expiresAtOf(rec.lastAccessedAt, rec.idleTimeout, e.absoluteExpiresAt);
@@ -207,7 +274,7 @@ export class MemoryBackend implements Backend {
     // The queued time must stay a lower bound: an expiry moved earlier is queued again.
     if (e.expiresAt < oldExpiry) this.queue.push(e.expiresAt, e);
     if (rec.userId !== oldUser) {
-      const list = e.userList;
+      const list = oldUser === null ? undefined : this.byUser.get(oldUser);
       if (list) {
         list.unlink(e);
         if (list.size === 0 && oldUser !== null) {
@@ -248,6 +315,7 @@ export class MemoryBackend implements Backend {
       throw errors.versionConflict(id, e.version, opts.expectedVersion);
     }
     e.data = data;
+    e.parsedData = null;
     e.version++;
     return e;
   }
@@ -327,7 +395,13 @@ export class MemoryBackend implements Backend {
     while (ended.length < limit) {
       const e = this.soonestExpired(now);
       if (!e) break;
-      this.end(e, expiryReason(e), ended);
+      this.drop(e, true);
+      ended.push({ id: e.id, userId: e.userId, reason: expiryReason(e) });
+    }
+    if (this.orderGarbage > 0) {
+      if (this.byId.size === 0) this.clearOrder();
+      // Only once the sweep has caught up: a sweep that goes on may still empty the backend.
+      else if (ended.length < limit && this.orderGarbage >= Math.max(COMPACT_MIN, this.byId.size)) this.compactSoon();
     }
     return ended;
   }
@@ -361,7 +435,7 @@ export class MemoryBackend implements Backend {
     if (!(limit > 0)) return out;
     // values(from) starts at `from` itself when it is an id: the cursor is exclusive.
     for (const e of this.byOrder.values(afterId ?? undefined)) {
-      if (e.id === afterId || e.expiresAt <= now) continue;
+      if (e.id === afterId || e.expiresAt <= now || e.dropped) continue;
       if (out.push(e) >= limit) break;
     }
     return out;
@@ -382,7 +456,9 @@ export class MemoryBackend implements Backend {
 
   clear(): void {
     this.byId.clear();
-    this.byOrder.clear();
+    this.lruHead = undefined;
+    this.lruTail = undefined;
+    this.clearOrder();
     this.byUser.clear();
     this.userOrder.clear();
     this.queue.clear();
@@ -413,7 +489,7 @@ export class MemoryBackend implements Backend {
    * a write it waits for it and then one more, with the state as it is then.
    */
   async save(): Promise<void> {
-    await this.snapshot?.write(() => ({ fence: this.fence, records: this.byId.values() }));
+    await this.snapshot?.write(() => ({ fence: this.fence, records: this.byRecency() }));
   }
 
   async close(): Promise<void> {
@@ -421,6 +497,7 @@ export class MemoryBackend implements Backend {
     this.closed = true;
     if (this.timer !== undefined) this.clock.clearTimer(this.timer);
     this.timer = undefined;
+    this.stopCompacting();
     this.unlockListeners.clear();
     try {
       await this.save();
@@ -508,9 +585,81 @@ export class MemoryBackend implements Backend {
     }
   }
 
+  /** Every entry, least recently used first: what a snapshot writes, so a restore keeps the order. */
+  private *byRecency(): Generator<Entry> {
+    for (let e = this.lruHead; e; e = e.lruNext) yield e;
+  }
+
+  private lruAppend(e: Entry): void {
+    e.lruPrev = this.lruTail;
+    e.lruNext = undefined;
+    if (this.lruTail) this.lruTail.lruNext = e;
+    else this.lruHead = e;
+    this.lruTail = e;
+  }
+
+  private lruUnlink(e: Entry): void {
+    const prev = e.lruPrev;
+    const next = e.lruNext;
+    if (prev) prev.lruNext = next;
+    else this.lruHead = next;
+    if (next) next.lruPrev = prev;
+    else this.lruTail = prev;
+  }
+
+  /** The id index emptied at once, removed entries and all. */
+  private clearOrder(): void {
+    this.byOrder.clear();
+    this.orderGarbage = 0;
+    this.stopCompacting();
+  }
+
+  private stopCompacting(): void {
+    if (this.compactTimer !== undefined) clearImmediate(this.compactTimer);
+    this.compactTimer = undefined;
+    this.compactFrom = undefined;
+  }
+
+  /** Starts the background walk over byOrder (unless one is going): COMPACT_STEP entries a turn of the event loop. */
+  private compactSoon(): void {
+    if (this.compactTimer !== undefined || this.closed) return;
+    this.compactFrom = this.byOrder.minKey();
+    const step = () => {
+      this.compactTimer = undefined;
+      if (this.closed) return;
+      this.compactFrom = this.compactStep(this.compactFrom);
+      if (this.compactFrom !== undefined && this.orderGarbage > 0) {
+        this.compactTimer = setImmediate(step);
+        this.compactTimer.unref();
+      } else this.compactFrom = undefined;
+    };
+    this.compactTimer = setImmediate(step);
+    this.compactTimer.unref();
+  }
+
+  /** Takes the removed entries out of byOrder from `from` on, for COMPACT_STEP entries; where to go on next, or undefined at the end. */
+  private compactStep(from: string | undefined): string | undefined {
+    const high = this.byOrder.maxKey();
+    if (from === undefined || high === undefined) return undefined;
+    let next: string | undefined;
+    let seen = 0;
+    this.byOrder.editRange(from, high, true, (id, e) => {
+      if (++seen > COMPACT_STEP) {
+        next = id;
+        return { break: true };
+      }
+      if (!e.dropped) return undefined;
+      this.orderGarbage--;
+      return { delete: true };
+    });
+    return next;
+  }
+
   private add(e: Entry): void {
     this.byId.set(e.id, e);
-    this.byOrder.set(e.id, e);
+    this.lruAppend(e);
+    // An id swept earlier may still be in byOrder, with its removed entry: replaced here.
+    if (!this.byOrder.set(e.id, e)) this.orderGarbage--;
     this.queue.push(e.expiresAt, e);
     if (e.userId !== null) this.userListOf(e.userId).append(e);
     if (e.lock) this.locks.set(e.id, e.lock.expiresAt);
@@ -527,21 +676,28 @@ export class MemoryBackend implements Backend {
   }
 
   private bump(e: Entry): void {
-    this.byId.delete(e.id);
-    this.byId.set(e.id, e);
-    const list = e.userList;
-    if (list && list.tail !== e) {
+    if (this.lruTail !== e) {
+      this.lruUnlink(e);
+      this.lruAppend(e);
+    }
+    // Not the last of its user's list (an entry with a user is always in that user's list).
+    if (e.userNext !== undefined) {
+      const list = this.byUser.get(e.userId as string) as UserList;
       list.unlink(e);
       list.append(e);
     }
   }
 
-  private drop(e: Entry): void {
-    e.dropped = true;
+  /** Removes an entry from every index; `lazily`: from byOrder later (see byOrder). */
+  private drop(e: Entry, lazily = false): void {
+    this.lruUnlink(e);
+    e.lruPrev = undefined;
+    e.lruNext = e; // dropped
     this.byId.delete(e.id);
-    this.byOrder.delete(e.id);
+    if (lazily) this.orderGarbage++;
+    else this.byOrder.delete(e.id);
     if (e.lock) this.locks.delete(e.id);
-    const list = e.userList;
+    const list = e.userId === null ? undefined : this.byUser.get(e.userId);
     if (list) {
       list.unlink(e);
       if (list.size === 0 && e.userId !== null) {
