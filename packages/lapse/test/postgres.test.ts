@@ -271,6 +271,53 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
     }
   });
 
+  it('a batch of updates and "log out everywhere" take rows in one order: no deadlock', async () => {
+    const schema = randomName('order');
+    const q = `"${schema}"`;
+    const a = postgres({ url: pg0.server.url, schema, logger: silentLogger });
+    const b = postgres({ url: pg0.server.url, schema, logger: silentLogger });
+    const deadlocks = async () =>
+      Number((await pg0.admin.query<{ n: string }>('SELECT deadlocks::text AS n FROM pg_stat_database WHERE datname = current_database()')).rows[0]?.n);
+    const waiting = async () =>
+      (await pg0.admin.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")).rows[0]?.n ?? 0;
+    const until = async (n: number) => {
+      for (let i = 0; i < 200 && (await waiting()) < n; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(await waiting()).toBe(n);
+    };
+    const before = await deadlocks();
+    const holder = new pg.Client({ connectionString: pg0.server.url });
+    await holder.connect();
+    try {
+      const now = Date.now();
+      // Inserted in reverse id order: the user's rows in recency (and physical) order are k12 … k01.
+      const ids = Array.from({ length: 12 }, (_, i) => `k${String(12 - i).padStart(2, '0')}`);
+      for (const id of ids) await a.insert(sessionRecord(id, now, { userId: 'everywhere' }), now, {});
+      // Force the interleaving: a third transaction holds k06; the batch (ids in order) takes
+      // k01…k05 and waits for it; then "log out everywhere" starts while the batch waits.
+      await holder.query('BEGIN');
+      await holder.query(`SELECT 1 FROM ${q}.lapse_sessions WHERE id = 'k06' FOR UPDATE`);
+      const batch = Promise.allSettled(ids.map((id) => a.update(id, '{"x":1}', now, {})));
+      await until(1);
+      const removed = b.removeUser('everywhere', now);
+      await until(2);
+      await holder.query('COMMIT');
+      const [updates, ended] = await Promise.all([batch, removed]);
+      expect(updates.every((u) => u.status === 'fulfilled')).toBe(true);
+      expect(ended).toHaveLength(12);
+    } finally {
+      await holder.end();
+      await a.close();
+      await b.close();
+    }
+    // The server counts a deadlock when a backend flushes its statistics (at the latest when it exits).
+    let after = before;
+    for (let i = 0; i < 20 && after === before; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      after = await deadlocks();
+    }
+    expect(after - before).toBe(0);
+  });
+
   it('every hot statement, and every statement inside the functions, is index-backed', async () => {
     const schema = randomName('plans');
     const b = postgres({ url: pg0.server.url, schema, logger: silentLogger });

@@ -694,8 +694,12 @@ export class MemoryBackend implements Backend {
     e.lruPrev = undefined;
     e.lruNext = e; // dropped
     this.byId.delete(e.id);
-    if (lazily) this.orderGarbage++;
-    else this.byOrder.delete(e.id);
+    if (lazily) {
+      this.orderGarbage++;
+      // It waits in byOrder for the walk: let its data go now (nothing reads a swept entry's data).
+      e.data = '';
+      e.parsedData = null;
+    } else this.byOrder.delete(e.id);
     if (e.lock) this.locks.delete(e.id);
     const list = e.userId === null ? undefined : this.byUser.get(e.userId);
     if (list) {

@@ -283,13 +283,15 @@ export class PostgresBackend implements Backend {
     return answers(order, value<Answer<SessionJson>[]>(r), 'update', fromJson);
   }
 
-  /** The inserts of one moment: one statement, one commit; by user id, so users' rows are locked in order. */
+  /**
+   * The inserts of one moment: one statement, one commit, in call order (two sets of one id
+   * apply as called); lapse_insert_many locks the batch's rows in the one lock order first.
+   */
   private async insertBatch(items: InsertItem[]): Promise<(InsertOut | Error)[]> {
     const decode = (out: { record: SessionJson; ended: Ended[] | null }): InsertOut => ({ record: fromJson(out.record), ended: out.ended ?? [] });
     if (items.length === 1) return [decode(value(await this.run('insert', this.st.insert, (items[0] as InsertItem).args)))];
-    const order = sortedBy(items, (it) => (it.args[2] as string | null) ?? '');
-    const sent = order.map((i) => (items[i] as InsertItem).args);
-    const columns = Array.from({ length: 21 }, (_, c) => sent.map((a) => a[c]));
+    const order = items.map((_, i) => i);
+    const columns = Array.from({ length: 21 }, (_, c) => items.map((it) => it.args[c]));
     const r = await this.run('insert', this.st.insertMany, columns);
     return answers(order, value<Answer<{ record: SessionJson; ended: Ended[] | null }>[]>(r), 'insert', decode);
   }

@@ -34,13 +34,15 @@ export const DB_NOW_MS = '(extract(epoch from clock_timestamp()) * 1000)::bigint
  * `MIGRATIONS[v]` brings a schema from version v to v + 1. Append only: a released migration
  * is never edited. Each runs in the migrating transaction, under the migration lock.
  */
+/** The JSON of a session `r` that ends now: its id, user and why (`live` when it had not expired yet). */
+const ended = (r: string, live: string) =>
+  `json_build_object('id', ${r}.id, 'userId', ${r}.user_id, 'reason', CASE WHEN ${r}.expires_at > p_now THEN '${live}'
+        WHEN ${r}.expires_at >= ${r}.absolute_expires_at THEN 'absolute' ELSE 'idle' END)`;
+
 export const MIGRATIONS: readonly ((n: SchemaNames) => string)[] = [
   // v0 -> v1
   (n) => {
     const s = n.q;
-    const ended = (r: string, live: string) =>
-      `json_build_object('id', ${r}.id, 'userId', ${r}.user_id, 'reason', CASE WHEN ${r}.expires_at > p_now THEN '${live}'
-        WHEN ${r}.expires_at >= ${r}.absolute_expires_at THEN 'absolute' ELSE 'idle' END)`;
     const leased = (r: string) =>
       `${r}.lock_fence IS NOT NULL AND ${r}.lock_expires_at > p_now AND ${r}.lock_fence IS DISTINCT FROM p_fence`;
     const refuseLeased = (r: string) =>
@@ -348,6 +350,11 @@ export const MIGRATIONS: readonly ((n: SchemaNames) => string)[] = [
   RETURNS json LANGUAGE plpgsql AS $fn$
   DECLARE out json[] := '{}'; i int;
   BEGIN
+    -- The lock order, for the whole batch at once: the session rows it replaces in id order, then
+    -- its users' rows in user_id order; each item then takes only rows it holds already, rows
+    -- taken with SKIP LOCKED, and the counter shard, last. Items stay in call order.
+    PERFORM 1 FROM ${s}.lapse_sessions WHERE id = ANY (a_id) ORDER BY id FOR UPDATE;
+    PERFORM 1 FROM ${s}.lapse_users WHERE user_id = ANY (a_user) ORDER BY user_id FOR UPDATE;
     FOR i IN 1 .. coalesce(cardinality(a_id), 0) LOOP
       BEGIN
         out := out || json_build_object('r', ${s}.lapse_insert(a_id[i], a_secret[i], a_user[i], a_data[i], a_created[i],
@@ -358,6 +365,21 @@ export const MIGRATIONS: readonly ((n: SchemaNames) => string)[] = [
       END;
     END LOOP;
     RETURN array_to_json(out);
+  END;
+  $fn$;
+
+  -- A user's session rows in id order before the delete, the order a batch of updates takes
+  -- them in, so "log out everywhere" and a batch never wait for each other in a cycle.
+  CREATE OR REPLACE FUNCTION ${s}.lapse_remove_user(p_user text, p_now bigint, p_except text)
+  RETURNS json LANGUAGE plpgsql AS $fn$
+  DECLARE out json; n bigint;
+  BEGIN
+    PERFORM 1 FROM ${s}.lapse_sessions WHERE user_id = p_user AND id IS DISTINCT FROM p_except ORDER BY id FOR UPDATE;
+    WITH d AS (DELETE FROM ${s}.lapse_sessions WHERE user_id = p_user AND id IS DISTINCT FROM p_except
+      RETURNING id, user_id, expires_at, absolute_expires_at)
+    SELECT coalesce(json_agg(${ended('d', 'revoked')}), '[]'::json), count(*) INTO out, n FROM d;
+    PERFORM ${s}.lapse_count_down(array_fill(p_user, ARRAY[n::int]), n);
+    RETURN out;
   END;
   $fn$;`;
   },
