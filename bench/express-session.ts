@@ -12,6 +12,7 @@
  * The PostgreSQL pair alone: BENCH_STORES=lapse-postgres,connect-pg-simple BENCH_NAME=express-session-postgres
  */
 import type { ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { childArg, cpu, cpuRoute, listenLocal, login, serveOrDrive, startChild, stopChildren } from './child-server.js';
 import { fmt, progress, writeResults } from './lib.js';
@@ -159,6 +160,8 @@ function floorStore(session: typeof import('express-session')) {
 interface Run {
   rps: number;
   cpuUsPerReq: number;
+  /** The PostgreSQL server's CPU (all its processes) per request, for the stores on it. */
+  pgUsPerReq?: number;
 }
 
 type Autocannon = (opts: object) => Promise<{ requests: { average: number; total: number }; non2xx: number; errors: number }>;
@@ -168,8 +171,9 @@ async function start(name: StoreName, redisUrl: string, pgUrl: string): Promise<
   return { child, base: `http://127.0.0.1:${ready}` };
 }
 
-async function drive(autocannon: Autocannon, base: string, cookies: string[], route: Route, duration: number): Promise<Run> {
+async function drive(autocannon: Autocannon, base: string, cookies: string[], route: Route, duration: number, pgPort?: number): Promise<Run> {
   const before = await cpu(base);
+  const pgBefore = pgPort === undefined ? 0 : pgCpuUs(pgPort);
   let next = 0;
   const r = await autocannon({
     url: base,
@@ -186,7 +190,9 @@ async function drive(autocannon: Autocannon, base: string, cookies: string[], ro
   });
   const used = (await cpu(base)) - before;
   if (r.non2xx > 0 || r.errors > 0) throw new Error(`${base}/${route}: ${r.non2xx} non-2xx, ${r.errors} errors`);
-  return { rps: r.requests.average, cpuUsPerReq: used / Math.max(1, r.requests.total) };
+  const run: Run = { rps: r.requests.average, cpuUsPerReq: used / Math.max(1, r.requests.total) };
+  if (pgPort !== undefined) run.pgUsPerReq = (pgCpuUs(pgPort) - pgBefore) / Math.max(1, r.requests.total);
+  return run;
 }
 
 /** One session, 50 concurrent requests each setting its own key: how many keys are missing after. */
@@ -247,10 +253,10 @@ async function main(): Promise<void> {
         for (let k = 0; k < STORES.length; k++) {
           const s = STORES[(k + slice) % STORES.length] as StoreName;
           const srv = servers.get(s) as { base: string; cookies: string[] };
-          const run = await drive(autocannon, srv.base, srv.cookies, route, SLICE_S);
+          const run = await drive(autocannon, srv.base, srv.cookies, route, SLICE_S, onPg(s) ? pgServer?.port : undefined);
           const key = `${s} ${route}`;
           runs.set(key, [...(runs.get(key) ?? []), run]);
-          progress(`slice ${slice + 1}/${SLICES} ${key}: ${fmt(run.rps)} req/s, ${run.cpuUsPerReq.toFixed(0)} µs CPU/req`);
+          progress(`slice ${slice + 1}/${SLICES} ${key}: ${fmt(run.rps)} req/s, ${run.cpuUsPerReq.toFixed(0)} µs CPU/req${run.pgUsPerReq === undefined ? '' : `, PostgreSQL ${run.pgUsPerReq.toFixed(0)} µs/req`}`);
         }
       }
     }
@@ -280,6 +286,7 @@ async function main(): Promise<void> {
       const rps = mine.map((r) => r.rps);
       row[`${route} req/s`] = `${Math.round(median(rps))} (${Math.round(Math.min(...rps))}–${Math.round(Math.max(...rps))})`;
       row[`${route} CPU µs/req`] = Math.round(median(mine.map((r) => r.cpuUsPerReq)));
+      if (NEEDS_PG) row[`${route} PostgreSQL CPU µs/req`] = onPg(s) ? Math.round(median(mine.map((r) => r.pgUsPerReq ?? 0))) : '';
       if (peer && STORES.includes(peer)) {
         const theirs = runs.get(`${peer} ${route}`) as Run[];
         const ratios = mine.map((r, i) => r.rps / (theirs[i] as Run).rps);
@@ -317,7 +324,7 @@ async function main(): Promise<void> {
     ...(SQLITE_FULL ? ['Lapse SQLite: sqlite({ synchronous: \'full\' }).grouped(); better-sqlite3-session-store on better-sqlite3 defaults (rollback journal, synchronous FULL): both fsync every commit.'] : []),
     ...(NEEDS_PG
       ? [
-          `PostgreSQL ${pgVersion} on 127.0.0.1, one private server for both stores (initdb in a temp dir, fsync on, full_page_writes on, synchronous_commit on: every acknowledged commit flushed, on both sides). lapse-postgres: postgres({ poolSize: ${PG_POOL} }) (group commit: statements issued together share one transaction and one WAL flush); connect-pg-simple 10 on a pg.Pool of ${PG_POOL} (createTableIfMissing, pruning off; it touches the row on every read, as express-session asks).`,
+          `PostgreSQL ${pgVersion} on 127.0.0.1, one private server for both stores (initdb in a temp dir, fsync on, full_page_writes on, synchronous_commit on: every acknowledged commit flushed, on both sides). lapse-postgres: postgres({ poolSize: ${PG_POOL} }) (group commit: statements issued together share one transaction and one WAL flush); connect-pg-simple 10 on a pg.Pool of ${PG_POOL} (createTableIfMissing, pruning off; it touches the row on every read, as express-session asks). PostgreSQL CPU µs/req: the server's processes (backends, WAL writer, checkpointer) over the slice, per request served: the database side's work, on the same 2 cores as everything else.`,
         ]
       : []),
     `1-minute load average at the end: ${loadavg()[0]?.toFixed(2)}.`,
@@ -330,6 +337,32 @@ async function main(): Promise<void> {
     `floor = express + express-session with a store that keeps plain objects in a Map (no serialization, no expiry): the framework's own cost. Server CPU per request above the floor (median µs): ${addedNote}. A store that costs the floor plus x is at most (floor + peer's x) / (floor + x) times the peer.`,
     `Ceiling (req/s of the floor over the peer's, median of slice ratios, range): ${ceiling}. No store can beat its peer by more than its ceiling on that route.`,
   ]);
+}
+
+function onPg(s: StoreName): boolean {
+  return s === 'lapse-postgres' || s === 'connect-pg-simple';
+}
+
+/**
+ * CPU time (µs, user + system) of the PostgreSQL server listening on this port: its postmaster
+ * (found by the `-p <port>` pg_ctl gave it) and every process it forked (backends, WAL writer,
+ * checkpointer), from /proc (Linux; clock ticks of 10 ms).
+ */
+function pgCpuUs(port: number): number {
+  const stats: { pid: number; ppid: number; ticks: number; cmd: string }[] = [];
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+      stats.push({ pid: Number(pid), ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]), cmd });
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const master = stats.find((p) => p.cmd.includes('postgres') && p.cmd.includes(` -p ${port} `));
+  if (!master) return 0;
+  return stats.filter((p) => p.pid === master.pid || p.ppid === master.pid).reduce((sum, p) => sum + p.ticks, 0) * 10_000;
 }
 
 /** The server's version string (for the notes). */
