@@ -33,6 +33,11 @@ export async function serveOrDrive(serve: (name: string, redisUrl: string) => Pr
   process.on('SIGTERM', () => process.exit(0));
 }
 
+/** In the child: the value of `--<key>=…` the driver passed (empty when absent). */
+export function childArg(key: string): string {
+  return (process.argv.find((a) => a.startsWith(`--${key}=`)) ?? '').slice(key.length + 3);
+}
+
 /** `GET /__cpu`: the server process's CPU time so far (µs), for CPU per request. */
 export function cpuRoute(app: Express): void {
   app.get('/__cpu', (_req, res) => {
