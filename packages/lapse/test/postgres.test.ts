@@ -191,8 +191,14 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
       const stop = b.onUnlock((id) => heard.push(id));
       const held = await b.lock(session.id, 'other-process', 60_000, clock.now());
       const waiting = store.lock(session.id, { wait: '30s', owner: 'waiter' });
-      // Wait until the waiter has met the lease and parked (its stats call sees the lease).
+      // Both processes listen (each opens its LISTEN connection when it starts, asynchronously:
+      // a release before the waiter's LISTEN is in place would never reach it), and the lease is held.
+      const channel = schemaNames(schema).unlockChannel;
+      const listening = async () =>
+        (await pg0.admin.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE query = $1', [`LISTEN ${channel}`])).rows[0]?.n;
+      await expect.poll(listening, { timeout: 10_000 }).toBe(2);
       await expect.poll(async () => (await b.stats(clock.now())).locked, { timeout: 10_000 }).toBe(1);
+      // Give the waiter time to meet the lease and park.
       await new Promise((r) => setTimeout(r, 50));
       expect(await b.unlock(session.id, held.fence, clock.now())).toBe(true);
       const lease = await waiting;
