@@ -277,6 +277,38 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
     }
   });
 
+  it('a session row held by another transaction holds up only its own update, not the batch', async () => {
+    const schema = randomName('busy');
+    const q = `"${schema}"`;
+    const b = postgres({ url: pg0.server.url, schema, logger: silentLogger });
+    const holder = new pg.Client({ connectionString: pg0.server.url });
+    await holder.connect();
+    try {
+      const now = Date.now();
+      for (const id of ['b1', 'b2', 'b3', 'b4']) await b.insert(sessionRecord(id, now), now, {});
+      await holder.query('BEGIN');
+      await holder.query(`SELECT 1 FROM ${q}.lapse_sessions WHERE id = 'b2' FOR UPDATE`);
+      let heldDone = false;
+      const held = b.update('b2', '{"late":true}', now, {}).then((r) => {
+        heldDone = true;
+        return r;
+      });
+      const others = Promise.all(['b1', 'b3', 'b4'].map((id) => b.update(id, '{"x":1}', now, {})));
+      // The others commit while b2's row is still held: the batch skipped it instead of waiting.
+      const first = await Promise.race([others, new Promise<'stuck'>((r) => setTimeout(() => r('stuck'), 5_000))]);
+      expect(first).not.toBe('stuck');
+      expect((first as { version: number }[]).map((r) => r.version)).toEqual([2, 2, 2]);
+      expect(heldDone).toBe(false);
+      await holder.query('COMMIT');
+      // b2's own update ran again on its own, waited for the row, and wrote once.
+      expect(await held).toMatchObject({ id: 'b2', version: 2, data: '{"late":true}' });
+    } finally {
+      await holder.query('ROLLBACK').catch(() => {});
+      await holder.end();
+      await b.close();
+    }
+  });
+
   it('a batch of updates and "log out everywhere" take rows in one order: no deadlock', async () => {
     const schema = randomName('order');
     const q = `"${schema}"`;

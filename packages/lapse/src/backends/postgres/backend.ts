@@ -270,7 +270,7 @@ export class PostgresBackend implements Backend {
   }
 
   /** The updates of one moment: one statement, one commit, in id order (the lock order of session rows). */
-  private async updateBatch(items: UpdateItem[]): Promise<(SessionRecord | Error)[]> {
+  private async updateBatch(items: UpdateItem[]): Promise<(SessionRecord | Error | Promise<SessionRecord>)[]> {
     if (items.length === 1) {
       const u = items[0] as UpdateItem;
       return [fromJson(value<SessionJson>(await this.run('update', this.st.update, [u.id, u.data, u.now, u.expected, u.fence])))];
@@ -280,7 +280,20 @@ export class PostgresBackend implements Backend {
     const r = await this.run('update', this.st.updateMany, [
       sent.map((u) => u.id), sent.map((u) => u.data), sent.map((u) => u.now), sent.map((u) => u.expected), sent.map((u) => u.fence),
     ]);
-    return answers(order, value<Answer<SessionJson>[]>(r), 'update', fromJson);
+    const got = value<Answer<SessionJson>[]>(r);
+    const out: (SessionRecord | Error | Promise<SessionRecord>)[] = answers(order, got, 'update', fromJson);
+    // Rows held elsewhere were skipped (LXBSY): those updates run again, each on its own (it
+    // waits for its row as a single call does) while the rest of the batch is answered now; one
+    // after another in the order sent, so two writes of one session keep their call order.
+    let chain: Promise<unknown> = Promise.resolve();
+    for (let k = 0; k < got.length; k++) {
+      if (got[k]?.c !== BUSY) continue;
+      const u = sent[k] as UpdateItem;
+      const again = chain.then(() => this.run('update', this.st.update, [u.id, u.data, u.now, u.expected, u.fence])).then((one) => fromJson(value<SessionJson>(one)));
+      chain = again.catch(() => {});
+      out[order[k] as number] = again;
+    }
+    return out;
   }
 
   /**
@@ -350,6 +363,9 @@ export class PostgresBackend implements Backend {
     return this.logger;
   }
 }
+
+/** A batch item whose row another transaction held: skipped, to run again on its own. */
+const BUSY = 'LXBSY';
 
 /** One item's answer from a batch function: its row, or its refusal (SQLSTATE and message). */
 type Answer<T> = { r: T; c?: undefined; m?: undefined } | { r?: undefined; c: string; m: string };

@@ -11,11 +11,11 @@ export class Batcher<I, O> {
   private scheduled = false;
 
   /**
-   * @param send runs one batch: one answer per item, in order (an Error fails that item alone);
-   *   a rejection fails every item of the batch.
+   * @param send runs one batch: one answer per item, in order (an Error fails that item alone;
+   *   a Promise answers it later, without holding up the others); a rejection fails every item.
    */
   constructor(
-    private readonly send: (items: I[]) => Promise<(O | Error)[]>,
+    private readonly send: (items: I[]) => Promise<(O | Error | Promise<O>)[]>,
     private readonly max: number,
     private readonly lanes: number,
   ) {}
@@ -43,7 +43,7 @@ export class Batcher<I, O> {
           (out) => {
             for (let i = 0; i < batch.length; i++) {
               const w = batch[i] as Waiting<I, O>;
-              const o = out[i] as O | Error;
+              const o = out[i] as O | Error | Promise<O>;
               if (o instanceof Error) w.reject(o);
               else w.resolve(o);
             }
@@ -62,6 +62,6 @@ export class Batcher<I, O> {
 
 interface Waiting<I, O> {
   item: I;
-  resolve: (o: O) => void;
+  resolve: (o: O | PromiseLike<O>) => void;
   reject: (err: unknown) => void;
 }

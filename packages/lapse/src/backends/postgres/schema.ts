@@ -320,13 +320,17 @@ export const MIGRATIONS: readonly ((n: SchemaNames) => string)[] = [
     const s = n.q;
     return `
   -- lapse_update's checks, in the same order, once per item; items come sorted by id (one lock order).
+  -- A row another transaction holds is skipped, not waited for (LXBSY): one held row must not
+  -- hold up, or time out, the whole batch; that caller's update runs again on its own (backend.ts).
   CREATE FUNCTION ${s}.lapse_update_many(a_id text[], a_data text[], a_now bigint[], a_expected bigint[], a_fence bigint[])
   RETURNS json LANGUAGE plpgsql AS $fn$
   DECLARE r ${s}.lapse_sessions; out json[] := '{}'; i int;
   BEGIN
     FOR i IN 1 .. coalesce(cardinality(a_id), 0) LOOP
-      SELECT * INTO r FROM ${s}.lapse_sessions WHERE id = a_id[i] FOR UPDATE;
-      IF r.id IS NULL OR r.expires_at <= a_now[i] THEN
+      SELECT * INTO r FROM ${s}.lapse_sessions WHERE id = a_id[i] FOR UPDATE SKIP LOCKED;
+      IF r.id IS NULL AND EXISTS (SELECT 1 FROM ${s}.lapse_sessions WHERE id = a_id[i]) THEN
+        out := out || json_build_object('c', 'LXBSY', 'm', format('session %s is busy', a_id[i]));
+      ELSIF r.id IS NULL OR r.expires_at <= a_now[i] THEN
         out := out || json_build_object('c', 'LX404', 'm', format('no live session %s', a_id[i]));
       ELSIF r.lock_fence IS NOT NULL AND r.lock_expires_at > a_now[i] AND r.lock_fence IS DISTINCT FROM a_fence[i] THEN
         out := out || json_build_object('c', 'LX423', 'm', format('session %s is leased by %s until %s', r.id, r.lock_owner, r.lock_expires_at));
