@@ -352,13 +352,19 @@ export const MIGRATIONS: readonly ((n: SchemaNames) => string)[] = [
       a_lock_owner text[], a_lock_fence bigint[], a_lock_expires bigint[], a_ip text[], a_ua text[], a_now bigint[],
       a_max bigint[], a_max_user bigint[], a_replace boolean[], a_fence bigint[])
   RETURNS json LANGUAGE plpgsql AS $fn$
-  DECLARE out json[] := '{}'; i int;
+  DECLARE out json[] := '{}'; i int; k text;
   BEGIN
     -- The lock order, for the whole batch at once: the session rows it replaces in id order, then
     -- its users' rows in user_id order; each item then takes only rows it holds already, rows
-    -- taken with SKIP LOCKED, and the counter shard, last. Items stay in call order.
-    PERFORM 1 FROM ${s}.lapse_sessions WHERE id = ANY (a_id) ORDER BY id FOR UPDATE;
-    PERFORM 1 FROM ${s}.lapse_users WHERE user_id = ANY (a_user) ORDER BY user_id FOR UPDATE;
+    -- taken with SKIP LOCKED, and the counter shard, last. Items stay in call order. One key
+    -- at a time: a lookup by primary key whatever plan is cached (an = ANY over the table can
+    -- be cached as a scan while the table is small, and then scan it as it grows).
+    FOR k IN SELECT DISTINCT x COLLATE "C" FROM unnest(a_id) AS x ORDER BY 1 LOOP
+      PERFORM 1 FROM ${s}.lapse_sessions WHERE id = k FOR UPDATE;
+    END LOOP;
+    FOR k IN SELECT DISTINCT x COLLATE "C" FROM unnest(a_user) AS x WHERE x IS NOT NULL ORDER BY 1 LOOP
+      PERFORM 1 FROM ${s}.lapse_users WHERE user_id = k FOR UPDATE;
+    END LOOP;
     FOR i IN 1 .. coalesce(cardinality(a_id), 0) LOOP
       BEGIN
         out := out || json_build_object('r', ${s}.lapse_insert(a_id[i], a_secret[i], a_user[i], a_data[i], a_created[i],
