@@ -277,17 +277,30 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
     }
   });
 
+  /** A third connection that holds one session row (FOR UPDATE) until release(); end() lets go of it in any case. */
+  const holdRow = async (q: string, id: string) => {
+    const c = new pg.Client({ connectionString: pg0.server.url });
+    await c.connect();
+    await c.query('BEGIN');
+    await c.query(`SELECT 1 FROM ${q}.lapse_sessions WHERE id = $1 FOR UPDATE`, [id]);
+    return {
+      release: () => c.query('COMMIT'),
+      end: async () => {
+        await c.query('ROLLBACK').catch(() => {});
+        await c.end();
+      },
+    };
+  };
+
   it('a session row held by another transaction holds up only its own update, not the batch', async () => {
     const schema = randomName('busy');
     const q = `"${schema}"`;
     const b = postgres({ url: pg0.server.url, schema, logger: silentLogger });
-    const holder = new pg.Client({ connectionString: pg0.server.url });
-    await holder.connect();
+    let holder: Awaited<ReturnType<typeof holdRow>> | undefined;
     try {
       const now = Date.now();
       for (const id of ['b1', 'b2', 'b3', 'b4']) await b.insert(sessionRecord(id, now), now, {});
-      await holder.query('BEGIN');
-      await holder.query(`SELECT 1 FROM ${q}.lapse_sessions WHERE id = 'b2' FOR UPDATE`);
+      holder = await holdRow(q, 'b2');
       let heldDone = false;
       const held = b.update('b2', '{"late":true}', now, {}).then((r) => {
         heldDone = true;
@@ -299,12 +312,11 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
       expect(first).not.toBe('stuck');
       expect((first as { version: number }[]).map((r) => r.version)).toEqual([2, 2, 2]);
       expect(heldDone).toBe(false);
-      await holder.query('COMMIT');
+      await holder.release();
       // b2's own update ran again on its own, waited for the row, and wrote once.
       expect(await held).toMatchObject({ id: 'b2', version: 2, data: '{"late":true}' });
     } finally {
-      await holder.query('ROLLBACK').catch(() => {});
-      await holder.end();
+      await holder?.end();
       await b.close();
     }
   });
@@ -323,8 +335,7 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
       expect(await waiting()).toBe(n);
     };
     const before = await deadlocks();
-    const holder = new pg.Client({ connectionString: pg0.server.url });
-    await holder.connect();
+    let holder: Awaited<ReturnType<typeof holdRow>> | undefined;
     try {
       const now = Date.now();
       // Inserted in reverse id order: the user's rows in recency (and physical) order are k12 … k01.
@@ -332,18 +343,17 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
       for (const id of ids) await a.insert(sessionRecord(id, now, { userId: 'everywhere' }), now, {});
       // Force the interleaving: a third transaction holds k06; the batch (ids in order) takes
       // k01…k05 and waits for it; then "log out everywhere" starts while the batch waits.
-      await holder.query('BEGIN');
-      await holder.query(`SELECT 1 FROM ${q}.lapse_sessions WHERE id = 'k06' FOR UPDATE`);
+      holder = await holdRow(q, 'k06');
       const batch = Promise.allSettled(ids.map((id) => a.update(id, '{"x":1}', now, {})));
       await until(1);
       const removed = b.removeUser('everywhere', now);
       await until(2);
-      await holder.query('COMMIT');
+      await holder.release();
       const [updates, ended] = await Promise.all([batch, removed]);
       expect(updates.every((u) => u.status === 'fulfilled')).toBe(true);
       expect(ended).toHaveLength(12);
     } finally {
-      await holder.end();
+      await holder?.end();
       await a.close();
       await b.close();
     }

@@ -11,9 +11,10 @@ export const MAX_DATA_DEPTH = 64;
 /**
  * Checks that `value` is plain JSON (null, booleans, finite numbers, strings, arrays and
  * plain objects, no cycles, at most MAX_DATA_DEPTH levels deep) and returns its JSON text. Anything else is
- * LAPSE_INVALID_INPUT; text over `maxBytes` is LAPSE_PAYLOAD_TOO_LARGE.
+ * LAPSE_INVALID_INPUT; text over `maxBytes` is LAPSE_PAYLOAD_TOO_LARGE. `encoded`: the caller's
+ * JSON text of `value` (EncodedData), checked and returned instead of encoding again.
  */
-export function encodeData(value: unknown, maxBytes: number): string {
+export function encodeData(value: unknown, maxBytes: number, encoded?: string): string {
   // A plain value passes without building anything; only a failure walks again to name where.
   // Emptied first: a getter or proxy that threw during an earlier check may have left some.
   ancestors.length = 0;
@@ -22,7 +23,8 @@ export function encodeData(value: unknown, maxBytes: number): string {
     assertJson(value, '$', new Set(), 0);
     throw invalid('$', 'not JSON');
   }
-  const text = JSON.stringify(value);
+  // Encoded only once the value is known to be JSON (a cycle or a deep value would throw in stringify).
+  const text = encoded ?? JSON.stringify(value);
   // Cheap pre-check: UTF-8 is at most 3 bytes per UTF-16 unit.
   if (text.length * 3 > maxBytes && Buffer.byteLength(text) > maxBytes) {
     throw errors.payloadTooLarge('session data', Buffer.byteLength(text), maxBytes);
@@ -33,7 +35,7 @@ export function encodeData(value: unknown, maxBytes: number): string {
 /**
  * Data an integration has encoded already: `text` is its JSON text and `value` is
  * JSON.parse(text) (express-session's own JSON round trip), passed to set/update under
- * ENCODED so the store checks it as encodeData does but does not encode it again.
+ * ENCODED so the store checks it (encodeData with its text) but does not encode it again.
  */
 export interface EncodedData {
   text: string;
@@ -42,18 +44,6 @@ export interface EncodedData {
 
 /** The option key of EncodedData on store.set and store.update (internal to the integrations). */
 export const ENCODED: unique symbol = Symbol('lapse.encoded');
-
-/** The text of caller-encoded data, checked as encodeData checks (plain JSON, depth, size). */
-export function encodedText(enc: EncodedData, maxBytes: number): string {
-  ancestors.length = 0;
-  // JSON.parse output is plain JSON; only a too deep value fails here, and encodeData names where.
-  if (!isJson(enc.value, 0)) return encodeData(enc.value, maxBytes);
-  const text = enc.text;
-  if (text.length * 3 > maxBytes && Buffer.byteLength(text) > maxBytes) {
-    throw errors.payloadTooLarge('session data', Buffer.byteLength(text), maxBytes);
-  }
-  return text;
-}
 
 /** Ancestors of the value being checked (a cycle is a value that is its own ancestor); reused, never reentered. */
 const ancestors: object[] = [];

@@ -47,23 +47,18 @@ export class ParsedDataCache {
 
   /** The data of a record just written (a new version): parsed and kept, without looking up the old one. */
   put(rec: SessionRecord): unknown {
-    const value = parseData(rec);
-    if ((rec as ParsedSlot).parsedData !== undefined) {
-      (rec as ParsedSlot).parsedData = value;
-      return value;
-    }
-    this.entries?.set(rec.id, { version: rec.version, text: rec.data, value });
-    return value;
+    return this.keep(rec, parseData(rec));
   }
 
   /** The data of a record just written, when the caller holds it parsed already (JSON.parse of rec.data): frozen and kept. */
   putParsed(rec: SessionRecord, parsed: unknown): unknown {
-    const value = deepFreeze(parsed);
-    if ((rec as ParsedSlot).parsedData !== undefined) {
-      (rec as ParsedSlot).parsedData = value;
-      return value;
-    }
-    this.entries?.set(rec.id, { version: rec.version, text: rec.data, value });
+    return this.keep(rec, deepFreeze(parsed));
+  }
+
+  /** Keeps `value` as the parsed data of `rec`: in the record's own slot if it has one, else in the cache. */
+  private keep(rec: SessionRecord, value: unknown): unknown {
+    if ((rec as ParsedSlot).parsedData !== undefined) (rec as ParsedSlot).parsedData = value;
+    else this.entries?.set(rec.id, { version: rec.version, text: rec.data, value });
     return value;
   }
 

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { Awaitable, Backend, BackendStats, InsertPolicy } from './backend.js';
 import { memory } from '../backends/memory/memory.js';
 import { timerClock, type TimerClock } from './clock.js';
-import { ENCODED, type EncodedData, encodeData, encodedText } from './data.js';
+import { ENCODED, type EncodedData, encodeData } from './data.js';
 import { type Duration, MAX_LEASE_MS } from './duration.js';
 import { CleanupSteps } from './cleanup.js';
 import { backendError, errors, isLapseError, LapseError } from './errors.js';
@@ -205,7 +205,7 @@ export class SessionStore {
     const expected = opts.expectedVersion;
     if (typeof data !== 'function') {
       const enc = opts[ENCODED];
-      const text = enc ? encodedText(enc, this.opts.maxDataBytes) : encodeData(data, this.opts.maxDataBytes);
+      const text = enc ? encodeData(enc.value, this.opts.maxDataBytes, enc.text) : encodeData(data, this.opts.maxDataBytes);
       const write = async (): Promise<SessionRecord> => {
         const now = this.clock.now();
         return this.call(() => this.backend.update(id, text, now, { expectedVersion: expected, fence }));
@@ -507,7 +507,7 @@ export class SessionStore {
       this.assertOpen();
       checkId(id);
       enc = opts[ENCODED];
-      text = enc ? encodedText(enc, this.opts.maxDataBytes) : encodeData(data, this.opts.maxDataBytes);
+      text = enc ? encodeData(enc.value, this.opts.maxDataBytes, enc.text) : encodeData(data, this.opts.maxDataBytes);
       const idle = opts.idleTimeout === undefined ? undefined : inputDuration(opts.idleTimeout, 'idleTimeout');
       const abs = opts.absoluteTimeout === undefined ? undefined : inputDuration(opts.absoluteTimeout, 'absoluteTimeout');
       now = this.clock.now();

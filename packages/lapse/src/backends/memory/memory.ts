@@ -48,7 +48,7 @@ class Entry implements SessionRecord, ParsedSlot {
   /** Neighbours in its user's list (least recently used first), found by user id in byUser: O(1) unlinking. */
   userPrev: Entry | undefined = undefined;
   userNext: Entry | undefined = undefined;
-    /** The store's parsed, frozen copy of `data` (ParsedSlot): null until read, and again after every write of data. */
+  /** The store's parsed, frozen copy of `data` (ParsedSlot): null until read, and again after every write of data. */
   parsedData: unknown = null;
 
   /** True once removed from the backend: the expiry queue skips it without a Map lookup. */

@@ -271,10 +271,7 @@ export class PostgresBackend implements Backend {
 
   /** The updates of one moment: one statement, one commit, in id order (the lock order of session rows). */
   private async updateBatch(items: UpdateItem[]): Promise<(SessionRecord | Error | Promise<SessionRecord>)[]> {
-    if (items.length === 1) {
-      const u = items[0] as UpdateItem;
-      return [fromJson(value<SessionJson>(await this.run('update', this.st.update, [u.id, u.data, u.now, u.expected, u.fence])))];
-    }
+    if (items.length === 1) return [await this.updateOne(items[0] as UpdateItem)];
     const order = sortedBy(items, (u) => u.id);
     const sent = order.map((i) => items[i] as UpdateItem);
     const r = await this.run('update', this.st.updateMany, [
@@ -289,11 +286,16 @@ export class PostgresBackend implements Backend {
     for (let k = 0; k < got.length; k++) {
       if (got[k]?.c !== BUSY) continue;
       const u = sent[k] as UpdateItem;
-      const again = chain.then(() => this.run('update', this.st.update, [u.id, u.data, u.now, u.expected, u.fence])).then((one) => fromJson(value<SessionJson>(one)));
+      const again = chain.then(() => this.updateOne(u));
       chain = again.catch(() => {});
       out[order[k] as number] = again;
     }
     return out;
+  }
+
+  /** One update as its own statement (lapse_update: it waits for its row). */
+  private async updateOne(u: UpdateItem): Promise<SessionRecord> {
+    return fromJson(value<SessionJson>(await this.run('update', this.st.update, [u.id, u.data, u.now, u.expected, u.fence])));
   }
 
   /**
@@ -303,10 +305,9 @@ export class PostgresBackend implements Backend {
   private async insertBatch(items: InsertItem[]): Promise<(InsertOut | Error)[]> {
     const decode = (out: { record: SessionJson; ended: Ended[] | null }): InsertOut => ({ record: fromJson(out.record), ended: out.ended ?? [] });
     if (items.length === 1) return [decode(value(await this.run('insert', this.st.insert, (items[0] as InsertItem).args)))];
-    const order = items.map((_, i) => i);
-    const columns = Array.from({ length: 21 }, (_, c) => items.map((it) => it.args[c]));
+    const columns = (items[0] as InsertItem).args.map((_, c) => items.map((it) => it.args[c]));
     const r = await this.run('insert', this.st.insertMany, columns);
-    return answers(order, value<Answer<{ record: SessionJson; ended: Ended[] | null }>[]>(r), 'insert', decode);
+    return value<Answer<{ record: SessionJson; ended: Ended[] | null }>[]>(r).map((a) => answerOf(a, 'insert', decode));
   }
 
   /** One named statement, once the schema is ready; failures mapped (errors.ts). */
@@ -379,12 +380,16 @@ function sortedBy<T>(items: T[], key: (t: T) => string): number[] {
   });
 }
 
-/** A batch's answers (in the order sent) back in the callers' order, refusals as their LapseErrors. */
+/** One item's answer: its decoded row, or its refusal as its LapseError. */
+function answerOf<T, O>(a: Answer<T>, what: string, decode: (t: T) => O): O | Error {
+  return a.c === undefined ? decode(a.r as T) : mapError(what, Object.assign(new Error(a.m), { code: a.c }));
+}
+
+/** A batch's answers (in the order sent) back in the callers' order. */
 function answers<T, O>(order: number[], got: Answer<T>[], what: string, decode: (t: T) => O): (O | Error)[] {
   const out = new Array<O | Error>(order.length);
   order.forEach((i, k) => {
-    const a = got[k] as Answer<T>;
-    out[i] = a.c === undefined ? decode(a.r as T) : mapError(what, Object.assign(new Error(a.m), { code: a.c }));
+    out[i] = answerOf(got[k] as Answer<T>, what, decode);
   });
   return out;
 }

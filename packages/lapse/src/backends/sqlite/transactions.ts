@@ -137,10 +137,7 @@ class SessionOps {
     const v = expectedVersion ?? null;
     const row = this.st.updateData.get(data, id, now, now, fence ?? null, v, v) as unknown[] | undefined;
     if (row) return fromTuple(id, row);
-    const cur = this.st.get.get(id, now) as SessionRow | undefined;
-    if (!cur) throw errors.notFound(id);
-    this.checkLease(cur, now, fence);
-    if (expectedVersion !== undefined && expectedVersion !== cur.version) throw errors.versionConflict(id, cur.version, expectedVersion);
+    this.writable(id, now, expectedVersion, fence);
     return slow(id, data, now, expectedVersion, fence);
   }
 
@@ -151,12 +148,17 @@ class SessionOps {
   }
 
   update(id: string, data: string, now: number, expectedVersion?: number, fence?: number): SessionRecord {
+    this.writable(id, now, expectedVersion, fence);
+    return toRecord(this.st.setData.get(data, id) as SessionRow);
+  }
+
+  /** The checks of an update, in their order: a live session, no lease in force but the caller's, the expected version. */
+  private writable(id: string, now: number, expectedVersion: number | undefined, fence: number | undefined): void {
     const row = this.live(id, now);
     this.checkLease(row, now, fence);
     if (expectedVersion !== undefined && expectedVersion !== row.version) {
       throw errors.versionConflict(id, row.version, expectedVersion);
     }
-    return toRecord(this.st.setData.get(data, id) as SessionRow);
   }
 
   remove(id: string, now: number, fence: number | undefined, force: boolean): SessionRecord | null {
