@@ -121,13 +121,18 @@ class IdMap {
     return this.shards[(id.charCodeAt(0) + 5 * id.charCodeAt(id.length - 1)) & 63] as Map<string, Entry>;
   }
 
+  /**
+   * The entry of `id`, live or not, or a removed one still in its Map: that one's expiresAt is
+   * -Infinity (see drop), so a caller's `expiresAt > now` check turns it away with no other read.
+   */
   get(id: string): Entry | undefined {
-    const e = this.shard(id).get(id);
-    return e === undefined || e.dropped ? undefined : e;
+    return this.shard(id).get(id);
   }
 
+  /** Whether an entry that was not removed has this id. */
   has(id: string): boolean {
-    return this.get(id) !== undefined;
+    const e = this.shard(id).get(id);
+    return e !== undefined && !e.dropped;
   }
 
   set(id: string, e: Entry): void {
@@ -262,7 +267,8 @@ export class MemoryBackend implements Backend {
 
   insert(rec: SessionRecord, now: number, policy: InsertPolicy, opts: { replace?: boolean; fence?: number } = {}) {
     const ended: Ended[] = [];
-    const existing = this.byId.get(rec.id);
+    const found = this.byId.get(rec.id);
+    const existing = found?.dropped ? undefined : found;
     if (existing && existing.expiresAt > now) {
       if (!opts.replace) throw new LapseError('LAPSE_INVALID_INPUT', `a session with id ${rec.id} exists`);
       this.checkLease(existing, now, opts.fence);
@@ -431,8 +437,8 @@ export class MemoryBackend implements Backend {
     while (ended.length < limit) {
       const e = this.soonestExpired(now);
       if (!e) break;
-      this.drop(e, true);
       ended.push({ id: e.id, userId: e.userId, reason: expiryReason(e) });
+      this.drop(e, true);
     }
     if (this.orderGarbage > 0) {
       if (this.byId.size === 0) {
@@ -735,6 +741,8 @@ export class MemoryBackend implements Backend {
     e.lruNext = e; // dropped
     if (lazily) {
       this.byId.removeLazily();
+      // Never live again for a lookup that finds it in byId, whatever the clock says.
+      e.expiresAt = Number.NEGATIVE_INFINITY;
       this.orderGarbage++;
       // It waits in byOrder for the walk: let its data go now (nothing reads a swept entry's data).
       e.data = '';
