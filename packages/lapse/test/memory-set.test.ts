@@ -14,6 +14,19 @@ describe('memory set: an upsert of a live session, in place', () => {
     return { clock, store };
   };
 
+  it('an upsert of the same data keeps its parsed copy; other data is parsed anew', async () => {
+    const { store } = open();
+    const first = await store.set('a', { n: 1, tags: ['x'] });
+    const same = await store.set('a', { n: 1, tags: ['x'] });
+    expect(same.version).toBe(2);
+    expect(same.data).toBe(first.data);
+    expect(Object.isFrozen((same.data as { tags: string[] }).tags)).toBe(true);
+    const other = await store.set('a', { n: 2, tags: ['x'] });
+    expect(other.data).toEqual({ n: 2, tags: ['x'] });
+    expect((await store.get('a'))?.data).toBe(other.data);
+    await store.close();
+  });
+
   it('moving a session to another user updates both users, and the new user cap applies', async () => {
     const { store } = open();
     await store.set('a', { n: 1 }, { userId: 'u1' });

@@ -10,6 +10,8 @@ const rec = (id: string, now: number, idle = 60_000) =>
 
 /** What the id index (B+ tree) still holds, removed entries included. */
 const indexed = (b: MemoryBackend) => (b as unknown as { byOrder: { size: number } }).byOrder.size;
+/** Removed entries the id Maps still hold. */
+const idGarbage = (b: MemoryBackend) => (b as unknown as { byId: { garbage: number } }).byId.garbage;
 
 describe('memory sweep: removed entries leave the id index lazily', () => {
   it('swept ids are skipped by scan, can be used again, and go from the index with the last live session', () => {
@@ -28,6 +30,31 @@ describe('memory sweep: removed entries leave the id index lazily', () => {
     expect(b.scan(null, 100, now + 120_000)).toEqual([]);
   });
 
+  it('swept entries left in the id Maps are never found live, even with the clock set back, and go with the last live one', () => {
+    const b = new MemoryBackend();
+    const now = 10_000;
+    for (let i = 0; i < 4; i++) b.insert(rec(`s${i}`, now, i < 2 ? 1_000 : 60_000), now, {});
+    expect(b.sweep(now + 2_000, 100).map((e) => [e.id, e.reason])).toEqual([
+      ['s0', 'idle'],
+      ['s1', 'idle'],
+    ]);
+    expect(idGarbage(b)).toBe(2);
+    // Earlier than the sweep: the removed entry stays removed for every lookup.
+    expect(b.get('s0', now)).toBeNull();
+    expect(b.touch('s0', now, 1, now)).toBeNull();
+    expect(b.remove('s1', now, {})).toBeNull();
+    expect(() => b.update('s1', '{}', now, {})).toThrow(/not found|s1/);
+    expect(b.count(now)).toBe(2);
+    expect(b.stats(now).sessions).toBe(2);
+    // A rotate may take a swept id; a live one it may not.
+    expect(b.rotate('s2', { id: 's0', secretHash: '' }, now, {}).id).toBe('s0');
+    expect(idGarbage(b)).toBe(1);
+    expect(() => b.rotate('s3', { id: 's0', secretHash: '' }, now, {})).toThrow(/exists/);
+    expect(b.sweep(now + 120_000, 100).map((e) => e.id).sort()).toEqual(['s0', 's3']);
+    expect(idGarbage(b)).toBe(0);
+    expect(b.stats(now + 120_000).sessions).toBe(0);
+  });
+
   it('once removed entries outnumber the live ones, a background walk takes them out of the index', async () => {
     const b = new MemoryBackend();
     const now = 10_000;
@@ -36,6 +63,7 @@ describe('memory sweep: removed entries leave the id index lazily', () => {
     expect(indexed(b)).toBe(5_000);
     for (let i = 0; i < 50 && indexed(b) > 1_000; i++) await new Promise<void>((r) => setImmediate(r));
     expect(indexed(b)).toBe(1_000);
+    expect(idGarbage(b)).toBe(0);
     const ids: string[] = [];
     for (let after: string | null = null; ; ) {
       const page = b.scan(after, 300, now + 2_000);
