@@ -80,7 +80,7 @@ export async function inTurns(
   rounds: number,
   sides: (() => Promise<OpsResult>)[],
   base = sides.length - 1,
-): Promise<{ results: OpsResult[]; ratios: number[] }> {
+): Promise<{ results: OpsResult[]; ratios: number[]; runs: OpsResult[][] }> {
   const runs: OpsResult[][] = sides.map(() => []);
   for (let round = 0; round < rounds; round++) {
     for (let k = 0; k < sides.length; k++) {
@@ -93,7 +93,7 @@ export async function inTurns(
     const perRound = list.map((r, i) => r.opsPerSec / (baseRuns[i] as OpsResult).opsPerSec).sort((x, y) => x - y);
     return perRound[Math.floor(rounds / 2)] as number;
   });
-  return { results: runs.map(medianRound), ratios };
+  return { results: runs.map(medianRound), ratios, runs };
 }
 
 /** Two contenders in turns (see inTurns): each side's median round, and the median per-round ratio a / b. */

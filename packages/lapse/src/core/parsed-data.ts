@@ -10,6 +10,15 @@ export interface ParsedSlot {
   parsedData?: unknown;
 }
 
+/**
+ * One read miss in this many is kept (as the SQLite read cache admits its misses): a session
+ * read again and again gets in after a few reads, while a stream of sessions each read once
+ * (uniform traffic over many more sessions than fit) does not churn the cache. Keeping every
+ * miss cost a random validate on SQLite an entry object and a map insert that outlive a few
+ * young-generation GCs and are promoted, for nothing.
+ */
+const ADMIT_EVERY = 8;
+
 interface Parsed {
   version: number;
   text: string;
@@ -23,12 +32,16 @@ interface Parsed {
  */
 export class ParsedDataCache {
   private readonly entries: GenerationalMap<string, Parsed> | undefined;
+  private misses = 0;
 
   constructor(max: number) {
     if (max > 0) this.entries = new GenerationalMap(max);
   }
 
-  /** The data of `rec`, parsed and deeply frozen; the same object while id, version and text are unchanged. */
+  /**
+   * The data of `rec`, parsed and deeply frozen; once kept (see ADMIT_EVERY), the same object
+   * while id, version and text are unchanged.
+   */
   of(rec: SessionRecord): unknown {
     const slot = (rec as ParsedSlot).parsedData;
     if (slot !== undefined) {
@@ -38,10 +51,13 @@ export class ParsedDataCache {
       (rec as ParsedSlot).parsedData = value;
       return value;
     }
-    const hit = this.entries?.get(rec.id);
+    const entries = this.entries;
+    if (entries === undefined) return parseData(rec);
+    const hit = entries.get(rec.id);
     if (hit !== undefined && hit.version === rec.version && hit.text === rec.data) return hit.value;
     const value = parseData(rec);
-    this.entries?.set(rec.id, { version: rec.version, text: rec.data, value });
+    // A stale entry is replaced at once; a new id is kept one miss in ADMIT_EVERY (see there).
+    if (hit !== undefined || ++this.misses % ADMIT_EVERY === 0) entries.set(rec.id, { version: rec.version, text: rec.data, value });
     return value;
   }
 
