@@ -5,7 +5,8 @@
  * Lapse runs with group commit (`sqlite({ synchronous }).grouped()`) driven by 32 concurrent
  * callers, as a server's requests are, and without it; the bare statement cannot group (each
  * call is its own transaction), so it runs in a plain loop, its best case.
- * Run: flock /tmp/lapse-bench.lock node --import tsx bench/sqlite-durable.ts
+ * Run: flock -x /tmp/lapse-cpu.lock node --expose-gc --import tsx bench/sqlite-durable.ts
+ * Knobs: BENCH_LEVELS (full,normal), BENCH_QUICK=1, DURABLE_OUT (results name, default sqlite-durable).
  */
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -91,7 +92,7 @@ async function level(sync: 'full' | 'normal') {
 // BENCH_LEVELS=normal (or full) runs one level only, for a quick look; the results file wants both.
 for (const sync of (process.env.BENCH_LEVELS ?? 'full,normal').split(',') as ('full' | 'normal')[]) await level(sync);
 tmp.cleanup();
-writeResults('sqlite-durable', 'SQLite writes at equal durability: Lapse (group commit) vs the bare statement, FULL and NORMAL', rows, [
+writeResults(process.env.DURABLE_OUT ?? 'sqlite-durable', 'SQLite writes at equal durability: Lapse (group commit) vs the bare statement, FULL and NORMAL', rows, [
   `Each file: WAL, 32 MiB page cache, the synchronous level of its row; ${fmt(SEED)} sessions (rows) before timing. Sides take turns of ${TURN_MS} ms, ${ROUNDS} rounds, the order rotated every round; ops/s is each side's median round, "vs bare" the median of per-round ratios to the bare statement of that level.`,
   `"grouped": store.create / store.update on sqlite({ synchronous }).grouped(), ${CALLERS} concurrent callers (each awaits its write, as a request does); the writes of one event-loop turn share a transaction and its fsync. "direct": the same store on the plain backend, one awaited call at a time (one transaction per write). "bare": a prepared INSERT / UPDATE by primary key, one autocommit transaction per call, in a plain loop.`,
   'A Lapse create also writes its slot, four indexes and the per-user counters; an update bumps the version and checks the lease; the bare table has one primary key.',
