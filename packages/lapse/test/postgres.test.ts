@@ -277,6 +277,25 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
     }
   });
 
+  it('group commit sends each column as array literal text: awkward strings and NULLs come back exactly', async () => {
+    const b = postgres({ url: pg0.server.url, schema: randomName('literal'), logger: silentLogger });
+    const awkward = ['', 'NULL', 'null', ' a b ', 'a,b', '{x}', '"q"', 'back\\slash', '\\"', 'tab\there', 'é ✓ 𝄞', "it's"];
+    try {
+      const now = Date.now();
+      // One tick: one insert_many, then one update_many, then one get_many, all through the literals.
+      await Promise.all(awkward.map((v, i) => b.insert(sessionRecord(`a${i}`, now, { userId: v === '' ? null : v, data: JSON.stringify({ v }) }), now, {})));
+      const got = await Promise.all(awkward.map((_, i) => b.get(`a${i}`, now)));
+      expect(got.map((r) => r?.userId ?? null)).toEqual(awkward.map((v) => (v === '' ? null : v)));
+      expect(got.map((r) => r?.data)).toEqual(awkward.map((v) => JSON.stringify({ v })));
+      await Promise.all(awkward.map((v, i) => b.update(`a${i}`, JSON.stringify({ w: v }), now, {})));
+      const after = await Promise.all(awkward.map((_, i) => b.get(`a${i}`, now)));
+      expect(after.map((r) => r?.data)).toEqual(awkward.map((v) => JSON.stringify({ w: v })));
+      expect(after.every((r) => r?.version === 2)).toBe(true);
+    } finally {
+      await b.close();
+    }
+  });
+
   /** A third connection that holds one session row (FOR UPDATE) until release(); end() lets go of it in any case. */
   const holdRow = async (q: string, id: string) => {
     const c = new pg.Client({ connectionString: pg0.server.url });

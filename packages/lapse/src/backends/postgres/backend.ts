@@ -5,6 +5,7 @@ import { errors } from '../../core/errors.js';
 import { defaultLogger, type Logger } from '../../util/logger.js';
 import type { Ended, LockState, SessionRecord } from '../../core/session.js';
 import { mapError } from './errors.js';
+import { arrayLiteral } from './array-literal.js';
 import { Batcher } from './batch.js';
 import { postgresJobLease } from './job-lease.js';
 import { migrate } from './migrate.js';
@@ -262,7 +263,7 @@ export class PostgresBackend implements Backend {
       return [row ? recordOf(row) : null];
     }
     const found = new Map<string, SessionRecord>();
-    for (const row of (await this.run('get', this.st.getMany, [[...new Set(ids)]])).rows as unknown[][]) {
+    for (const row of (await this.run('get', this.st.getMany, [arrayLiteral([...new Set(ids)])])).rows as unknown[][]) {
       const rec = recordOf(row);
       found.set(rec.id, rec);
     }
@@ -275,7 +276,11 @@ export class PostgresBackend implements Backend {
     const order = sortedBy(items, (u) => u.id);
     const sent = order.map((i) => items[i] as UpdateItem);
     const r = await this.run('update', this.st.updateMany, [
-      sent.map((u) => u.id), sent.map((u) => u.data), sent.map((u) => u.now), sent.map((u) => u.expected), sent.map((u) => u.fence),
+      arrayLiteral(sent.map((u) => u.id)),
+      arrayLiteral(sent.map((u) => u.data)),
+      arrayLiteral(sent.map((u) => u.now)),
+      arrayLiteral(sent.map((u) => u.expected)),
+      arrayLiteral(sent.map((u) => u.fence)),
     ]);
     const got = value<Answer<SessionJson>[]>(r);
     const out: (SessionRecord | Error | Promise<SessionRecord>)[] = answers(order, got, 'update', fromJson);
@@ -305,7 +310,7 @@ export class PostgresBackend implements Backend {
   private async insertBatch(items: InsertItem[]): Promise<(InsertOut | Error)[]> {
     const decode = (out: { record: SessionJson; ended: Ended[] | null }): InsertOut => ({ record: fromJson(out.record), ended: out.ended ?? [] });
     if (items.length === 1) return [decode(value(await this.run('insert', this.st.insert, (items[0] as InsertItem).args)))];
-    const columns = (items[0] as InsertItem).args.map((_, c) => items.map((it) => it.args[c]));
+    const columns = (items[0] as InsertItem).args.map((_, c) => arrayLiteral(items.map((it) => it.args[c])));
     const r = await this.run('insert', this.st.insertMany, columns);
     return value<Answer<{ record: SessionJson; ended: Ended[] | null }>[]>(r).map((a) => answerOf(a, 'insert', decode));
   }
