@@ -61,8 +61,14 @@ export class ParsedDataCache {
     return value;
   }
 
-  /** The data of a record just written (a new version): parsed and kept, without looking up the old one. */
+  /**
+   * The data of a record just written (a new version): parsed and kept, without looking up the
+   * old one. A record that kept its own parse (its backend wrote the same text again, and clears
+   * the slot whenever the text changes) is not parsed again.
+   */
   put(rec: SessionRecord): unknown {
+    const slot = (rec as ParsedSlot).parsedData;
+    if (slot !== undefined && slot !== null) return slot;
     return this.keep(rec, parseData(rec));
   }
 

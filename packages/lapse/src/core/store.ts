@@ -13,7 +13,7 @@ import { LockLine } from './lock-line.js';
 import { LockWaiters } from './lock-waiters.js';
 import { defaultLogger, type Logger } from '../util/logger.js';
 import { type JobHandle, Scheduler } from '../scheduler/scheduler.js';
-import { ParsedDataCache, type ParsedSlot } from './parsed-data.js';
+import { ParsedDataCache } from './parsed-data.js';
 import { activeLock, type Ended, newRecord, type Session, type SessionRecord, toSession } from './session.js';
 import { type ResolvedOptions, resolveOptions, type StoreOptions, touchIntervalFor } from './store-options.js';
 import { conflictBackoff, UPDATE_BASIS, UpdateQueue } from './update-queue.js';
@@ -537,14 +537,7 @@ export class SessionStore {
     }
     // The data was just written: parsed from its text (a frozen copy), with no cache lookup first;
     // caller-encoded data (ENCODED) is parsed already and kept as it is.
-    // A record that kept its parsed copy (the memory backend, same text written again) is not parsed again.
-    const slot = (record as ParsedSlot).parsedData;
-    const parsed =
-      enc && record.data === text
-        ? this.parsed.putParsed(record, enc.value)
-        : slot !== undefined && slot !== null
-          ? slot
-          : this.parsed.put(record);
+    const parsed = enc && record.data === text ? this.parsed.putParsed(record, enc.value) : this.parsed.put(record);
     return toSession(record, now, 0, parsed);
   }
 

@@ -104,16 +104,14 @@ class UserList {
  * The entries by id, in 64 Maps chosen by the id's first and last characters: a V8 Map rehashes all its
  * entries when it shrinks to a quarter, and a sweep of a million sessions would block the
  * event loop for tens of ms each time; 64 smaller Maps rehash a 64th each. An entry the sweep
- * removes stays in its Map (`garbage`), skipped by get(), until the backend empties (all
+ * removes stays in its Map (marked dropped), skipped by get(), until the backend empties (all
  * Maps dropped at once) or the background walk over byOrder takes it out (deleteRemoved):
  * a Map delete per swept entry was about 40% of a sweep.
  */
 class IdMap {
-  private shards: Map<string, Entry>[] = Array.from({ length: 64 }, () => new Map());
-  /** Live entries. */
+  private readonly shards: Map<string, Entry>[] = Array.from({ length: 64 }, () => new Map());
+  /** Live entries (the Maps also hold the removed ones not yet taken out). */
   size = 0;
-  /** Removed entries still in the Maps. */
-  garbage = 0;
 
   private shard(id: string): Map<string, Entry> {
     // A random base64url id's first character is uniform over 64 (its last one carries 2 bits);
@@ -139,11 +137,7 @@ class IdMap {
     const m = this.shard(id);
     const old = m.get(id);
     m.set(id, e);
-    if (old === undefined) this.size++;
-    else if (old.dropped) {
-      this.garbage--;
-      this.size++;
-    }
+    if (old === undefined || old.dropped) this.size++;
   }
 
   /** Takes out the live entry of `id` (a removed one of the same id was replaced by it in set()). */
@@ -154,22 +148,17 @@ class IdMap {
   /** A live entry removed (already marked dropped) but left in its Map, for later. */
   removeLazily(): void {
     this.size--;
-    this.garbage++;
   }
 
   /** Takes out `e`, a removed entry left in its Map, unless an entry of the same id replaced it. */
   deleteRemoved(e: Entry): void {
     const m = this.shard(e.id);
-    if (m.get(e.id) === e) {
-      m.delete(e.id);
-      this.garbage--;
-    }
+    if (m.get(e.id) === e) m.delete(e.id);
   }
 
   clear(): void {
-    if (this.size + this.garbage > 0) this.shards = Array.from({ length: 64 }, () => new Map());
+    for (let i = 0; i < this.shards.length; i++) if ((this.shards[i] as Map<string, Entry>).size > 0) this.shards[i] = new Map();
     this.size = 0;
-    this.garbage = 0;
   }
 }
 
