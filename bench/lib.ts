@@ -89,11 +89,13 @@ export async function inTurns(
     }
   }
   const baseRuns = runs[base] as OpsResult[];
-  const ratios = runs.map((list) => {
-    const perRound = list.map((r, i) => r.opsPerSec / (baseRuns[i] as OpsResult).opsPerSec).sort((x, y) => x - y);
-    return perRound[Math.floor(rounds / 2)] as number;
-  });
+  const ratios = runs.map((list) => roundRatios(list, baseRuns)[Math.floor(rounds / 2)] as number);
   return { results: runs.map(medianRound), ratios, runs };
+}
+
+/** The ratios of two sides' rounds taken in the same turns (a[i] / b[i]), sorted: their median is the figure quoted. */
+export function roundRatios(a: readonly OpsResult[], b: readonly OpsResult[]): number[] {
+  return a.map((r, i) => r.opsPerSec / (b[i] as OpsResult).opsPerSec).sort((x, y) => x - y);
 }
 
 /** Two contenders in turns (see inTurns): each side's median round, and the median per-round ratio a / b. */

@@ -13,7 +13,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { tempDir } from '../test/helpers/tmp.js';
-import { fmt, writeResults } from './lib.js';
+import { fmt, inTurns, measure, type OpsResult, writeResults } from './lib.js';
 
 const ROUNDS = Number(process.env.COST_ROUNDS ?? 5);
 const TURN_MS = 400;
@@ -123,34 +123,28 @@ function open(name: string, v: Variant) {
   return { db, one, frames };
 }
 
-const opened = Object.entries(VARIANTS).map(([name, v]) => ({ name, ...open(name, v), rounds: [] as number[] }));
+const opened = Object.entries(VARIANTS).map(([name, v]) => ({ name, ...open(name, v) }));
 const load = loadavg()[0] as number;
-for (let r = 0; r < ROUNDS; r++) {
-  // Rotate the order every round so no variant always runs first or last.
-  for (let k = 0; k < opened.length; k++) {
-    const o = opened[(k + r) % opened.length] as (typeof opened)[number];
-    const t0 = performance.now();
-    let c = 0;
-    while (performance.now() - t0 < TURN_MS) {
-      o.one();
-      c++;
-    }
-    o.rounds.push(c / ((performance.now() - t0) / 1000));
-  }
-}
-const median = (a: number[]) => a.slice().sort((x, y) => x - y)[a.length >> 1] as number;
-const base = median((opened[0] as (typeof opened)[number]).rounds);
-const rows = opened.map((o) => ({
-  variant: o.name,
-  'frames/commit': o.frames.toFixed(2),
-  'ops/s (median)': fmt(median(o.rounds)),
-  'min–max': `${fmt(Math.min(...o.rounds))}–${fmt(Math.max(...o.rounds))}`,
-  'vs v2 insert': (median(o.rounds) / base).toFixed(2),
-}));
+// In turns, the order rotated every round; ratios are the median of per-round ratios to the v2 insert.
+const turns = await inTurns(
+  ROUNDS,
+  opened.map((o) => () => measure(o.name, () => o.one(), TURN_MS)),
+  0,
+);
+const rows = opened.map((o, k) => {
+  const rounds = (turns.runs[k] as OpsResult[]).map((r) => r.opsPerSec);
+  return {
+    variant: o.name,
+    'frames/commit': o.frames.toFixed(2),
+    'ops/s (median)': fmt((turns.results[k] as OpsResult).opsPerSec),
+    'min–max': `${fmt(Math.min(...rounds))}–${fmt(Math.max(...rounds))}`,
+    'vs v2 insert': (turns.ratios[k] as number).toFixed(2),
+  };
+});
 for (const o of opened) o.db.close();
 tmp.cleanup();
 writeResults(process.env.COST_OUT ?? 'sqlite-create-cost', 'What a SQLite create costs, part by part (synchronous NORMAL, WAL, 20k rows)', rows, [
-  `One autocommit INSERT per call, ${ROUNDS} rounds of ${TURN_MS} ms per variant, order rotated each round; ops/s is the median round. frames/commit: WAL pages written per insert over 500 inserts.`,
+  `One autocommit INSERT per call, ${ROUNDS} rounds of ${TURN_MS} ms per variant (after a short warm-up), order rotated each round; ops/s is the median round, "vs v2 insert" the median of per-round ratios. frames/commit: WAL pages written per insert over 500 inserts.`,
   'Users u0..u96 (as bench/sqlite-durable.ts), random 52-bit slots and random ids: the slot and id b-trees take a random leaf each, expires_at and recency the rightmost leaf.',
   `1-minute load average before timing: ${load.toFixed(2)} (2 cores, shared with other work).`,
 ]);

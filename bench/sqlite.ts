@@ -17,7 +17,7 @@ import { createStore } from '../packages/lapse/dist/core/store.js';
 import { constantTimeEqual, formatToken, hashSecret, newId, newSecret } from '../packages/lapse/dist/core/token.js';
 import { tempDir } from '../test/helpers/tmp.js';
 import { fillExpired } from './sqlite-fill.js';
-import { type OpsResult, alternate, fmt, inTurns, measure, progress, uniformOrder, withLoopMonitor, writeResults } from './lib.js';
+import { type OpsResult, alternate, fmt, inTurns, measure, progress, roundRatios, uniformOrder, withLoopMonitor, writeResults } from './lib.js';
 
 const N = 100_000;
 const HOT = 5_000;
@@ -194,7 +194,7 @@ async function throughput() {
     row('reference: minimal validate, uniform (see notes)', floor, select, 'SELECT by primary key, same ids', undefined, uniform.ratios[1]);
     // Lapse against the contract's floor, round by round (the same turns as above).
     const [lapseRuns, floorRuns] = uniform.runs as [OpsResult[], OpsResult[]];
-    const perRound = lapseRuns.map((r, i) => r.opsPerSec / (floorRuns[i] as OpsResult).opsPerSec).sort((x, y) => x - y);
+    const perRound = roundRatios(lapseRuns, floorRuns);
     const vsFloor = perRound[Math.floor(perRound.length / 2)] as number;
     row('validate(token), uniform, against the minimal validate', validate, floor, 'minimal validate (the floor), same turns', 0.85, vsFloor);
     notes.push(`Uniform validate against the floor, per round (sorted; the row quotes the median): ${perRound.map((r) => r.toFixed(2)).join(', ')}.`);
