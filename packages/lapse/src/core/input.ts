@@ -29,9 +29,13 @@ export function checkId(id: unknown): string {
   return id;
 }
 
+/**
+ * Request metadata (ip, user agent): a string, cut to `max`. A NUL is refused: PostgreSQL text
+ * cannot hold one, and in a group commit it would fail the other callers' writes of the batch.
+ */
 function optionalText(v: unknown, name: string, max: number): string | null {
   if (v === undefined || v === null) return null;
-  if (typeof v !== 'string') throw errors.inputMustBe(name, 'a string');
+  if (typeof v !== 'string' || v.includes('\u0000')) throw errors.inputMustBe(name, 'a string without NUL characters');
   return v.slice(0, max);
 }
 

@@ -774,6 +774,14 @@ export function runBackendConformance(runner: ConformanceRunner, target: Conform
         await rejects(store.create({ nope: 1 } as never), 'LAPSE_INVALID_INPUT');
         await rejects(store.revokeUser(''), 'LAPSE_INVALID_INPUT');
         await rejects(store.lock('x', { ttl: -5 }), 'LAPSE_INVALID_INPUT');
+        // A NUL in request metadata is refused on its own; a create issued beside it is written.
+        const bad = store.create({ userAgent: 'ua\u0000' });
+        const good = store.create({ userAgent: 'ua/1', ip: '127.0.0.1' });
+        await rejects(bad, 'LAPSE_INVALID_INPUT');
+        await rejects(store.create({ ip: '\u0000' }), 'LAPSE_INVALID_INPUT');
+        const { session } = await good;
+        expect((await store.get(session.id))?.meta).toEqual({ ip: '127.0.0.1', userAgent: 'ua/1' });
+        expect(await store.size()).toBe(1);
       });
     });
   });
