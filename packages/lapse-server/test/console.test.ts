@@ -294,10 +294,16 @@ describe.skipIf(!chromiumAvailable())('the live admin console in Chromium', () =
     // The job also runs by itself once a minute: the click's run is the one that ends after it.
     const clickedAt = Date.now();
     await row.locator('button', { hasText: 'Run now' }).click();
-    await expect.poll(async () => Number(await row.locator('td[data-last-run]').getAttribute('data-last-run')), { timeout: WAIT }).toBeGreaterThanOrEqual(clickedAt);
-    const lastRun = Number(await row.locator('td[data-last-run]').getAttribute('data-last-run'));
-    expect(lastRun).toBe(job()?.lastRunAt);
-    expect(Number(await row.locator('td[data-runs]').textContent())).toBe(job()?.runs);
+    // The row shows a run as it starts (running…, runs not yet counted), then as it ends: wait for the end.
+    const shown = async () => ({
+      lastRun: Number(await row.locator('td[data-last-run]').getAttribute('data-last-run')),
+      runs: Number(await row.locator('td[data-runs]').textContent()),
+      running: (await row.locator('td[data-last-run]').textContent()) === 'running…',
+    });
+    await expect.poll(async () => { const s = await shown(); return s.lastRun >= clickedAt && !s.running; }, { timeout: WAIT }).toBe(true);
+    await expect.poll(async () => { const s = await shown(); const j = job(); return j !== undefined && !j.running && s.lastRun === j.lastRunAt && s.runs === j.runs; }, { timeout: WAIT }).toBe(true);
+    const lastRun = (await shown()).lastRun;
+    expect(lastRun).toBeGreaterThanOrEqual(clickedAt);
     expect(job()?.runs).toBeGreaterThan(before?.runs ?? 0);
     expect(await page.locator('#job-runs li').first().textContent()).toContain('session_cleanup');
     await page.close();
