@@ -212,9 +212,14 @@ describe.skipIf(!chromiumAvailable())('the live admin console in Chromium', () =
     await page.click('nav a[data-view="sessions"]');
     await page.fill('#session-prefix', some.slice(0, 3));
     await page.click('#session-search button');
-    await expect.poll(async () => (await page.locator('#sessions tr[data-id]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-id')))).includes(some), { timeout: WAIT }).toBe(true);
-    const matched = await page.locator('#sessions tr[data-id]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-id') as string));
-    expect(matched.every((id) => id.startsWith(some.slice(0, 3)))).toBe(true);
+    // The unfiltered list shown on arrival may hold `some` too: wait for the filtered one (every
+    // row matching), not for `some` alone, which CI once saw before the search had answered.
+    const shown = () => page.locator('#sessions tr[data-id]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-id') as string));
+    const filtered = (ids: string[]) => ids.length > 0 && ids.every((id) => id.startsWith(some.slice(0, 3)));
+    await expect.poll(async () => filtered(await shown()), { timeout: WAIT }).toBe(true);
+    const matched = await shown();
+    expect(matched).toContain(some);
+    expect(filtered(matched)).toBe(true);
 
     // Paging through everything, 10 a page.
     const all = (await store.page({ limit: 1000 })).sessions.map((s) => s.id);

@@ -170,7 +170,7 @@ export class SqliteBackend implements Backend {
       cache?.admitMissing(id);
       return null;
     }
-    const rec = fromTuple(id, row);
+    const rec = fromTuple(id, row, null);
     // Expired, swept or not: never returned (and not worth caching).
     if (rec.expiresAt <= now) return null;
     cache?.admit(rec);

@@ -1,5 +1,6 @@
 import type { Statement } from 'better-sqlite3';
 import { expiresAtOf, type SessionRecord } from '../../core/session.js';
+import type { ParsedSlot } from '../../core/parsed-data.js';
 import type { Db } from './open.js';
 import { homeSlot } from './slot.js';
 
@@ -142,9 +143,9 @@ export function prepareAll(db: Db): Record<StatementName, Statement> {
   return out;
 }
 
-/** A row as the SessionRecord backends hand out. */
+/** A row as the SessionRecord backends hand out (its data parsed through the store's cache: see fromTuple). */
 export function toRecord(row: SessionRow): SessionRecord {
-  return {
+  const rec: SessionRecord & ParsedSlot = {
     id: row.id,
     secretHash: row.secret_hash,
     userId: row.user_id,
@@ -162,7 +163,9 @@ export function toRecord(row: SessionRow): SessionRecord {
         : { owner: row.lock_owner ?? '', fence: row.lock_fence, expiresAt: row.lock_expires_at ?? 0 },
     ip: row.ip,
     userAgent: row.user_agent,
+    parsedData: undefined,
   };
+  return rec;
 }
 
 type Tuple = [
@@ -171,12 +174,17 @@ type Tuple = [
 ];
 
 /**
- * A row of the `read` statement (raw mode) of session `id` as a record.
+ * A row of the `read` statement (raw mode) of session `id` as a record. `parsedData` null (the
+ * read path's records) gives the record a parse of its own (ParsedSlot): the store parses its
+ * data once into the record, with no lookup in its parsed-data cache first, and a record the
+ * read cache hands out again is not parsed again. Sound because the backend never changes a
+ * record it handed out: a write makes a new one. Undefined (the write paths') keeps the parse
+ * in the store's cache, where the next read's fresh record finds it.
  */
-export function fromTuple(id: string, t: unknown[]): SessionRecord {
+export function fromTuple(id: string, t: unknown[], parsedData: null | undefined = undefined): SessionRecord {
   const [secretHash, userId, data, createdAt, lastAccessedAt, absoluteExpiresAt, idleTimeout,
     accessCount, version, lockOwner, lockFence, lockExpiresAt, ip, userAgent] = t as Tuple;
-  return {
+  const rec: SessionRecord & ParsedSlot = {
     id,
     secretHash,
     userId,
@@ -191,7 +199,9 @@ export function fromTuple(id: string, t: unknown[]): SessionRecord {
     lock: lockFence === null ? null : { owner: lockOwner ?? '', fence: lockFence, expiresAt: lockExpiresAt ?? 0 },
     ip,
     userAgent,
+    parsedData,
   };
+  return rec;
 }
 
 /** A record as named parameters for the insert statement. */
