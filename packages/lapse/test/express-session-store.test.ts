@@ -145,6 +145,32 @@ for (const [kind, make] of Object.entries(makers) as Array<[string, (clock: Manu
       await expect(ls.set('with space', sess())).rejects.toSatisfy((e) => isLapseError(e, 'LAPSE_INVALID_INPUT'));
     });
 
+    it('a userId callback that changes the session it is given changes what is stored, and what is read back equals it', async () => {
+      const clock = new ManualClock(Date.now());
+      const backend = make(clock);
+      const store = createStore({ backend, clock, sweepInterval: false, logger: silentLogger });
+      closers.push(() => store.close());
+      const ls = new LapseStore({
+        store,
+        userId: (s) => {
+          const bag = s as unknown as Record<string, unknown>;
+          bag.stamped = true; // an app's own bookkeeping, done in the mapping
+          delete bag.scratch;
+          return bag.uid as string;
+        },
+      });
+      const sid = 'mut_Q7qLJ4_i3u1xGX4sh_c9S5xbzT';
+      await ls.set(sid, sess({ uid: 'u1', scratch: 'x' }));
+      const stored = await backend.get(sid, clock.now());
+      const read = await store.get(sid);
+      // One text, one value: the parsed data the store keeps is the text it wrote.
+      expect(read?.data).toEqual(JSON.parse(stored?.data as string));
+      expect(read?.data).toMatchObject({ uid: 'u1', stamped: true });
+      expect(read?.data).not.toHaveProperty('scratch');
+      expect(read?.userId).toBe('u1');
+      expect(await ls.get(sid)).toMatchObject({ uid: 'u1', stamped: true });
+    });
+
     it('userId moves the session to its user, also when it changes on an existing session', async () => {
       const { store } = setup();
       const ls = new LapseStore({ store, userId: (s) => (s as { uid?: number }).uid });

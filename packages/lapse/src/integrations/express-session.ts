@@ -19,7 +19,8 @@ export interface LapseStoreOptions {
    * The user a session belongs to, e.g. `(sess) => sess.passport?.user`: feeds listUser,
    * revokeUser and maxSessionsPerUser. Numbers are turned into strings; null means none.
    * `sess` is typed with express-session's `SessionData`, so the app's own declaration of
-   * it (`declare module 'express-session' { interface SessionData { … } }`) applies.
+   * it (`declare module 'express-session' { interface SessionData { … } }`) applies. Called on
+   * each save with the session being saved, before it is encoded: a change it makes is saved too.
    */
   userId?: (sess: StoredSession & Partial<SessionData>) => string | number | null | undefined;
 }
@@ -151,6 +152,9 @@ export class LapseStore extends Base {
 
   private async save(sid: string, sess: StoredSession): Promise<void> {
     if (!isValidId(sid)) throw new LapseError('LAPSE_INVALID_INPUT', 'session id must be a non-empty string of at most 256 characters');
+    // The user first, from the framework's own object: a mapping that changes what it is given
+    // changes what is saved, and the text below is still the one source of the stored data.
+    const userId = this.userOf(sess);
     // The JSON form: Cookie.toJSON, dates as ISO strings, what express-session parses back.
     // The store writes this same text (ENCODED): one encode per save, not two.
     const text = JSON.stringify(sess);
@@ -161,7 +165,6 @@ export class LapseStore extends Base {
       await this.remove(sid);
       return;
     }
-    const userId = this.userOf(next);
     const read = this.reads.get(sess) ?? this.recall(sid, sess);
     let written: Session | null;
     let version: number | undefined;
