@@ -311,6 +311,13 @@ describe('sqlite backend: read cache', () => {
       // Every read of the file builds a new record with a slot of its own (parsedData null).
       const read = b.get('k', 0) as SessionRecord & { parsedData?: unknown };
       expect(read.parsedData).toBeNull();
+      // With no read cache, records go through the store's parsed-data cache (no slot).
+      const uncached = sqlite({ path, readCache: 0, checkpointInterval: false });
+      try {
+        expect((uncached.get('k', 0) as SessionRecord & { parsedData?: unknown }).parsedData).toBeUndefined();
+      } finally {
+        await uncached.close();
+      }
       // Reads of one session: once the read cache keeps its record, the store hands out one
       // parse of it again and again (the same frozen object), with no parse per read.
       const seen: unknown[] = [];

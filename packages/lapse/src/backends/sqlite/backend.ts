@@ -170,7 +170,9 @@ export class SqliteBackend implements Backend {
       cache?.admitMissing(id);
       return null;
     }
-    const rec = fromTuple(id, row, null);
+    // With a read cache, the record keeps its own parse (see fromTuple); without one, every read
+    // is a fresh record, and the store's parsed-data cache serves a hot session instead.
+    const rec = fromTuple(id, row, cache ? null : undefined);
     // Expired, swept or not: never returned (and not worth caching).
     if (rec.expiresAt <= now) return null;
     cache?.admit(rec);

@@ -178,8 +178,8 @@ type Tuple = [
  * read path's records) gives the record a parse of its own (ParsedSlot): the store parses its
  * data once into the record, with no lookup in its parsed-data cache first, and a record the
  * read cache hands out again is not parsed again. Sound because the backend never changes a
- * record it handed out: a write makes a new one. Undefined (the write paths') keeps the parse
- * in the store's cache, where the next read's fresh record finds it.
+ * record it handed out: a write makes a new one. Undefined (the write paths', a backend with no
+ * read cache, and PostgreSQL's records) keeps the parse in the store's cache, looked up by id.
  */
 export function fromTuple(id: string, t: unknown[], parsedData: null | undefined = undefined): SessionRecord {
   const [secretHash, userId, data, createdAt, lastAccessedAt, absoluteExpiresAt, idleTimeout,
