@@ -6,6 +6,7 @@ import { type SqliteBackend, sqlite } from '../src/backends/sqlite/backend.js';
 import { ReadCache } from '../src/backends/sqlite/read-cache.js';
 import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from '../src/backends/sqlite/schema.js';
 import { ManualClock } from '../src/core/clock.js';
+import type { ParsedSlot } from '../src/core/parsed-data.js';
 import { createStore } from '../src/core/store.js';
 import { isLapseError, LapseError } from '../src/core/errors.js';
 import type { SessionRecord } from '../src/core/session.js';
@@ -16,9 +17,9 @@ import { tempDir } from '../../../test/helpers/tmp.js';
  * A record's fields, less the read path's own slot for its parsed data (`parsedData`: null on
  * records the read path builds, undefined on the write paths'; see fromTuple).
  */
-function fields(rec: SessionRecord | null): Omit<SessionRecord, 'parsedData'> | null {
+function fields(rec: SessionRecord | null): SessionRecord | null {
   if (rec === null) return null;
-  const { parsedData: _, ...rest } = rec as SessionRecord & { parsedData?: unknown };
+  const { parsedData: _, ...rest } = rec as SessionRecord & ParsedSlot;
   return rest;
 }
 
@@ -309,12 +310,12 @@ describe('sqlite backend: read cache', () => {
     try {
       const s = await store.set('k', { n: 1, list: [1, 2] });
       // Every read of the file builds a new record with a slot of its own (parsedData null).
-      const read = b.get('k', 0) as SessionRecord & { parsedData?: unknown };
+      const read = b.get('k', 0) as SessionRecord & ParsedSlot;
       expect(read.parsedData).toBeNull();
       // With no read cache, records go through the store's parsed-data cache (no slot).
       const uncached = sqlite({ path, readCache: 0, checkpointInterval: false });
       try {
-        expect((uncached.get('k', 0) as SessionRecord & { parsedData?: unknown }).parsedData).toBeUndefined();
+        expect((uncached.get('k', 0) as SessionRecord & ParsedSlot).parsedData).toBeUndefined();
       } finally {
         await uncached.close();
       }

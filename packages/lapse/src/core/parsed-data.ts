@@ -2,9 +2,11 @@ import { GenerationalMap } from '../util/generational-map.js';
 import { deepFreeze, parseData, type SessionRecord } from './session.js';
 
 /**
- * A record that keeps its own parsed data (the memory backend's entries): `parsedData` is
- * null until the store parses it, and the backend sets it back to null whenever it writes the
- * record's data. Records without the field (every other backend's) use the store's cache.
+ * A record that keeps its own parsed data (the memory backend's entries, and the records the
+ * SQLite backend reads from its file when it has a read cache): `parsedData` is null until the
+ * store parses it, and a backend that writes the record's data sets it back to null (SQLite
+ * never writes a record it handed out: it builds a new one). Records where it is undefined or
+ * absent (every other backend's, and SQLite's write paths') use the store's cache.
  */
 export interface ParsedSlot {
   parsedData?: unknown;
