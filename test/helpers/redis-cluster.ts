@@ -7,12 +7,16 @@ import { type ChildProcess, execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll } from 'vitest';
-import { freePort, spawnServer } from './redis-server.js';
+import { freePort, portFree, spawnServer } from './redis-server.js';
 import { tempDir } from './tmp.js';
 
 const run = promisify(execFile);
 const CLI = process.env.REDIS_CLI ?? 'redis-cli';
 const READY_TIMEOUT_MS = 30_000;
+/** Redis's cluster bus listens on the client port + 10000. */
+const BUS_OFFSET = 10_000;
+/** Spawns per node before a start failure fails the suite. */
+const SPAWN_ATTEMPTS = 4;
 /** How long a master may be silent before its replica is promoted. */
 export const NODE_TIMEOUT_MS = 1000;
 
@@ -36,10 +40,6 @@ export interface RedisCluster {
 export async function startRedisCluster(): Promise<RedisCluster> {
   const tmp = tempDir('lapse-cluster-');
   const ports: number[] = [];
-  while (ports.length < 6) {
-    const p = await freePort();
-    if (!ports.includes(p)) ports.push(p);
-  }
   const children = new Map<number, ChildProcess>();
   const killOne = async (port: number): Promise<void> => {
     const c = children.get(port);
@@ -61,8 +61,20 @@ export async function startRedisCluster(): Promise<RedisCluster> {
         '--cluster-node-timeout', String(NODE_TIMEOUT_MS),
         '--dir', tmp.dir,
       ]);
-    const started = await Promise.all(ports.map(spawnNode));
-    for (const [i, c] of started.entries()) children.set(ports[i] as number, c);
+    // One node at a time, each on a port whose bus port is free too; a port another process takes
+    // between the probe and the spawn (tests run side by side) costs a retry on a new port.
+    for (let node = 0; node < 6; node++) {
+      for (let attempt = 1; ; attempt++) {
+        const port = await nodePort(ports);
+        try {
+          children.set(port, await spawnNode(port));
+          ports.push(port);
+          break;
+        } catch (err) {
+          if (attempt >= SPAWN_ATTEMPTS) throw err;
+        }
+      }
+    }
     await run(CLI, ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '1', '--cluster-yes'], {
       timeout: READY_TIMEOUT_MS,
     });
@@ -86,6 +98,19 @@ export async function startRedisCluster(): Promise<RedisCluster> {
   } catch (err) {
     await stop();
     throw err;
+  }
+}
+
+/**
+ * A free port for a cluster node, none of `taken`, whose cluster bus port (Redis's port + 10000)
+ * is free and in range as well: redis-server exits at start when either cannot be bound.
+ */
+async function nodePort(taken: number[]): Promise<number> {
+  for (;;) {
+    const port = await freePort();
+    const bus = port + BUS_OFFSET;
+    if (bus > 65_535 || taken.some((t) => t === port || t === bus || t + BUS_OFFSET === port || t + BUS_OFFSET === bus)) continue;
+    if (await portFree(bus)) return port;
   }
 }
 

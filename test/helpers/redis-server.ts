@@ -20,6 +20,8 @@ export interface RedisServer {
 const BINARY = process.env.REDIS_SERVER ?? 'redis-server';
 const INSTALL = 'apt-get install -y redis-server';
 const START_TIMEOUT_MS = 10_000;
+/** How much of a server's output a start failure quotes. */
+const OUTPUT_TAIL = 2000;
 
 let available: boolean | undefined;
 
@@ -67,6 +69,16 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** Whether `port` on 127.0.0.1 can be bound now. */
+export function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
 /** Starts a throwaway redis-server on a free loopback port. */
 export async function startRedis(): Promise<RedisServer> {
   // Another process may grab the port between the probe and the spawn: retry a few times.
@@ -103,11 +115,14 @@ async function launch(port: number): Promise<RedisServer> {
 /** Spawns redis-server on `port` (loopback, no persistence, plus `extra` flags) and waits until it answers PING. */
 export async function spawnServer(port: number, extra: string[] = []): Promise<ChildProcess> {
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extra];
-  const child = spawn(BINARY, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => {
-    stderr += d.toString();
-  });
+  const child = spawn(BINARY, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // redis-server logs to stdout (a port in use, say) and config errors to stderr: keep the tail of both.
+  let output = '';
+  const keep = (d: Buffer) => {
+    output = (output + d.toString()).slice(-OUTPUT_TAIL);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
   // The server must not outlive the test process.
   const kill = () => child.kill('SIGKILL');
   process.once('exit', kill);
@@ -119,7 +134,7 @@ export async function spawnServer(port: number, extra: string[] = []): Promise<C
     await new Promise((r) => setTimeout(r, 25));
   }
   child.kill('SIGKILL');
-  throw new Error(`redis-server on port ${port} did not start: ${stderr.trim() || `exit ${child.exitCode}`}`);
+  throw new Error(`redis-server on port ${port} did not start (exit ${child.exitCode}): ${output.trim()}`);
 }
 
 function answersPing(port: number): Promise<boolean> {
