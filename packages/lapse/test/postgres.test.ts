@@ -249,7 +249,7 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
         b.update('g09', '{"i":"second"}', now, {}),
         b.update('g05', '{"i":"holder"}', now, { fence: lease.fence }),
       ]);
-      expect(sent).toEqual(['update_many']);
+      expect(sent).toEqual(['update_rows']);
       const codeOf = (k: number) => {
         const u = updated[k] as { ok: boolean; e?: unknown };
         return u.ok ? 'ok' : (u.e as LapseError).code;
@@ -282,7 +282,7 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
     const awkward = ['', 'NULL', 'null', ' a b ', 'a,b', '{x}', '"q"', 'back\\slash', '\\"', 'tab\there', 'é ✓ 𝄞', "it's"];
     try {
       const now = Date.now();
-      // One tick: one insert_many, then one update_many, then one get_many, all through the literals.
+      // One tick: one insert_many, then one update_rows, then one get_many, all through the literals.
       await Promise.all(awkward.map((v, i) => b.insert(sessionRecord(`a${i}`, now, { userId: v === '' ? null : v, data: JSON.stringify({ v }) }), now, {})));
       const got = await Promise.all(awkward.map((_, i) => b.get(`a${i}`, now)));
       expect(got.map((r) => r?.userId ?? null)).toEqual(awkward.map((v) => (v === '' ? null : v)));
@@ -446,7 +446,7 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
         await nested('insert at the caps', `${call('insert')}('new1', 'h', 'user-3', '{}', $1, $1, $1 + 1000, $1 + 2000, 1000, 0, 1,
           NULL, NULL, NULL, NULL, NULL, $1, 19999, 40, false, NULL)`, [now], ['lapse_sessions_pkey', 'lapse_sessions_user', 'lapse_sessions_expires', 'lapse_sessions_recency']);
         await nested('update', `${call('update')}('id43', '{"a":1}', $1, NULL, NULL)`, [now], ['lapse_sessions_pkey']);
-        await nested('update_many', `${call('update_many')}('{id47,id48}', '{"{}","{}"}', ARRAY[$1, $1], '{NULL,NULL}', '{NULL,NULL}')`, [now], ['lapse_sessions_pkey']);
+        await nested('update_rows', `SELECT * FROM ${q}.lapse_update_rows('{id47,id48}', '{"{}","{}"}', ARRAY[$1, $1], '{NULL,NULL}', '{NULL,NULL}')`, [now], ['lapse_sessions_pkey']);
         await nested('insert_many', `${call('insert_many')}('{new2,new3}', '{h,h}', '{user-4,user-5}', '{"{}","{}"}', ARRAY[$1, $1],
           ARRAY[$1, $1], ARRAY[$1 + 1000, $1 + 1000], ARRAY[$1 + 2000, $1 + 2000], '{1000,1000}', '{0,0}', '{1,1}', '{NULL,NULL}',
           '{NULL,NULL}', '{NULL,NULL}', '{NULL,NULL}', '{NULL,NULL}', ARRAY[$1, $1], '{NULL,NULL}', '{40,40}', '{f,f}', '{NULL,NULL}')`,

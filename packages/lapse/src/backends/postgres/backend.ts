@@ -21,6 +21,7 @@ import {
   type SessionJson,
   type Statements,
   statements,
+  UPDATE_ROW,
 } from './statements.js';
 
 /** Rows one sweep transaction removes at most: its locks are held for a few ms, never for the whole sweep. */
@@ -282,25 +283,36 @@ export class PostgresBackend implements Backend {
     if (items.length === 1) return [await this.updateOne(items[0] as UpdateItem)];
     const order = sortedBy(items, (u) => u.id);
     const sent = order.map((i) => items[i] as UpdateItem);
-    const r = await this.run('update', this.st.updateMany, [
+    const r = await this.run('update', this.st.updateRows, [
       arrayLiteral(sent.map((u) => u.id)),
       arrayLiteral(sent.map((u) => u.data)),
       arrayLiteral(sent.map((u) => u.now)),
       arrayLiteral(sent.map((u) => u.expected)),
       arrayLiteral(sent.map((u) => u.fence)),
     ]);
-    const got = value<Answer<SessionJson>[]>(r);
-    const out: (SessionRecord | Error | Promise<SessionRecord>)[] = answers(order, got, 'update', fromJson);
+    const rows = r.rows as unknown[][];
+    if (rows.length !== sent.length) throw new Error(`postgres update: ${rows.length} answers for ${sent.length} updates`);
+    const out = new Array<SessionRecord | Error | Promise<SessionRecord>>(items.length);
     // Rows held elsewhere were skipped (LXBSY): those updates run again, each on its own (it
     // waits for its row as a single call does) while the rest of the batch is answered now; one
     // after another in the order sent, so two writes of one session keep their call order.
     let chain: Promise<unknown> = Promise.resolve();
-    for (let k = 0; k < got.length; k++) {
-      if (got[k]?.c !== BUSY) continue;
+    for (let k = 0; k < rows.length; k++) {
+      const row = rows[k] as unknown[];
       const u = sent[k] as UpdateItem;
-      const again = chain.then(() => this.updateOne(u));
-      chain = again.catch(() => {});
-      out[order[k] as number] = again;
+      const code = row[UPDATE_ROW.code] as string | null;
+      let answer: SessionRecord | Error | Promise<SessionRecord>;
+      if (code === null) {
+        row[UPDATE_ROW.data] = u.data; // what the row now holds: the text this item sent
+        answer = recordOf(row);
+      } else if (code === BUSY) {
+        const again = chain.then(() => this.updateOne(u));
+        chain = again.catch(() => {});
+        answer = again;
+      } else {
+        answer = mapError('update', Object.assign(new Error(row[UPDATE_ROW.message] as string), { code }));
+      }
+      out[order[k] as number] = answer;
     }
     return out;
   }
@@ -395,15 +407,6 @@ function sortedBy<T>(items: T[], key: (t: T) => string): number[] {
 /** One item's answer: its decoded row, or its refusal as its LapseError. */
 function answerOf<T, O>(a: Answer<T>, what: string, decode: (t: T) => O): O | Error {
   return a.c === undefined ? decode(a.r as T) : mapError(what, Object.assign(new Error(a.m), { code: a.c }));
-}
-
-/** A batch's answers (in the order sent) back in the callers' order. */
-function answers<T, O>(order: number[], got: Answer<T>[], what: string, decode: (t: T) => O): (O | Error)[] {
-  const out = new Array<O | Error>(order.length);
-  order.forEach((i, k) => {
-    out[i] = answerOf(got[k] as Answer<T>, what, decode);
-  });
-  return out;
 }
 
 /** The one value a function call returns (`SELECT lapse_x(...) AS r`). */

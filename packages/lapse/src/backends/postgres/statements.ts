@@ -79,7 +79,12 @@ export function statements(n: SchemaNames) {
     ping: named('ping', 'SELECT 1', 'array'),
     /** Group commit (backend.ts): the reads, updates and inserts of one moment, one statement each. */
     getMany: named('get_many', `SELECT ${RECORD_COLUMNS} FROM ${s}.lapse_sessions WHERE id = ANY ($1::text[])`, 'array'),
-    updateMany: named('update_many', `SELECT ${s}.lapse_update_many($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[]) AS r`),
+    /** One row per item, in the order sent: RECORD_COLUMNS (data null: the caller has it), then code and message of a refusal. */
+    updateRows: named(
+      'update_rows',
+      `SELECT * FROM ${s}.lapse_update_rows($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[])`,
+      'array',
+    ),
     insertMany: named(
       'insert_many',
       `SELECT ${s}.lapse_insert_many($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[],
@@ -100,6 +105,9 @@ export function statements(n: SchemaNames) {
 }
 
 export type Statements = ReturnType<typeof statements>;
+
+/** Where lapse_update_rows puts data (left null), and an item's refusal: its SQLSTATE and message. */
+export const UPDATE_ROW = { data: 2, code: 15, message: 16 } as const;
 
 /** A row of the array-mode reads (RECORD_COLUMNS) as a record; expiresAt follows from the expiry rule. */
 export function recordOf(t: unknown[]): SessionRecord {
