@@ -17,7 +17,8 @@ export const MAX_DATA_DEPTH = 64;
 export function encodeData(value: unknown, maxBytes: number, encoded?: string): string {
   // A plain value passes without building anything; only a failure walks again to name where.
   // Emptied first: a getter or proxy that threw during an earlier check may have left some.
-  ancestors.length = 0;
+  // (Checked before: setting an array's length is a runtime call even when it is 0 already.)
+  if (ancestors.length !== 0) ancestors.length = 0;
   if (!isJson(value, 0)) {
     ancestors.length = 0;
     assertJson(value, '$', new Set(), 0);
