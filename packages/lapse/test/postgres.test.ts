@@ -235,10 +235,21 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
       const created = await settle([...ids, 'taken'].map((id, i) => b.insert(sessionRecord(id, now, { userId: `u${i % 3}` }), now, { maxSessionsPerUser: 10 })));
       expect(sent).toEqual(['insert_many']);
       expect(created.slice(0, 20).every((c) => c.ok)).toBe(true);
+      // Each answer is the row as stored, with nothing ended.
+      const first = created[1] as { ok: true; v: { record: { id: string; userId: string | null; data: string; version: number }; ended: unknown[] } };
+      expect(first.v.ended).toEqual([]);
+      expect(first.v.record).toMatchObject({ id: 'g01', userId: 'u1', version: 1 });
+      expect(first.v.record).toEqual(await b.get('g01', now));
       const dup = created[20] as { ok: false; e: unknown };
       expect(isLapseError(dup.e, 'LAPSE_INVALID_INPUT'), String(dup.e)).toBe(true);
+      // Three logins of one user in one tick over a cap of 2: the third ends the first, and says so.
+      sent.length = 0;
+      const capped = await Promise.all(['c1', 'c2', 'c3'].map((id) => b.insert(sessionRecord(id, now, { userId: 'capped' }), now, { maxSessionsPerUser: 2 })));
+      expect(sent).toEqual(['insert_many']);
+      expect(capped.map((c) => c.ended)).toEqual([[], [], [{ id: 'c1', userId: 'capped', reason: 'evicted' }]]);
+      expect((await b.listUser('capped', now)).map((r) => r.id).sort()).toEqual(['c2', 'c3']);
       // One statement is one transaction (each insert in a subtransaction of it, so the rows' xmin differ).
-      expect((await b.stats(now)).sessions).toBe(21);
+      expect((await b.stats(now)).sessions).toBe(23);
 
       // Updates in one tick: a stale version, a missing session, a leased one and two writes of one session among them.
       const lease = await b.lock('g05', 'holder', 60_000, now);
@@ -258,6 +269,10 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
       expect(codeOf(5)).toBe('LAPSE_LOCKED');
       expect(codeOf(20)).toBe('LAPSE_NOT_FOUND');
       expect([codeOf(21), codeOf(22)]).toEqual(['ok', 'ok']);
+      // An answer is the record as written: the data sent, the next version, the rest as stored.
+      const one = (updated[1] as { ok: true; v: unknown }).v;
+      expect(one).toMatchObject({ id: 'g01', data: '{"i":1}', version: 2, userId: 'u1' });
+      expect(one).toEqual(await b.get('g01', now));
       expect(updated.filter((u) => u.ok)).toHaveLength(20);
       // Refused items wrote nothing; the rest are one transaction; a session written twice got both, in call order.
       expect((await b.get('g03', now))?.version).toBe(1);
