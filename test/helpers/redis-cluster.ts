@@ -4,10 +4,11 @@
  * cluster-node-timeout makes a replica take over a killed master within a few seconds.
  */
 import { type ChildProcess, execFile } from 'node:child_process';
+import { randomInt } from 'node:crypto';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll } from 'vitest';
-import { freePort, portFree, spawnServer } from './redis-server.js';
+import { portFree, spawnServer } from './redis-server.js';
 import { tempDir } from './tmp.js';
 
 const run = promisify(execFile);
@@ -15,6 +16,10 @@ const CLI = process.env.REDIS_CLI ?? 'redis-cli';
 const READY_TIMEOUT_MS = 30_000;
 /** Redis's cluster bus listens on the client port + 10000. */
 const BUS_OFFSET = 10_000;
+/** Where node ports are drawn from: bus ports (+10000) 30000-32767, both below the ephemeral range. */
+const NODE_PORTS = { from: 20_000, to: 22_768 } as const;
+/** Draws of a port pair before giving up. */
+const PORT_TRIES = 200;
 /** Spawns per node before a start failure fails the suite. */
 const SPAWN_ATTEMPTS = 4;
 /** How long a master may be silent before its replica is promoted. */
@@ -103,15 +108,18 @@ export async function startRedisCluster(): Promise<RedisCluster> {
 
 /**
  * A free port for a cluster node, none of `taken`, whose cluster bus port (Redis's port + 10000)
- * is free and in range as well: redis-server exits at start when either cannot be bound.
+ * is free as well: redis-server exits at start when either cannot be bound. Both are drawn below
+ * Linux's ephemeral range (32768 and up), so the kernel never hands them to an outgoing
+ * connection, neither between this check and the spawn nor before a restart on the same port.
  */
 async function nodePort(taken: number[]): Promise<number> {
-  for (;;) {
-    const port = await freePort();
+  for (let tries = 0; tries < PORT_TRIES; tries++) {
+    const port = randomInt(NODE_PORTS.from, NODE_PORTS.to);
     const bus = port + BUS_OFFSET;
-    if (bus > 65_535 || taken.some((t) => t === port || t === bus || t + BUS_OFFSET === port || t + BUS_OFFSET === bus)) continue;
-    if (await portFree(bus)) return port;
+    if (taken.some((t) => t === port || t + BUS_OFFSET === bus)) continue;
+    if ((await portFree(port)) && (await portFree(bus))) return port;
   }
+  throw new Error(`no free port pair (p, p + ${BUS_OFFSET}) for a cluster node in ${NODE_PORTS.from}-${NODE_PORTS.to} after ${PORT_TRIES} tries`);
 }
 
 async function waitHealthy(ports: number[], masters: number): Promise<void> {

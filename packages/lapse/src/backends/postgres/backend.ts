@@ -291,7 +291,10 @@ export class PostgresBackend implements Backend {
       arrayLiteral(sent.map((u) => u.fence)),
     ]);
     const rows = r.rows as unknown[][];
-    if (rows.length !== sent.length) throw new Error(`postgres update: ${rows.length} answers for ${sent.length} updates`);
+    // One answer per item in the order sent, checked before any is acted on.
+    if (rows.length !== sent.length || rows.some((row, k) => row[UPDATE_ROW.id] !== (sent[k] as UpdateItem).id)) {
+      throw new Error(`postgres update: the answers do not match the ${sent.length} updates sent`);
+    }
     const out = new Array<SessionRecord | Error | Promise<SessionRecord>>(items.length);
     // Rows held elsewhere were skipped (LXBSY): those updates run again, each on its own (it
     // waits for its row as a single call does) while the rest of the batch is answered now; one

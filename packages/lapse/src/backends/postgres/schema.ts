@@ -398,7 +398,7 @@ export const MIGRATIONS: readonly ((n: SchemaNames) => string)[] = [
   // the caller sent it) or the refusal's SQLSTATE and message. Building a row_to_json per item and
   // appending it to a json[] was a third of the function's time; the busy check (an EXISTS) now
   // runs only for a row not found, and is no longer planned on every call. lapse_update_many
-  // stays for processes of the version before, during a rolling upgrade.
+  // stays: processes of the version before that are running keep working until they restart.
   (n) => {
     const s = n.q;
     const columns = `secret_hash text, user_id text, data text, created_at bigint, last_accessed_at bigint,

@@ -106,8 +106,8 @@ export function statements(n: SchemaNames) {
 
 export type Statements = ReturnType<typeof statements>;
 
-/** Where lapse_update_rows puts data (left null), and an item's refusal: its SQLSTATE and message. */
-export const UPDATE_ROW = { data: 2, code: 15, message: 16 } as const;
+/** Where lapse_update_rows puts data (left null), the item's id, and its refusal: SQLSTATE and message. */
+export const UPDATE_ROW = { data: 2, id: ID_COLUMN, code: 15, message: 16 } as const;
 
 /** A row of the array-mode reads (RECORD_COLUMNS) as a record; expiresAt follows from the expiry rule. */
 export function recordOf(t: unknown[]): SessionRecord {
