@@ -116,7 +116,7 @@ async function nodePort(taken: number[]): Promise<number> {
   for (let tries = 0; tries < PORT_TRIES; tries++) {
     const port = randomInt(NODE_PORTS.from, NODE_PORTS.to);
     const bus = port + BUS_OFFSET;
-    if (taken.some((t) => t === port || t + BUS_OFFSET === bus)) continue;
+    if (taken.includes(port)) continue; // bus ports lie above the node range, one per port
     if ((await portFree(port)) && (await portFree(bus))) return port;
   }
   throw new Error(`no free port pair (p, p + ${BUS_OFFSET}) for a cluster node in ${NODE_PORTS.from}-${NODE_PORTS.to} after ${PORT_TRIES} tries`);

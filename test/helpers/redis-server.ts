@@ -134,7 +134,8 @@ export async function spawnServer(port: number, extra: string[] = []): Promise<C
     await new Promise((r) => setTimeout(r, 25));
   }
   child.kill('SIGKILL');
-  throw new Error(`redis-server on port ${port} did not start (exit ${child.exitCode}): ${output.trim()}`);
+  const how = child.exitCode === null ? `no PONG within ${START_TIMEOUT_MS} ms` : `exit ${child.exitCode}`;
+  throw new Error(`redis-server on port ${port} did not start (${how}): ${output.trim()}`);
 }
 
 function answersPing(port: number): Promise<boolean> {

@@ -313,7 +313,7 @@ export class PostgresBackend implements Backend {
         chain = again.catch(() => {});
         answer = again;
       } else {
-        answer = mapError('update', Object.assign(new Error(row[UPDATE_ROW.message] as string), { code }));
+        answer = refusal('update', code, row[UPDATE_ROW.message] as string);
       }
       out[order[k] as number] = answer;
     }
@@ -409,7 +409,12 @@ function sortedBy<T>(items: T[], key: (t: T) => string): number[] {
 
 /** One item's answer: its decoded row, or its refusal as its LapseError. */
 function answerOf<T, O>(a: Answer<T>, what: string, decode: (t: T) => O): O | Error {
-  return a.c === undefined ? decode(a.r as T) : mapError(what, Object.assign(new Error(a.m), { code: a.c }));
+  return a.c === undefined ? decode(a.r as T) : refusal(what, a.c, a.m);
+}
+
+/** A batch item's refusal (its SQLSTATE and message) as its LapseError. */
+function refusal(what: string, code: string, message: string): Error {
+  return mapError(what, Object.assign(new Error(message), { code }));
 }
 
 /** The one value a function call returns (`SELECT lapse_x(...) AS r`). */
