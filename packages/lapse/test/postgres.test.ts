@@ -233,7 +233,7 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
       sent.length = 0;
       // Twenty inserts in one tick, one of them on an id in use: that one alone is refused.
       const created = await settle([...ids, 'taken'].map((id, i) => b.insert(sessionRecord(id, now, { userId: `u${i % 3}` }), now, { maxSessionsPerUser: 10 })));
-      expect(sent).toEqual(['insert_many']);
+      expect(sent).toEqual(['insert_rows']);
       expect(created.slice(0, 20).every((c) => c.ok)).toBe(true);
       // Each answer is the row as stored, with nothing ended.
       const first = created[1] as { ok: true; v: { record: { id: string; userId: string | null; data: string; version: number }; ended: unknown[] } };
@@ -245,11 +245,30 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
       // Three logins of one user in one tick over a cap of 2: the third ends the first, and says so.
       sent.length = 0;
       const capped = await Promise.all(['c1', 'c2', 'c3'].map((id) => b.insert(sessionRecord(id, now, { userId: 'capped' }), now, { maxSessionsPerUser: 2 })));
-      expect(sent).toEqual(['insert_many']);
+      expect(sent).toEqual(['insert_rows']);
       expect(capped.map((c) => c.ended)).toEqual([[], [], [{ id: 'c1', userId: 'capped', reason: 'evicted' }]]);
       expect((await b.listUser('capped', now)).map((r) => r.id).sort()).toEqual(['c2', 'c3']);
       // One statement is one transaction (each insert in a subtransaction of it, so the rows' xmin differ).
       expect((await b.stats(now)).sessions).toBe(23);
+
+      // Plain creates (new ids, no cap): set-wise, no subtransaction, so one xmin for all of them;
+      // each caller gets its own record, and the counts move by exactly what went in.
+      const plain = Array.from({ length: 12 }, (_, i) => `p${String(i).padStart(2, '0')}`);
+      const users = (await b.stats(now)).users;
+      sent.length = 0;
+      const made = await Promise.all(plain.map((id, i) => b.insert(sessionRecord(id, now, { userId: i < 10 ? `pu${i % 4}` : null }), now, {})));
+      expect(sent).toEqual(['insert_rows']);
+      expect(made.map((m) => m.ended)).toEqual(plain.map(() => []));
+      for (const [i, m] of made.entries()) expect(m.record, plain[i]).toEqual(await b.get(plain[i] as string, now));
+      expect(made[5]?.record).toMatchObject({ id: 'p05', userId: 'pu1', version: 1 });
+      expect(await xmins(plain)).toBe(1);
+      expect(await b.stats(now)).toMatchObject({ sessions: 35, users: users + 4 });
+      expect((await b.listUser('pu1', now)).map((r) => r.id).sort()).toEqual(['p01', 'p05', 'p09']);
+      // The same id twice in one batch is not plain: both apply in call order, the second refused.
+      const twice = await settle([b.insert(sessionRecord('tw', now), now, {}), b.insert(sessionRecord('tw', now, { userId: 'x' }), now, {})]);
+      expect(twice.map((t) => t.ok)).toEqual([true, false]);
+      expect((await b.get('tw', now))?.userId).toBeNull();
+      expect((await b.stats(now)).sessions).toBe(36);
 
       // Updates in one tick: a stale version, a missing session, a leased one and two writes of one session among them.
       const lease = await b.lock('g05', 'holder', 60_000, now);
@@ -351,6 +370,40 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
       expect(await held).toMatchObject({ id: 'b2', version: 2, data: '{"late":true}' });
     } finally {
       await holder?.end();
+      await b.close();
+    }
+  });
+
+  it('an id another transaction inserts while a batch of creates runs is refused alone, counts exact', async () => {
+    const schema = randomName('race');
+    const q = `"${schema}"`;
+    const b = postgres({ url: pg0.server.url, schema, logger: silentLogger });
+    const c = new pg.Client({ connectionString: pg0.server.url });
+    try {
+      const now = Date.now();
+      await b.insert(sessionRecord('seed', now), now, {});
+      await c.connect();
+      // The other transaction inserts 'race' and keeps it uncommitted: the batch does not see it
+      // when it looks, then waits on it at its insert, and after the commit finds it there.
+      await c.query('BEGIN');
+      await c.query(`SELECT ${q}.lapse_insert('race', 'h', 'ru', '{}', $1::bigint, $1, $1 + 60000, $1 + 120000, 60000, 0, 1,
+        NULL, NULL, NULL, NULL, NULL, $1, NULL, NULL, false, NULL)`, [now]);
+      const batch = Promise.allSettled(['r1', 'race', 'r2'].map((id) => b.insert(sessionRecord(id, now, { userId: 'ru' }), now, {})));
+      const waiting = async () =>
+        (await pg0.admin.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")).rows[0]?.n ?? 0;
+      for (let i = 0; i < 200 && (await waiting()) < 1; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(await waiting()).toBe(1);
+      await c.query('COMMIT');
+      const out = await batch;
+      expect(out.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+      expect(isLapseError((out[1] as PromiseRejectedResult).reason, 'LAPSE_INVALID_INPUT')).toBe(true);
+      // The one that came first is the one stored; the others are in; every count is exact.
+      expect((await b.get('race', now))?.secretHash).toBe('h');
+      expect((await b.listUser('ru', now)).map((r) => r.id).sort()).toEqual(['r1', 'r2', 'race']);
+      expect(await b.stats(now)).toMatchObject({ sessions: 4, users: 1 });
+      expect(await b.scanUsers('', null, 10, now)).toEqual([{ userId: 'ru', sessions: 3 }]);
+    } finally {
+      await c.end().catch(() => {});
       await b.close();
     }
   });
@@ -466,6 +519,14 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
           ARRAY[$1, $1], ARRAY[$1 + 1000, $1 + 1000], ARRAY[$1 + 2000, $1 + 2000], '{1000,1000}', '{0,0}', '{1,1}', '{NULL,NULL}',
           '{NULL,NULL}', '{NULL,NULL}', '{NULL,NULL}', '{NULL,NULL}', ARRAY[$1, $1], '{NULL,NULL}', '{40,40}', '{f,f}', '{NULL,NULL}')`,
           [now], ['lapse_sessions_pkey', 'lapse_sessions_user']);
+        // Plain creates (set-wise) and, with a per-user cap, the item-by-item path.
+        const batches: [string, string, string][] = [['insert_rows', 'NULL', "'{new4,new5}'"], ['insert_rows at a per-user cap', '40', "'{new6,new7}'"]];
+        for (const [what, cap, ids] of batches) {
+          await nested(what, `SELECT * FROM ${q}.lapse_insert_rows(${ids}, '{h,h}', '{user-6,user-7}', '{"{}","{}"}', ARRAY[$1, $1],
+            ARRAY[$1, $1], ARRAY[$1 + 1000, $1 + 1000], ARRAY[$1 + 2000, $1 + 2000], '{1000,1000}', '{0,0}', '{1,1}', '{NULL,NULL}',
+            '{NULL,NULL}', '{NULL,NULL}', '{NULL,NULL}', '{NULL,NULL}', ARRAY[$1, $1], '{NULL,NULL}', '{${cap},${cap}}', '{f,f}', '{NULL,NULL}')`,
+            [now], cap === 'NULL' ? ['lapse_sessions_pkey', 'lapse_users_pkey'] : ['lapse_sessions_pkey', 'lapse_sessions_user']);
+        }
         await nested('lock', `${call('lock')}('id44', 'me', 1000, $1)`, [now], ['lapse_sessions_pkey']);
         await nested('rotate', `${call('rotate')}('id45', 'id45b', 'h2', $1, NULL)`, [now], ['lapse_sessions_pkey']);
         await nested('remove', `${call('remove')}('id46', $1, NULL, false)`, [now], ['lapse_sessions_pkey']);

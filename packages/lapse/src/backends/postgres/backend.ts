@@ -19,6 +19,7 @@ import {
   type Named,
   namer,
   type SessionJson,
+  INSERT_ROW,
   type Statements,
   statements,
   UPDATE_ROW,
@@ -48,6 +49,7 @@ interface UpdateItem {
 }
 
 interface InsertItem {
+  rec: SessionRecord;
   args: unknown[];
 }
 
@@ -130,6 +132,7 @@ export class PostgresBackend implements Backend {
   insert(rec: SessionRecord, now: number, policy: InsertPolicy, opts: { replace?: boolean; fence?: number } = {}): Promise<InsertOut> {
     if (this.closed) return Promise.reject(errors.closed('postgres backend'));
     return this.inserts.push({
+      rec,
       args: [...insertArgs(rec), now, policy.maxSessions ?? null, policy.maxSessionsPerUser ?? null, opts.replace === true, opts.fence ?? null],
     });
   }
@@ -326,15 +329,21 @@ export class PostgresBackend implements Backend {
   }
 
   /**
-   * The inserts of one moment: one statement, one commit, in call order (two sets of one id
-   * apply as called); lapse_insert_many locks the batch's rows in the one lock order first.
+   * The inserts of one moment (a lone one too): one statement, one commit, in call order (two
+   * sets of one id apply as called); lapse_insert_rows locks the batch's rows in the one lock
+   * order first. An item that went in as sent is answered with its own record.
    */
   private async insertBatch(items: InsertItem[]): Promise<(InsertOut | Error)[]> {
-    const decode = (out: { record: SessionJson; ended: Ended[] | null }): InsertOut => ({ record: fromJson(out.record), ended: out.ended ?? [] });
-    if (items.length === 1) return [decode(value(await this.run('insert', this.st.insert, (items[0] as InsertItem).args)))];
     const columns = (items[0] as InsertItem).args.map((_, c) => arrayLiteral(items.map((it) => it.args[c])));
-    const r = await this.run('insert', this.st.insertMany, columns);
-    return value<Answer<{ record: SessionJson; ended: Ended[] | null }>[]>(r).map((a) => answerOf(a, 'insert', decode));
+    const rows = (await this.run('insert', this.st.insertRows, columns)).rows as unknown[][];
+    if (rows.length !== items.length) throw new Error(`postgres insert: ${rows.length} answers to the ${items.length} inserts sent`);
+    return rows.map((row, k) => {
+      const code = row[INSERT_ROW.code] as string | null;
+      if (code !== null) return refusal('insert', code, row[INSERT_ROW.message] as string);
+      const out = row[INSERT_ROW.answer] as { record: SessionJson; ended: Ended[] | null } | null;
+      if (out === null) return { record: { ...(items[k] as InsertItem).rec }, ended: [] };
+      return { record: fromJson(out.record), ended: out.ended ?? [] };
+    });
   }
 
   /** One named statement, once the schema is ready; failures mapped (errors.ts). */
@@ -395,9 +404,6 @@ export class PostgresBackend implements Backend {
 /** A batch item whose row another transaction held: skipped, to run again on its own. */
 const BUSY = 'LXBSY';
 
-/** One item's answer from a batch function: its row, or its refusal (SQLSTATE and message). */
-type Answer<T> = { r: T; c?: undefined; m?: undefined } | { r?: undefined; c: string; m: string };
-
 /** Indexes of `items` in the order of `key` (stable: equal keys keep their arrival order). */
 function sortedBy<T>(items: T[], key: (t: T) => string): number[] {
   return items.map((_, i) => i).sort((a, b) => {
@@ -405,11 +411,6 @@ function sortedBy<T>(items: T[], key: (t: T) => string): number[] {
     const y = key(items[b] as T);
     return x < y ? -1 : x > y ? 1 : a - b;
   });
-}
-
-/** One item's answer: its decoded row, or its refusal as its LapseError. */
-function answerOf<T, O>(a: Answer<T>, what: string, decode: (t: T) => O): O | Error {
-  return a.c === undefined ? decode(a.r as T) : refusal(what, a.c, a.m);
 }
 
 /** A batch item's refusal (its SQLSTATE and message) as its LapseError. */

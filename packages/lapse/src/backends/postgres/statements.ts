@@ -85,13 +85,14 @@ export function statements(n: SchemaNames) {
       `SELECT * FROM ${s}.lapse_update_rows($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[])`,
       'array',
     ),
-    insertMany: named(
-      'insert_many',
-      `SELECT ${s}.lapse_insert_many($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[],
+    /** One row per item, in the order sent: lapse_insert's JSON answer (null: inserted as sent, nothing ended), then code and message of a refusal. */
+    insertRows: named(
+      'insert_rows',
+      `SELECT * FROM ${s}.lapse_insert_rows($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[],
         $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::text[], $13::bigint[], $14::bigint[], $15::text[],
-        $16::text[], $17::bigint[], $18::bigint[], $19::bigint[], $20::boolean[], $21::bigint[]) AS r`,
+        $16::text[], $17::bigint[], $18::bigint[], $19::bigint[], $20::boolean[], $21::bigint[])`,
+      'array',
     ),
-    insert: call('insert', 21),
     update: call('update', 5),
     remove: call('remove', 4),
     rotate: call('rotate', 5),
@@ -108,6 +109,9 @@ export type Statements = ReturnType<typeof statements>;
 
 /** Where lapse_update_rows puts data (left null), the item's id, and its refusal: SQLSTATE and message. */
 export const UPDATE_ROW = { data: 2, id: ID_COLUMN, code: 15, message: 16 } as const;
+
+/** Where lapse_insert_rows puts an item's answer (JSON, or null when it went in as sent) and its refusal. */
+export const INSERT_ROW = { answer: 0, code: 1, message: 2 } as const;
 
 /** A row of the array-mode reads (RECORD_COLUMNS) as a record; expiresAt follows from the expiry rule. */
 export function recordOf(t: unknown[]): SessionRecord {
