@@ -251,12 +251,15 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
       // One statement is one transaction (each insert in a subtransaction of it, so the rows' xmin differ).
       expect((await b.stats(now)).sessions).toBe(23);
 
-      // Plain creates (new ids, no cap): set-wise, no subtransaction, so one xmin for all of them;
-      // each caller gets its own record, and the counts move by exactly what went in.
+      // Plain creates (new ids, each user within its cap, here reaching it exactly): set-wise, no
+      // subtransaction, so one xmin for all of them; each caller gets its own record, and the
+      // counts move by exactly what went in.
       const plain = Array.from({ length: 12 }, (_, i) => `p${String(i).padStart(2, '0')}`);
       const users = (await b.stats(now)).users;
       sent.length = 0;
-      const made = await Promise.all(plain.map((id, i) => b.insert(sessionRecord(id, now, { userId: i < 10 ? `pu${i % 4}` : null }), now, {})));
+      const made = await Promise.all(
+        plain.map((id, i) => b.insert(sessionRecord(id, now, { userId: i < 10 ? `pu${i % 4}` : null }), now, { maxSessionsPerUser: 3 })),
+      );
       expect(sent).toEqual(['insert_rows']);
       expect(made.map((m) => m.ended)).toEqual(plain.map(() => []));
       for (const [i, m] of made.entries()) expect(m.record, plain[i]).toEqual(await b.get(plain[i] as string, now));
@@ -264,6 +267,11 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
       expect(await xmins(plain)).toBe(1);
       expect(await b.stats(now)).toMatchObject({ sessions: 35, users: users + 4 });
       expect((await b.listUser('pu1', now)).map((r) => r.id).sort()).toEqual(['p01', 'p05', 'p09']);
+      // One more for a user at its cap: its least recently used session goes, and the caller is told.
+      const over = await b.insert(sessionRecord('p12', now, { userId: 'pu1' }), now, { maxSessionsPerUser: 3 });
+      expect(over.ended).toEqual([{ id: 'p01', userId: 'pu1', reason: 'evicted' }]);
+      expect((await b.listUser('pu1', now)).map((r) => r.id).sort()).toEqual(['p05', 'p09', 'p12']);
+      expect((await b.stats(now)).sessions).toBe(35);
       // The same id twice in one batch is not plain: both apply in call order, the second refused.
       const twice = await settle([b.insert(sessionRecord('tw', now), now, {}), b.insert(sessionRecord('tw', now, { userId: 'x' }), now, {})]);
       expect(twice.map((t) => t.ok)).toEqual([true, false]);
@@ -519,13 +527,18 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
           ARRAY[$1, $1], ARRAY[$1 + 1000, $1 + 1000], ARRAY[$1 + 2000, $1 + 2000], '{1000,1000}', '{0,0}', '{1,1}', '{NULL,NULL}',
           '{NULL,NULL}', '{NULL,NULL}', '{NULL,NULL}', '{NULL,NULL}', ARRAY[$1, $1], '{NULL,NULL}', '{40,40}', '{f,f}', '{NULL,NULL}')`,
           [now], ['lapse_sessions_pkey', 'lapse_sessions_user']);
-        // Plain creates (set-wise) and, with a per-user cap, the item-by-item path.
-        const batches: [string, string, string][] = [['insert_rows', 'NULL', "'{new4,new5}'"], ['insert_rows at a per-user cap', '40', "'{new6,new7}'"]];
+        // Plain creates (set-wise), also with users within their cap; then users at their cap
+        // (user-6 and user-7 hold two sessions each by then): the item-by-item path.
+        const batches: [string, string, string][] = [
+          ['insert_rows', 'NULL', "'{new4,new5}'"],
+          ['insert_rows within a per-user cap', '40', "'{new6,new7}'"],
+          ['insert_rows at a per-user cap', '2', "'{new8,new9}'"],
+        ];
         for (const [what, cap, ids] of batches) {
           await nested(what, `SELECT * FROM ${q}.lapse_insert_rows(${ids}, '{h,h}', '{user-6,user-7}', '{"{}","{}"}', ARRAY[$1, $1],
             ARRAY[$1, $1], ARRAY[$1 + 1000, $1 + 1000], ARRAY[$1 + 2000, $1 + 2000], '{1000,1000}', '{0,0}', '{1,1}', '{NULL,NULL}',
             '{NULL,NULL}', '{NULL,NULL}', '{NULL,NULL}', '{NULL,NULL}', ARRAY[$1, $1], '{NULL,NULL}', '{${cap},${cap}}', '{f,f}', '{NULL,NULL}')`,
-            [now], cap === 'NULL' ? ['lapse_sessions_pkey', 'lapse_users_pkey'] : ['lapse_sessions_pkey', 'lapse_sessions_user']);
+            [now], cap === '2' ? ['lapse_sessions_pkey', 'lapse_sessions_user'] : ['lapse_sessions_pkey', 'lapse_users_pkey']);
         }
         await nested('lock', `${call('lock')}('id44', 'me', 1000, $1)`, [now], ['lapse_sessions_pkey']);
         await nested('rotate', `${call('rotate')}('id45', 'id45b', 'h2', $1, NULL)`, [now], ['lapse_sessions_pkey']);

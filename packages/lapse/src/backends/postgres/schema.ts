@@ -444,14 +444,14 @@ export const MIGRATIONS: readonly ((n: SchemaNames) => string)[] = [
   END;
   $fn$;`;
   },
-  // v5 -> v6: the batch of inserts answers rows, and a batch of plain creates (new ids, no cap
-  // to check) is three set-wise statements: the rows, the users' counts, this connection's
-  // counter shard once; per item before, that was a subtransaction, a call of lapse_insert and
-  // lapse_count_up, two JSON objects, and a write of the same counter row per item: 174 µs of
-  // the database's time per item in a batch of 16, 77 µs now (docs/decisions.md). Anything else
-  // (an id in use, a cap, an id twice in one batch, an id another transaction inserted first)
-  // takes lapse_insert per item, as lapse_insert_many did. lapse_insert_many stays for running
-  // processes of the version before.
+  // v5 -> v6: the batch of inserts answers rows, and a batch of plain creates (new ids, no
+  // global cap, no user reaching its cap) is three set-wise statements: the rows, the users'
+  // counts, this connection's counter shard once. Per item before, that was a subtransaction, a
+  // call of lapse_insert and of lapse_count_up, two JSON objects and a write of the same counter
+  // row: 174 µs of the database's time per item in a batch of 16, 77 µs now (docs/decisions.md).
+  // Anything else (an id in use, a global cap, a user at its cap, an id twice in one batch, an
+  // id another transaction inserted first) takes lapse_insert per item, as lapse_insert_many
+  // did. lapse_insert_many stays for running processes of the version before.
   (n) => {
     const s = n.q;
     return `
@@ -463,9 +463,10 @@ export const MIGRATIONS: readonly ((n: SchemaNames) => string)[] = [
       a_max bigint[], a_max_user bigint[], a_replace boolean[], a_fence bigint[])
   RETURNS TABLE (r json, code text, message text) LANGUAGE plpgsql AS $fn$
   DECLARE i int; k text; n int := coalesce(cardinality(a_id), 0); plain boolean; ids int := 0;
-    done text[] := '{}'; who text[]; added bigint := 0; fresh bigint := 0;
+    done text[] := '{}'; who text[]; added bigint := 0; fresh bigint := 0; mine bigint; cap bigint; have bigint;
+    held boolean := false;
   BEGIN
-    plain := NOT EXISTS (SELECT 1 FROM unnest(a_max, a_max_user) AS m(g, u) WHERE m.g IS NOT NULL OR m.u IS NOT NULL);
+    plain := NOT EXISTS (SELECT 1 FROM unnest(a_max) AS g WHERE g IS NOT NULL);
     -- The lock order of lapse_insert_many: the session rows in id order (one key at a time, see
     -- there), then the users' rows in user_id order, then the counter shard, last.
     FOR k IN SELECT DISTINCT x COLLATE "C" FROM unnest(a_id) AS x ORDER BY 1 LOOP
@@ -474,6 +475,18 @@ export const MIGRATIONS: readonly ((n: SchemaNames) => string)[] = [
       ids := ids + 1;
     END LOOP;
     IF ids < n THEN plain := false; END IF;
+    -- A per-user cap keeps the batch plain when no item of it would evict: lapse_cap_user evicts
+    -- for an item while the user's count (sessions stored, as lapse_users holds it, plus the
+    -- items before it) reaches its cap; so each user's count plus its items must stay within
+    -- the smallest cap its items carry.
+    IF plain AND EXISTS (SELECT 1 FROM unnest(a_max_user) AS u WHERE u IS NOT NULL) THEN
+      held := true;
+      FOR k, mine, cap IN SELECT v.x COLLATE "C", count(*), min(v.m) FROM unnest(a_user, a_max_user) AS v(x, m)
+          WHERE v.x IS NOT NULL GROUP BY 1 ORDER BY 1 LOOP
+        SELECT x.sessions INTO have FROM ${s}.lapse_users x WHERE x.user_id = k FOR UPDATE;
+        IF cap IS NOT NULL AND coalesce(have, 0) + mine > cap THEN plain := false; END IF;
+      END LOOP;
+    END IF;
     IF plain THEN
       -- An id that another transaction inserted meanwhile is skipped here, and refused below.
       WITH ins AS (
@@ -499,7 +512,7 @@ export const MIGRATIONS: readonly ((n: SchemaNames) => string)[] = [
       IF added > 0 THEN
         UPDATE ${s}.lapse_counters x SET sessions = x.sessions + added, users = x.users + fresh WHERE x.shard = ${SHARD};
       END IF;
-    ELSE
+    ELSIF NOT held THEN
       FOR k IN SELECT DISTINCT x COLLATE "C" FROM unnest(a_user) AS x WHERE x IS NOT NULL ORDER BY 1 LOOP
         PERFORM 1 FROM ${s}.lapse_users x WHERE x.user_id = k FOR UPDATE;
       END LOOP;
