@@ -461,6 +461,55 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
     expect(after - before).toBe(0);
   });
 
+  it('a plan a connection made while the table was near empty stays index-backed as the table grows', async () => {
+    const schema = randomName('plans');
+    const q = `"${schema}"`;
+    const b = postgres({ url: pg0.server.url, schema, logger: silentLogger });
+    const c = new pg.Client({ connectionString: pg0.server.url });
+    try {
+      const now = Date.now();
+      await b.insert(sessionRecord('first', now), now, {});
+      // Lapse's own pool plans every statement with sequential scans off.
+      expect((await b.pool.query('SHOW enable_seqscan')).rows).toEqual([{ enable_seqscan: 'off' }]);
+      await c.connect();
+      const notices: string[] = [];
+      c.on('notice', (n) => notices.push(n.message ?? ''));
+      let k = 0;
+      const batch = () => {
+        const ids = [`p${k++}`, `p${k++}`];
+        return c.query(
+          `SELECT * FROM ${q}.lapse_insert_rows($1::text[], '{h,h}', '{ua,ub}', '{"{}","{}"}', ARRAY[$2::bigint, $2], ARRAY[$2::bigint, $2],
+            ARRAY[$2::bigint + 60000, $2::bigint + 60000], ARRAY[$2::bigint + 120000, $2::bigint + 120000], '{60000,60000}', '{0,0}', '{1,1}', '{NULL,NULL}',
+            '{NULL,NULL}', '{NULL,NULL}', '{NULL,NULL}', '{NULL,NULL}', ARRAY[$2::bigint, $2], '{NULL,NULL}', '{NULL,NULL}', '{f,f}', '{NULL,NULL}')`,
+          [ids, now],
+        );
+      };
+      const update = () => c.query(`SELECT * FROM ${q}.lapse_update_rows('{p0,p1}', '{"{}","{}"}', ARRAY[$1, $1]::bigint[], '{NULL,NULL}', '{NULL,NULL}')`, [now]);
+      // What autovacuum does at 50 rows: an ANALYZE of a one-page table, where a sequential scan
+      // is the cheapest plan; then enough calls on this connection for its plans to be kept.
+      await batch();
+      await pg0.admin.query(`ANALYZE ${q}.lapse_sessions`);
+      for (let i = 0; i < 8; i++) {
+        await batch();
+        await update();
+      }
+      // The table grows (no ANALYZE: nothing makes the connection plan again).
+      await pg0.admin.query(`INSERT INTO ${q}.lapse_sessions SELECT 'bulk' || g, 'h', NULL, '{}', 0, 0, $1, $1, 1, 0, 1,
+        nextval('${q}.lapse_recency'), NULL, NULL, NULL, NULL, NULL FROM generate_series(1, 20000) g`, [now + 60_000]);
+      await c.query(`LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0; SET auto_explain.log_nested_statements = on;
+        SET client_min_messages = log`);
+      notices.length = 0;
+      await batch();
+      await update();
+      const text = notices.join('\n');
+      expect(text).toContain('lapse_sessions_pkey');
+      expect(text).not.toMatch(/Seq Scan on lapse_sessions/);
+    } finally {
+      await c.end().catch(() => {});
+      await b.close();
+    }
+  });
+
   it('every hot statement, and every statement inside the functions, is index-backed', async () => {
     const schema = randomName('plans');
     const b = postgres({ url: pg0.server.url, schema, logger: silentLogger });

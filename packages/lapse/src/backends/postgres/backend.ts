@@ -95,6 +95,10 @@ export class PostgresBackend implements Backend {
         // The server's own bound (sent at connect, no extra round trip): a statement stuck on
         // a lock is aborted there (57014) and its connection freed, before query_timeout.
         statement_timeout: o.statementTimeoutMs,
+        // Lapse's own statements by index whatever the table's size when a connection planned
+        // them (the functions say the same themselves: schema.ts, version 6). Only on a pool of
+        // Lapse's own: a lent pool runs the application's queries too.
+        options: '-c enable_seqscan=off',
         keepAlive: true,
         idleTimeoutMillis: 30_000,
         allowExitOnIdle: true,

@@ -531,6 +531,23 @@ export const MIGRATIONS: readonly ((n: SchemaNames) => string)[] = [
       RETURN NEXT;
     END LOOP;
   END;
-  $fn$;`;
+  $fn$;
+
+  -- Every lookup inside the functions by index, whatever the table's size when a connection
+  -- first planned it. A function's statements are planned once per connection and the plan
+  -- kept: one planned after an ANALYZE of a near-empty table (autovacuum's, at 50 rows) is a
+  -- sequential scan, the cheapest there, and stayed one as the table grew, until the next
+  -- ANALYZE (a login batch at 1.4 ms per id over 10k rows, bench/postgres.ts). With sequential
+  -- scans off, a statement that has an index takes it; one that has none (a sum over the 64
+  -- counter rows, the delete of clear) still scans. A function added later must say the same.
+  DO $do$
+  DECLARE f regprocedure;
+  BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+        WHERE p.pronamespace = '${s.replaceAll("'", "''")}'::regnamespace AND p.proname LIKE 'lapse\\_%' LOOP
+      EXECUTE format('ALTER FUNCTION %s SET enable_seqscan = off', f);
+    END LOOP;
+  END;
+  $do$;`;
   },
 ];
