@@ -27,15 +27,16 @@ const KEEP = 10;
  */
 export class JobRuns {
   private readonly seen = new Map<string, { count: number; recent: JobRun[] }>();
+  /** What poll() last reported, as a signature of each job's runs, running state and last run. */
+  private sent: string | undefined;
 
   constructor(
     private readonly scheduler: Scheduler,
     private readonly node: () => string,
   ) {}
 
-  /** The jobs now; `changed` is true when a run finished or a job started or stopped running since the last call. */
-  poll(): { jobs: JobView[]; changed: boolean } {
-    let changed = false;
+  /** The jobs now, with their recent runs (a run that finished since the last look is recorded). */
+  current(): JobView[] {
     const jobs: JobView[] = [];
     const live = new Set<string>();
     for (const j of this.scheduler.list()) {
@@ -45,20 +46,27 @@ export class JobRuns {
       if (!entry) {
         entry = { count, recent: count > 0 && j.lastRunAt !== null ? [runOf(j)] : [] };
         this.seen.set(j.id, entry);
-        changed = true;
       } else if (count !== entry.count) {
         entry.count = count;
         if (j.lastRunAt !== null) entry.recent = [runOf(j), ...entry.recent].slice(0, KEEP);
-        changed = true;
       }
       jobs.push({ ...j, node: this.node(), recent: entry.recent });
     }
-    for (const id of [...this.seen.keys()]) {
-      if (!live.has(id)) {
-        this.seen.delete(id);
-        changed = true;
-      }
-    }
+    for (const id of [...this.seen.keys()]) if (!live.has(id)) this.seen.delete(id);
+    return jobs;
+  }
+
+  /**
+   * For the event feed: the jobs now, and whether they differ from what the feed last sent (a
+   * run finished, a job started or stopped running, one came or went), or a job is running.
+   * Compared with what was sent, not with the last look: a reader of current() in between (the
+   * jobs route, after "Run now") must not leave the feed's last word, a run shown as running, stale.
+   */
+  poll(): { jobs: JobView[]; changed: boolean } {
+    const jobs = this.current();
+    const sig = jobs.map((j) => `${j.id}\u0000${j.runs + j.failures}\u0000${j.running}\u0000${j.lastRunAt}`).join('\u0001');
+    const changed = sig !== this.sent;
+    this.sent = sig;
     return { jobs, changed: changed || jobs.some((j) => j.running) };
   }
 }

@@ -159,7 +159,7 @@ export function consoleRoutes(ctx: LapseContext, service: ConsoleService) {
 
     app.get('/v1/console/jobs', { config: config('Jobs with their recent runs and node'), schema: { response: answers(consoleJobsSchema) } }, async () => ({
       node: service.node,
-      jobs: service.jobs.poll().jobs,
+      jobs: service.jobs.current(),
     }));
   };
 }
