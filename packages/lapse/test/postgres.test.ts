@@ -20,6 +20,17 @@ async function refusal(p: Promise<unknown>): Promise<LapseError> {
   return err as LapseError;
 }
 
+/**
+ * A batch insert function (lapse_insert_many or lapse_insert_rows) called on two new sessions,
+ * as SQL text with the time left as $1 (callers put a bigint literal in its place); `ids` and
+ * `users` are two comma-separated names each, `cap` the per-user cap (or NULL) of both.
+ */
+function insertPair(q: string, fn: 'insert_many' | 'insert_rows', ids: string, users: string, cap: string): string {
+  return `SELECT * FROM ${q}.lapse_${fn}('{${ids}}', '{h,h}', '{${users}}', '{"{}","{}"}', ARRAY[$1, $1], ARRAY[$1, $1],
+    ARRAY[$1 + 1000, $1 + 1000], ARRAY[$1 + 2000, $1 + 2000], '{1000,1000}', '{0,0}', '{1,1}', '{NULL,NULL}', '{NULL,NULL}',
+    '{NULL,NULL}', '{NULL,NULL}', '{NULL,NULL}', ARRAY[$1, $1], '{NULL,NULL}', '{${cap},${cap}}', '{f,f}', '{NULL,NULL}')`;
+}
+
 describePostgres('postgres backend: schema, notifications, plans', () => {
   const pg0 = usePostgresWithAdmin();
 
@@ -475,15 +486,7 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
       const notices: string[] = [];
       c.on('notice', (n) => notices.push(n.message ?? ''));
       let k = 0;
-      const batch = () => {
-        const ids = [`p${k++}`, `p${k++}`];
-        return c.query(
-          `SELECT * FROM ${q}.lapse_insert_rows($1::text[], '{h,h}', '{ua,ub}', '{"{}","{}"}', ARRAY[$2::bigint, $2], ARRAY[$2::bigint, $2],
-            ARRAY[$2::bigint + 60000, $2::bigint + 60000], ARRAY[$2::bigint + 120000, $2::bigint + 120000], '{60000,60000}', '{0,0}', '{1,1}', '{NULL,NULL}',
-            '{NULL,NULL}', '{NULL,NULL}', '{NULL,NULL}', '{NULL,NULL}', ARRAY[$2::bigint, $2], '{NULL,NULL}', '{NULL,NULL}', '{f,f}', '{NULL,NULL}')`,
-          [ids, now],
-        );
-      };
+      const batch = () => c.query(insertPair(q, 'insert_rows', `p${k++},p${k++}`, 'ua,ub', 'NULL').replaceAll('$1', `${now}::bigint`));
       const update = () => c.query(`SELECT * FROM ${q}.lapse_update_rows('{p0,p1}', '{"{}","{}"}', ARRAY[$1, $1]::bigint[], '{NULL,NULL}', '{NULL,NULL}')`, [now]);
       // What autovacuum does at 50 rows: an ANALYZE of a one-page table, where a sequential scan
       // is the cheapest plan; then enough calls on this connection for its plans to be kept.
@@ -572,22 +575,17 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
           NULL, NULL, NULL, NULL, NULL, $1, 19999, 40, false, NULL)`, [now], ['lapse_sessions_pkey', 'lapse_sessions_user', 'lapse_sessions_expires', 'lapse_sessions_recency']);
         await nested('update', `${call('update')}('id43', '{"a":1}', $1, NULL, NULL)`, [now], ['lapse_sessions_pkey']);
         await nested('update_rows', `SELECT * FROM ${q}.lapse_update_rows('{id47,id48}', '{"{}","{}"}', ARRAY[$1, $1], '{NULL,NULL}', '{NULL,NULL}')`, [now], ['lapse_sessions_pkey']);
-        await nested('insert_many', `${call('insert_many')}('{new2,new3}', '{h,h}', '{user-4,user-5}', '{"{}","{}"}', ARRAY[$1, $1],
-          ARRAY[$1, $1], ARRAY[$1 + 1000, $1 + 1000], ARRAY[$1 + 2000, $1 + 2000], '{1000,1000}', '{0,0}', '{1,1}', '{NULL,NULL}',
-          '{NULL,NULL}', '{NULL,NULL}', '{NULL,NULL}', '{NULL,NULL}', ARRAY[$1, $1], '{NULL,NULL}', '{40,40}', '{f,f}', '{NULL,NULL}')`,
-          [now], ['lapse_sessions_pkey', 'lapse_sessions_user']);
+        await nested('insert_many', insertPair(q, 'insert_many', 'new2,new3', 'user-4,user-5', '40'), [now], ['lapse_sessions_pkey', 'lapse_sessions_user']);
         // Plain creates (set-wise), also with users within their cap; then users at their cap
         // (user-6 and user-7 hold two sessions each by then): the item-by-item path.
         const batches: [string, string, string][] = [
-          ['insert_rows', 'NULL', "'{new4,new5}'"],
-          ['insert_rows within a per-user cap', '40', "'{new6,new7}'"],
-          ['insert_rows at a per-user cap', '2', "'{new8,new9}'"],
+          ['insert_rows', 'NULL', 'new4,new5'],
+          ['insert_rows within a per-user cap', '40', 'new6,new7'],
+          ['insert_rows at a per-user cap', '2', 'new8,new9'],
         ];
         for (const [what, cap, ids] of batches) {
-          await nested(what, `SELECT * FROM ${q}.lapse_insert_rows(${ids}, '{h,h}', '{user-6,user-7}', '{"{}","{}"}', ARRAY[$1, $1],
-            ARRAY[$1, $1], ARRAY[$1 + 1000, $1 + 1000], ARRAY[$1 + 2000, $1 + 2000], '{1000,1000}', '{0,0}', '{1,1}', '{NULL,NULL}',
-            '{NULL,NULL}', '{NULL,NULL}', '{NULL,NULL}', '{NULL,NULL}', ARRAY[$1, $1], '{NULL,NULL}', '{${cap},${cap}}', '{f,f}', '{NULL,NULL}')`,
-            [now], cap === '2' ? ['lapse_sessions_pkey', 'lapse_sessions_user'] : ['lapse_sessions_pkey', 'lapse_users_pkey']);
+          const indexes = cap === '2' ? ['lapse_sessions_pkey', 'lapse_sessions_user'] : ['lapse_sessions_pkey', 'lapse_users_pkey'];
+          await nested(what, insertPair(q, 'insert_rows', ids, 'user-6,user-7', cap), [now], indexes);
         }
         await nested('lock', `${call('lock')}('id44', 'me', 1000, $1)`, [now], ['lapse_sessions_pkey']);
         await nested('rotate', `${call('rotate')}('id45', 'id45b', 'h2', $1, NULL)`, [now], ['lapse_sessions_pkey']);
