@@ -43,6 +43,27 @@ describe('memory set: an upsert of a live session, in place', () => {
     await store.close();
   });
 
+  it('a user over the cap (stored under a higher one) keeps its most recent sessions when it writes again', async () => {
+    const clock = new ManualClock(1_000_000);
+    const backend = memory({ clock });
+    // Five sessions of one user stored with no cap, then a store on the same backend with a cap of 2.
+    const before = createStore({ clock, backend, sweepInterval: false, logger: silentLogger, idleTimeout: '10m', touchInterval: 0 });
+    for (const id of ['a', 'b', 'c', 'd', 'e']) {
+      await before.set(id, { id }, { userId: 'u' });
+      await clock.advance(1000);
+    }
+    // A write moves b past c, d and e in recency.
+    await before.set('b', { id: 'b', written: true }, { userId: 'u' });
+    const capped = createStore({ clock, backend, sweepInterval: false, logger: silentLogger, idleTimeout: '10m', maxSessionsPerUser: 2 });
+    const evicted: string[] = [];
+    capped.on('evicted', (e) => evicted.push(e.id));
+    await capped.set('f', { id: 'f' }, { userId: 'u' });
+    expect((await capped.listUser('u')).map((s) => s.id)).toEqual(['f', 'b']);
+    expect(evicted).toEqual(['a', 'c', 'd', 'e']);
+    expect((await capped.stats()).sessions).toBe(2);
+    await capped.close();
+  });
+
   it('an expiry moved earlier by a shorter idleTimeout is swept at the new time, once', async () => {
     const { clock, store } = open();
     await store.set('a', { n: 1 });

@@ -45,7 +45,12 @@ class Entry implements SessionRecord, ParsedSlot {
    */
   lruPrev: Entry | undefined = undefined;
   lruNext: Entry | undefined = undefined;
-  /** Neighbours in its user's list (least recently used first), found by user id in byUser: O(1) unlinking. */
+  /** Its place in recency order: stamped from the backend's counter each time it moves to the end. */
+  recency = 0;
+  /**
+   * Neighbours in its user's list (in no order: an entry is appended when added and never moved,
+   * so a touch does not reach two more entries), found by user id in byUser: O(1) unlinking.
+   */
   userPrev: Entry | undefined = undefined;
   userNext: Entry | undefined = undefined;
   /** The store's parsed, frozen copy of `data` (ParsedSlot): null until read, and again after every write of data. */
@@ -74,7 +79,15 @@ class Entry implements SessionRecord, ParsedSlot {
   }
 }
 
-/** One user's sessions, least recently used first, linked through the entries themselves. */
+/** Most recently used first. */
+function byRecencyDesc(a: Entry, b: Entry): number {
+  return b.recency - a.recency;
+}
+
+/**
+ * One user's sessions, linked through the entries themselves, in the order they were added (not
+ * recency: see Entry.recency, which orders them where it matters).
+ */
 class UserList {
   head: Entry | undefined = undefined;
   tail: Entry | undefined = undefined;
@@ -207,6 +220,8 @@ export class MemoryBackend implements Backend {
   /** Recency: the least recently used entry (evicted first) and the most recent one, linked through the entries. */
   private lruHead: Entry | undefined = undefined;
   private lruTail: Entry | undefined = undefined;
+  /** The last recency stamped (Entry.recency): 2^53 moves before it loses precision. */
+  private recencyTick = 0;
   private byUser = new Map<string, UserList>();
   /** User id order, for scanUsers(): the same lists as byUser. */
   private userOrder = new BTree<string, UserList>();
@@ -387,10 +402,10 @@ export class MemoryBackend implements Backend {
   }
 
   listUser(userId: string, now: number): SessionRecord[] {
-    const out: SessionRecord[] = [];
+    const out: Entry[] = [];
     // Most recently used first.
-    for (let e = this.byUser.get(userId)?.tail; e; e = e.userPrev) if (e.expiresAt > now) out.push(e);
-    return out;
+    for (let e = this.byUser.get(userId)?.head; e; e = e.userNext) if (e.expiresAt > now) out.push(e);
+    return out.sort(byRecencyDesc);
   }
 
   lock(id: string, owner: string, ttlMs: number, now: number): LockState {
@@ -612,9 +627,21 @@ export class MemoryBackend implements Backend {
   private capUser(userId: string, now: number, policy: InsertPolicy, ended: Ended[]): void {
     const cap = policy.maxSessionsPerUser;
     const list = this.byUser.get(userId);
-    if (cap === undefined || !list) return;
-    while (list.size >= cap && list.head) {
-      const e = list.head;
+    if (cap === undefined || !list || list.size < cap) return;
+    // The least recently used go first, as many as make room for one more.
+    if (list.size === cap) {
+      // The usual case (a user at the cap): one walk of at most `cap` entries finds the one.
+      let e = list.head as Entry;
+      for (let o = e.userNext; o; o = o.userNext) if (o.recency < e.recency) e = o;
+      this.end(e, e.expiresAt <= now ? expiryReason(e) : 'evicted', ended);
+      return;
+    }
+    // Over the cap (a snapshot written under a higher one): sorted once, not one walk per eviction.
+    const all: Entry[] = [];
+    for (let e = list.head; e; e = e.userNext) all.push(e);
+    all.sort((x, y) => x.recency - y.recency);
+    for (let i = 0; i <= all.length - cap; i++) {
+      const e = all[i] as Entry;
       this.end(e, e.expiresAt <= now ? expiryReason(e) : 'evicted', ended);
     }
   }
@@ -625,6 +652,7 @@ export class MemoryBackend implements Backend {
   }
 
   private lruAppend(e: Entry): void {
+    e.recency = ++this.recencyTick;
     e.lruPrev = this.lruTail;
     e.lruNext = undefined;
     if (this.lruTail) this.lruTail.lruNext = e;
@@ -711,15 +739,10 @@ export class MemoryBackend implements Backend {
   }
 
   private bump(e: Entry): void {
+    // The last one has the highest recency already. Its user's list does not move (see Entry.userPrev).
     if (this.lruTail !== e) {
       this.lruUnlink(e);
       this.lruAppend(e);
-    }
-    // Not the last of its user's list (an entry with a user is always in that user's list).
-    if (e.userNext !== undefined) {
-      const list = this.byUser.get(e.userId as string) as UserList;
-      list.unlink(e);
-      list.append(e);
     }
   }
 
