@@ -45,8 +45,6 @@ class Entry implements SessionRecord, ParsedSlot {
    */
   lruPrev: Entry | undefined = undefined;
   lruNext: Entry | undefined = undefined;
-  /** Its place in recency order: stamped from the backend's counter each time it moves to the end. */
-  recency = 0;
   /**
    * Neighbours in its user's list (in no order: an entry is appended when added and never moved,
    * so a touch does not reach two more entries), found by user id in byUser: O(1) unlinking.
@@ -79,14 +77,14 @@ class Entry implements SessionRecord, ParsedSlot {
   }
 }
 
-/** Most recently used first. */
-function byRecencyDesc(a: Entry, b: Entry): number {
-  return b.recency - a.recency;
+/** Most recently used first (a stable sort: ties keep the order they come in). */
+function lastAccessedDesc(a: Entry, b: Entry): number {
+  return b.lastAccessedAt - a.lastAccessedAt;
 }
 
 /**
  * One user's sessions, linked through the entries themselves, in the order they were added (not
- * recency: see Entry.recency, which orders them where it matters).
+ * recency: lastAccessedAt orders them where it matters, see listUser and capUser).
  */
 class UserList {
   head: Entry | undefined = undefined;
@@ -220,8 +218,6 @@ export class MemoryBackend implements Backend {
   /** Recency: the least recently used entry (evicted first) and the most recent one, linked through the entries. */
   private lruHead: Entry | undefined = undefined;
   private lruTail: Entry | undefined = undefined;
-  /** The last recency stamped (Entry.recency): 2^53 moves before it loses precision. */
-  private recencyTick = 0;
   private byUser = new Map<string, UserList>();
   /** User id order, for scanUsers(): the same lists as byUser. */
   private userOrder = new BTree<string, UserList>();
@@ -404,8 +400,9 @@ export class MemoryBackend implements Backend {
   listUser(userId: string, now: number): SessionRecord[] {
     const out: Entry[] = [];
     // Most recently used first.
-    for (let e = this.byUser.get(userId)?.head; e; e = e.userNext) if (e.expiresAt > now) out.push(e);
-    return out.sort(byRecencyDesc);
+    // Newest added first, so sessions last used in the same millisecond come newest first.
+    for (let e = this.byUser.get(userId)?.tail; e; e = e.userPrev) if (e.expiresAt > now) out.push(e);
+    return out.sort(lastAccessedDesc);
   }
 
   lock(id: string, owner: string, ttlMs: number, now: number): LockState {
@@ -632,14 +629,14 @@ export class MemoryBackend implements Backend {
     if (list.size === cap) {
       // The usual case (a user at the cap): one walk of at most `cap` entries finds the one.
       let e = list.head as Entry;
-      for (let o = e.userNext; o; o = o.userNext) if (o.recency < e.recency) e = o;
+      for (let o = e.userNext; o; o = o.userNext) if (o.lastAccessedAt < e.lastAccessedAt) e = o;
       this.end(e, e.expiresAt <= now ? expiryReason(e) : 'evicted', ended);
       return;
     }
     // Over the cap (a snapshot written under a higher one): sorted once, not one walk per eviction.
     const all: Entry[] = [];
     for (let e = list.head; e; e = e.userNext) all.push(e);
-    all.sort((x, y) => x.recency - y.recency);
+    all.sort((x, y) => x.lastAccessedAt - y.lastAccessedAt);
     for (let i = 0; i <= all.length - cap; i++) {
       const e = all[i] as Entry;
       this.end(e, e.expiresAt <= now ? expiryReason(e) : 'evicted', ended);
@@ -652,7 +649,6 @@ export class MemoryBackend implements Backend {
   }
 
   private lruAppend(e: Entry): void {
-    e.recency = ++this.recencyTick;
     e.lruPrev = this.lruTail;
     e.lruNext = undefined;
     if (this.lruTail) this.lruTail.lruNext = e;
@@ -739,7 +735,7 @@ export class MemoryBackend implements Backend {
   }
 
   private bump(e: Entry): void {
-    // The last one has the highest recency already. Its user's list does not move (see Entry.userPrev).
+    // Its user's list does not move (see Entry.userPrev).
     if (this.lruTail !== e) {
       this.lruUnlink(e);
       this.lruAppend(e);
