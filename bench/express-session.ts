@@ -346,23 +346,28 @@ function onPg(s: StoreName): boolean {
 /**
  * CPU time (µs, user + system) of the PostgreSQL server listening on this port: its postmaster
  * (found by the `-p <port>` pg_ctl gave it) and every process it forked (backends, WAL writer,
- * checkpointer), from /proc (Linux; clock ticks of 10 ms).
+ * checkpointer), live or exited, from /proc (Linux; clock ticks of 10 ms).
  */
 function pgCpuUs(port: number): number {
-  const stats: { pid: number; ppid: number; ticks: number; cmd: string }[] = [];
+  // ticks: own user + system time; reaped: the children's it has waited for (cutime + cstime).
+  const stats: { pid: number; ppid: number; ticks: number; reaped: number; cmd: string }[] = [];
   for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       const f = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
       const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
-      stats.push({ pid: Number(pid), ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]), cmd });
+      stats.push({ pid: Number(pid), ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]), reaped: Number(f[13]) + Number(f[14]), cmd });
     } catch {
       // exited meanwhile
     }
   }
   const master = stats.find((p) => p.cmd.includes('postgres') && p.cmd.includes(` -p ${port} `));
   if (!master) return 0;
-  return stats.filter((p) => p.pid === master.pid || p.ppid === master.pid).reduce((sum, p) => sum + p.ticks, 0) * 10_000;
+  // A child that exits within a slice (an autovacuum worker, a parallel worker) leaves the live
+  // sum, and the postmaster, which reaps it, adds its time to its own cutime/cstime: counting
+  // those too keeps the total from going down (it once read -518 µs per request).
+  const live = stats.filter((p) => p.pid === master.pid || p.ppid === master.pid).reduce((sum, p) => sum + p.ticks, 0);
+  return (live + master.reaped) * 10_000;
 }
 
 /** The server's version string (for the notes). */
