@@ -64,6 +64,35 @@ describe('memory set: an upsert of a live session, in place', () => {
     await capped.close();
   });
 
+  it('an upsert written in place reports what it evicted; a wrapper that answers it with a promise gets the same steps', async () => {
+    const clock = new ManualClock(1_000_000);
+    const target = memory({ clock });
+    let broken = false;
+    // A proxy that makes upsertLive asynchronous, as an instrumenting wrapper might, and can fail it.
+    const backend = new Proxy(target, {
+      get(t, prop, receiver) {
+        const v = Reflect.get(t, prop, receiver);
+        if (prop !== 'upsertLive' || typeof v !== 'function') return typeof v === 'function' ? v.bind(t) : v;
+        return (...args: unknown[]) => (broken ? Promise.reject(new Error('ECONNRESET')) : Promise.resolve(v.apply(t, args)));
+      },
+    });
+    const store = createStore({ clock, backend, sweepInterval: false, logger: silentLogger, idleTimeout: '10m', maxSessionsPerUser: 1 });
+    const evicted: string[] = [];
+    store.on('evicted', (e) => evicted.push(e.id));
+    await store.set('a', { n: 1 }, { userId: 'u1' });
+    await store.set('b', { n: 1 }, { userId: 'u2' });
+    const moved = await store.set('a', { n: 2 }, { userId: 'u2' });
+    expect(moved).toMatchObject({ id: 'a', version: 2, userId: 'u2', data: { n: 2 } });
+    expect(evicted).toEqual(['b']);
+    // No live session with that id: the wrapper answers undefined, and the set inserts.
+    expect((await store.set('c', { n: 1 })).version).toBe(1);
+    broken = true;
+    await expect(store.set('a', { n: 3 })).rejects.toMatchObject({ code: 'LAPSE_BACKEND_UNAVAILABLE' });
+    broken = false;
+    expect((await store.get('a'))?.data).toEqual({ n: 2 });
+    await store.close();
+  });
+
   it('an expiry moved earlier by a shorter idleTimeout is swept at the new time, once', async () => {
     const { clock, store } = open();
     await store.set('a', { n: 1 });

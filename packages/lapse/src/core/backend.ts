@@ -75,6 +75,25 @@ export interface Backend {
     opts?: { replace?: boolean; fence?: number },
   ): Awaitable<{ record: SessionRecord; ended: Ended[] }>;
 
+  /**
+   * Optional (memory): `insert` with `replace` for a live session, given what `store.set`
+   * writes instead of a record: no secret hash, no request metadata, `lastAccessedAt = now`.
+   * It writes into the stored record and returns it, pushing what it removed to make room onto
+   * `ended`; it returns undefined, writing nothing, when no live session has this id (the
+   * caller then calls `insert`). LAPSE_LOCKED as insert. Meant for a backend that answers
+   * synchronously, where building the record is a visible part of a set's cost.
+   */
+  upsertLive?(
+    id: string,
+    data: string,
+    userId: string | null,
+    idleTimeout: number,
+    now: number,
+    policy: InsertPolicy,
+    fence: number | undefined,
+    ended: Ended[],
+  ): Awaitable<SessionRecord | undefined>;
+
   /** The live record, or null. Counts no access. */
   get(id: string, now: number): Awaitable<SessionRecord | null>;
 

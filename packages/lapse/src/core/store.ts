@@ -499,33 +499,66 @@ export class SessionStore {
     opts: { userId?: string; idleTimeout?: Duration; absoluteTimeout?: Duration; lease?: LeaseRef; [ENCODED]?: EncodedData } = {},
   ): Promise<Session> {
     // Not async on purpose (as validate): a synchronous backend (memory) settles with one promise.
-    let now: number;
-    let enc: EncodedData | undefined;
-    let text: string;
-    let out: Awaitable<{ record: SessionRecord; ended: Ended[] }>;
     try {
       this.assertOpen();
       checkId(id);
-      enc = opts[ENCODED];
-      text = enc ? encodeData(enc.value, this.opts.maxDataBytes, enc.text) : encodeData(data, this.opts.maxDataBytes);
+      const enc = opts[ENCODED];
+      const text = enc ? encodeData(enc.value, this.opts.maxDataBytes, enc.text) : encodeData(data, this.opts.maxDataBytes);
       const idle = opts.idleTimeout === undefined ? undefined : inputDuration(opts.idleTimeout, 'idleTimeout');
       const abs = opts.absoluteTimeout === undefined ? undefined : inputDuration(opts.absoluteTimeout, 'absoluteTimeout');
-      now = this.clock.now();
-      const rec = this.newRecord(id, '', checkUserId(opts.userId), text, now, idle, abs);
+      const now = this.clock.now();
+      const userId = checkUserId(opts.userId);
       const fence = fenceOf(opts.lease);
+      const backend = this.backend;
+      if (backend.upsertLive === undefined) return this.insertForSet(id, userId, text, now, idle, abs, fence, enc);
+      // A live session written in place from these fields (memory): no record is built for it.
+      const ended: Ended[] = [];
+      let live: Awaitable<SessionRecord | undefined>;
       try {
-        out = this.backend.insert(rec, now, this.policy(), fence === undefined ? REPLACE : { replace: true, fence });
+        live = backend.upsertLive(id, text, userId, idle ?? this.opts.idleTimeout, now, this.policy(), fence, ended);
       } catch (err) {
         throw this.failed(err);
       }
-      if (!(out instanceof Promise)) return Promise.resolve(this.stored(out.record, out.ended, now, text, enc));
+      if (live instanceof Promise) {
+        // A wrapper that answers later (a proxy around the backend): the same steps, once it has.
+        return live.then(
+          (r) => (r === undefined ? this.insertForSet(id, userId, text, now, idle, abs, fence, enc) : this.stored(r, ended, now, text, enc)),
+          this.rejectFailed,
+        );
+      }
+      if (live !== undefined) return Promise.resolve(this.stored(live, ended, now, text, enc));
+      return this.insertForSet(id, userId, text, now, idle, abs, fence, enc);
     } catch (err) {
       return Promise.reject(err);
     }
-    const at = now;
-    const written = text;
-    const encoded = enc;
-    return out.then((r) => this.stored(r.record, r.ended, at, written, encoded), this.rejectFailed);
+  }
+
+  /** A set written as an insert (with replace): every backend's path, and memory's for an id with no live session. */
+  private insertForSet(
+    id: string,
+    userId: string | null,
+    text: string,
+    now: number,
+    idle: number | undefined,
+    abs: number | undefined,
+    fence: number | undefined,
+    enc: EncodedData | undefined,
+  ): Promise<Session> {
+    const rec = this.newRecord(id, '', userId, text, now, idle, abs);
+    let out: Awaitable<{ record: SessionRecord; ended: Ended[] }>;
+    try {
+      out = this.backend.insert(rec, now, this.policy(), fence === undefined ? REPLACE : { replace: true, fence });
+    } catch (err) {
+      return Promise.reject(this.failed(err));
+    }
+    if (!(out instanceof Promise)) {
+      try {
+        return Promise.resolve(this.stored(out.record, out.ended, now, text, enc));
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+    return out.then((r) => this.stored(r.record, r.ended, now, text, enc), this.rejectFailed);
   }
 
   /** After a set's write: its events, and the Session of what it wrote. */

@@ -289,24 +289,58 @@ export class MemoryBackend implements Backend {
     return { record: entry, ended };
   }
 
+  /** store.set of a live session (Backend.upsertLive): written into its entry, with no record built first. */
+  upsertLive(
+    id: string,
+    data: string,
+    userId: string | null,
+    idleTimeout: number,
+    now: number,
+    policy: InsertPolicy,
+    fence: number | undefined,
+    ended: Ended[],
+  ): SessionRecord | undefined {
+    const e = this.byId.get(id);
+    // A removed entry still in its Map has expiresAt -Infinity (see IdMap.get).
+    if (e === undefined || !(e.expiresAt > now)) return undefined;
+    this.checkLease(e, now, fence);
+    return this.writeInPlace(e, '', userId, data, now, idleTimeout, null, null, now, policy, ended);
+  }
+
+  private replaceInPlace(e: Entry, rec: SessionRecord, now: number, policy: InsertPolicy, ended: Ended[]): Entry {
+    return this.writeInPlace(e, rec.secretHash, rec.userId, rec.data, rec.lastAccessedAt, rec.idleTimeout, rec.ip, rec.userAgent, now, policy, ended);
+  }
+
   /**
    * An upsert of a live session, written into its entry: no new object, and the id index
    * (B+ tree) and the expiry queue keep their places. Recency moves to the end, as on a touch.
    */
-  private replaceInPlace(e: Entry, rec: SessionRecord, now: number, policy: InsertPolicy, ended: Ended[]): Entry {
+  private writeInPlace(
+    e: Entry,
+    secretHash: string,
+    userId: string | null,
+    data: string,
+    lastAccessedAt: number,
+    idleTimeout: number,
+    ip: string | null,
+    userAgent: string | null,
+    now: number,
+    policy: InsertPolicy,
+    ended: Ended[],
+  ): Entry {
     const oldUser = e.userId;
     const oldExpiry = e.expiresAt;
-    e.secretHash = rec.secretHash;
-    this.writeData(e, rec.data);
-    e.lastAccessedAt = rec.lastAccessedAt;
-    e.idleTimeout = rec.idleTimeout;
-    e.expiresAt = expiresAtOf(rec.lastAccessedAt, rec.idleTimeout, e.absoluteExpiresAt);
+    e.secretHash = secretHash;
+    this.writeData(e, data);
+    e.lastAccessedAt = lastAccessedAt;
+    e.idleTimeout = idleTimeout;
+    e.expiresAt = expiresAtOf(lastAccessedAt, idleTimeout, e.absoluteExpiresAt);
     e.version++;
-    e.ip = rec.ip;
-    e.userAgent = rec.userAgent;
+    e.ip = ip;
+    e.userAgent = userAgent;
     // The queued time must stay a lower bound: an expiry moved earlier is queued again.
     if (e.expiresAt < oldExpiry) this.queue.push(e.expiresAt, e);
-    if (rec.userId !== oldUser) {
+    if (userId !== oldUser) {
       const list = oldUser === null ? undefined : this.byUser.get(oldUser);
       if (list) {
         list.unlink(e);
@@ -315,10 +349,10 @@ export class MemoryBackend implements Backend {
           this.userOrder.delete(oldUser);
         }
       }
-      e.userId = rec.userId;
-      if (rec.userId !== null) {
-        this.capUser(rec.userId, now, policy, ended);
-        this.userListOf(rec.userId).append(e);
+      e.userId = userId;
+      if (userId !== null) {
+        this.capUser(userId, now, policy, ended);
+        this.userListOf(userId).append(e);
       }
     }
     this.bump(e);
