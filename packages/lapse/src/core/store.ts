@@ -533,7 +533,10 @@ export class SessionStore {
     }
   }
 
-  /** A set written as an insert (with replace): every backend's path, and memory's for an id with no live session. */
+  /**
+   * A set written as an insert (with replace): every backend's path, and memory's for an id with
+   * no live session. Throws what fails before the write; set and its `then` make it a rejection.
+   */
   private insertForSet(
     id: string,
     userId: string | null,
@@ -549,15 +552,9 @@ export class SessionStore {
     try {
       out = this.backend.insert(rec, now, this.policy(), fence === undefined ? REPLACE : { replace: true, fence });
     } catch (err) {
-      return Promise.reject(this.failed(err));
+      throw this.failed(err);
     }
-    if (!(out instanceof Promise)) {
-      try {
-        return Promise.resolve(this.stored(out.record, out.ended, now, text, enc));
-      } catch (err) {
-        return Promise.reject(err);
-      }
-    }
+    if (!(out instanceof Promise)) return Promise.resolve(this.stored(out.record, out.ended, now, text, enc));
     return out.then((r) => this.stored(r.record, r.ended, now, text, enc), this.rejectFailed);
   }
 

@@ -432,10 +432,17 @@ export class MemoryBackend implements Backend {
   }
 
   listUser(userId: string, now: number): SessionRecord[] {
+    return this.userByRecency(this.byUser.get(userId), now);
+  }
+
+  /**
+   * The sessions in a user's list that expire after `after`, most recently used first; among
+   * those last used in the same millisecond, the newest added first (collected from the tail,
+   * then a stable sort).
+   */
+  private userByRecency(list: UserList | undefined, after: number): Entry[] {
     const out: Entry[] = [];
-    // Most recently used first.
-    // Newest added first, so sessions last used in the same millisecond come newest first.
-    for (let e = this.byUser.get(userId)?.tail; e; e = e.userPrev) if (e.expiresAt > now) out.push(e);
+    for (let e = list?.tail; e; e = e.userPrev) if (e.expiresAt > after) out.push(e);
     return out.sort(lastAccessedDesc);
   }
 
@@ -667,11 +674,10 @@ export class MemoryBackend implements Backend {
       this.end(e, e.expiresAt <= now ? expiryReason(e) : 'evicted', ended);
       return;
     }
-    // Over the cap (a snapshot written under a higher one): sorted once, not one walk per eviction.
-    const all: Entry[] = [];
-    for (let e = list.head; e; e = e.userNext) all.push(e);
-    all.sort((x, y) => x.lastAccessedAt - y.lastAccessedAt);
-    for (let i = 0; i <= all.length - cap; i++) {
+    // Over the cap (a snapshot written under a higher one): sorted once, not one walk per
+    // eviction; the least recent are at the end, and go from there.
+    const all = this.userByRecency(list, Number.NEGATIVE_INFINITY);
+    for (let i = all.length - 1; i >= cap - 1; i--) {
       const e = all[i] as Entry;
       this.end(e, e.expiresAt <= now ? expiryReason(e) : 'evicted', ended);
     }
