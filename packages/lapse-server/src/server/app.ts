@@ -5,6 +5,7 @@ import { createStore, type SessionStore } from 'lapse/internal';
 import { installAuth } from './auth.js';
 import { installJsonBody } from './body.js';
 import { openBackend } from './backend.js';
+import { closeIdleConnectionsOnClose } from './idle-connections.js';
 import { resolveConfig, type ServerConfigInput, storeOptionsOf } from './config.js';
 import type { ConnectionsProvider, LapseContext, LapseServer } from './context.js';
 import { installCors } from './cors.js';
@@ -141,6 +142,7 @@ export async function createServer(options: CreateServerOptions = {}): Promise<L
   await app.register(keyRoutes(ctx));
   await app.register(consoleAssetRoutes());
 
+  closeIdleConnectionsOnClose(app);
   app.addHook('onClose', async () => {
     metrics.close();
     if (ownStore) await store.close();

@@ -1,4 +1,4 @@
-import type { Backend, BackendStats, InsertPolicy, JobLease } from '../../core/backend.js';
+import type { Backend, BackendStats, InsertPolicy, JobLease, UserCount } from '../../core/backend.js';
 import type { Ended, LockState, SessionRecord } from '../../core/session.js';
 // A type-only import (erased at run time): backend.ts makes this class in grouped().
 import type { SqliteBackend } from './backend.js';
@@ -128,6 +128,9 @@ export class GroupCommitSqlite implements Backend {
   }
   scan(afterId: string | null, limit: number, now: number) {
     return this.inner.scan(afterId, limit, now);
+  }
+  scanUsers(prefix: string, afterUserId: string | null, limit: number, now: number): UserCount[] {
+    return this.inner.scanUsers(prefix, afterUserId, limit, now);
   }
   clear() {
     return this.group.run(() => this.inner.clear());

@@ -1,0 +1,54 @@
+import { join } from 'node:path';
+import { afterEach, expect, it } from 'vitest';
+import { type Backend, createStore, isLapseError, silentLogger } from 'lapse/internal';
+import { sqlite } from 'lapse/sqlite';
+import { openBackend } from '../src/server/backend.js';
+import { tempDir } from '../../../test/helpers/tmp.js';
+
+// The service opens its SQLite file with group commit: the writes of one event-loop turn (the
+// requests that arrive together) share one transaction, each caller told its own result.
+
+let tmp: ReturnType<typeof tempDir> | undefined;
+const open: Backend[] = [];
+
+afterEach(async () => {
+  for (const b of open.splice(0)) await b.close?.();
+  tmp?.cleanup();
+  tmp = undefined;
+});
+
+it("the service's SQLite backend group-commits: concurrent creates share one commit, a failing write fails alone", async () => {
+  tmp = tempDir('lapse-server-gc-');
+  const path = join(tmp.dir, 'lapse.db');
+  const backend = await openBackend(`sqlite:${path}`, { logger: silentLogger });
+  open.push(backend);
+  // SQLite's data_version, read on a second connection, moves once per commit of another connection.
+  const watcher = sqlite({ path, logger: silentLogger, checkpointInterval: false });
+  open.push(watcher);
+  const version = watcher.db.prepare('PRAGMA data_version').pluck();
+  const commits = ((start: number) => () => (version.get() as number) - start)(version.get() as number);
+
+  const store = createStore({ backend, sweepInterval: false, logger: silentLogger });
+  const made = await Promise.all(Array.from({ length: 10 }, (_, i) => store.create({ userId: `u${i % 3}`, data: { i } })));
+  expect(commits()).toBe(1);
+  expect(await store.size()).toBe(10);
+
+  const [first, second] = made.map((m) => m.session);
+  const outcomes = await Promise.allSettled([
+    store.update(first!.id, { n: 1 }),
+    store.update(second!.id, { n: 2 }, { expectedVersion: 99 }), // a conflict: fails alone
+    store.create({ userId: 'u0', data: { late: true } }),
+  ]);
+  expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+  expect(isLapseError((outcomes[1] as PromiseRejectedResult).reason, 'LAPSE_VERSION_CONFLICT')).toBe(true);
+  expect(commits()).toBe(2);
+  expect((await store.get(first!.id))?.data).toEqual({ n: 1 });
+  expect((await store.get(second!.id))?.version).toBe(1);
+  // The console's user directory (Backend.scanUsers) still reaches the file through the group.
+  expect(await backend.scanUsers?.('u', null, 10, Date.now())).toEqual([
+    { userId: 'u0', sessions: 5 },
+    { userId: 'u1', sessions: 3 },
+    { userId: 'u2', sessions: 3 },
+  ]);
+  await store.close();
+});
