@@ -4,6 +4,7 @@ import type { Backend } from '../src/core/backend.js';
 import { type SqliteBackend, sqlite } from '../src/backends/sqlite/backend.js';
 import { isLapseError } from '../src/core/errors.js';
 import { sessionRecord } from './fixtures/sqlite-record.js';
+import { walCommits } from '../../../test/helpers/sqlite-wal.js';
 import { tempDir } from '../../../test/helpers/tmp.js';
 
 let tmp: ReturnType<typeof tempDir>;
@@ -17,15 +18,15 @@ afterEach(async () => {
 
 function open(): { inner: SqliteBackend; b: Backend; commits: () => number } {
   tmp = tempDir('lapse-gc-');
-  const inner = sqlite({ path: join(tmp.dir, 'g.db'), synchronous: 'full' });
-  // Counts the transactions that reach the file: SQLite's data_version, read from a second
-  // connection, moves once per commit by another connection.
-  const watcher = sqlite({ path: join(tmp.dir, 'g.db') });
-  const version = watcher.db.prepare('PRAGMA data_version').pluck();
-  const start = version.get() as number;
+  const path = join(tmp.dir, 'g.db');
+  // No background checkpoint: the WAL then only grows during the test, and its commit frames
+  // count the transactions that reached the file (PRAGMA data_version cannot: it moves once
+  // per look, however many commits came in between).
+  const inner = sqlite({ path, synchronous: 'full', checkpointInterval: false });
+  const start = walCommits(path);
   const b = inner.grouped();
-  backends.push(b, watcher);
-  return { inner, b, commits: () => (version.get() as number) - start };
+  backends.push(b);
+  return { inner, b, commits: () => walCommits(path) - start };
 }
 
 it('writes issued in one turn share one commit; each caller gets its own result or error', async () => {
