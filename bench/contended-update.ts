@@ -11,6 +11,7 @@ import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { cpu, cpuRoute, listenLocal, login, serveOrDrive, startChild, stopChildren } from './child-server.js';
 import { fmt, progress, writeResults } from './lib.js';
+import { withRange } from './stats.js';
 import { type PeerName, peerStore } from './peer-stores.js';
 
 const QUICK = process.env.BENCH_QUICK === '1';
@@ -162,7 +163,7 @@ async function main(): Promise<void> {
     const ratios = a.map((r, i) => r.rps / (b[i] as Run).rps);
     const m = median(ratios);
     for (const [name, rs, vs] of [
-      [mine, a, `${m.toFixed(2)} (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})`],
+      [mine, a, withRange(m, ratios)],
       [peer, b, ''],
     ] as const) {
       rows.push({

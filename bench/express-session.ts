@@ -16,6 +16,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { childArg, cpu, cpuRoute, listenLocal, login, serveOrDrive, startChild, stopChildren } from './child-server.js';
 import { fmt, progress, writeResults } from './lib.js';
+import { withRange } from './stats.js';
 import { type PeerName, peerStore } from './peer-stores.js';
 
 // BENCH_QUICK=1: one short slice, to check the bench runs (figures not meaningful).
@@ -291,7 +292,7 @@ async function main(): Promise<void> {
         const theirs = runs.get(`${peer} ${route}`) as Run[];
         const ratios = mine.map((r, i) => r.rps / (theirs[i] as Run).rps);
         const m = median(ratios);
-        row[`${route} vs peer`] = `${m.toFixed(2)} (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})`;
+        row[`${route} vs peer`] = withRange(m, ratios);
         verdicts.push(m >= (TARGET[s] ?? 1.2));
       }
     }
@@ -311,7 +312,7 @@ async function main(): Promise<void> {
       const parts = ROUTES.map((route) => {
         const f = runs.get(`floor ${route}`) as Run[];
         const ratios = (runs.get(`${peer} ${route}`) as Run[]).map((r, i) => (f[i] as Run).rps / r.rps);
-        return `${route} ${median(ratios).toFixed(2)} (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})`;
+        return `${route} ${withRange(median(ratios), ratios)}`;
       });
       return `floor vs ${peer}: ${parts.join(', ')}`;
     })

@@ -5,8 +5,9 @@
  * Run: node --expose-gc --import tsx bench/http.ts
  */
 import type { ChildProcess } from 'node:child_process';
-import { serveOrDrive, startChild } from './child-server.js';
+import { serveOrDrive, startChild, stopChildren } from './child-server.js';
 import { fmt, progress, writeResults } from './lib.js';
+import { withRange } from './stats.js';
 
 const SLICE_S = 3;
 const SLICES = 7;
@@ -114,10 +115,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    for (const { child } of servers.values()) {
-      child.kill('SIGTERM');
-      if (child.exitCode === null) await new Promise((r) => child.once('exit', r));
-    }
+    await stopChildren(servers.values());
   }
   const bare = runs.get('bare') as Run[];
   const label: Record<string, string> = {
@@ -135,7 +133,7 @@ async function main(): Promise<void> {
       'req/s': Math.round(median(r.map((x) => x.rps))),
       'p50 ms': median(r.map((x) => x.p50)),
       'p99 ms': median(r.map((x) => x.p99)),
-      'vs bare': k === 'bare' ? '1.00' : `${ratio.toFixed(2)} (${Math.min(...slices).toFixed(2)}–${Math.max(...slices).toFixed(2)})`,
+      'vs bare': k === 'bare' ? '1.00' : withRange(ratio, slices),
       target: k === 'lapse' ? '>= 0.7' : '',
       met: k === 'lapse' ? (ratio >= 0.7 ? 'yes' : 'no') : '',
     };

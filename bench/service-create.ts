@@ -6,8 +6,9 @@
  * Run: node --expose-gc --import tsx bench/service-create.ts (or `npm run bench -- service-create`)
  */
 import type { ChildProcess } from 'node:child_process';
-import { serveOrDrive, startChild } from './child-server.js';
+import { serveOrDrive, startChild, stopChildren } from './child-server.js';
 import { fmt, progress, writeResults } from './lib.js';
+import { median, withRange } from './stats.js';
 
 const SLICE_S = 3;
 const SLICES = 7;
@@ -46,8 +47,6 @@ interface Run {
   p99: number;
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
-
 async function main(): Promise<void> {
   const { default: autocannon } = (await import('autocannon' as string)) as { default: Autocannon };
   const kinds = ['grouped', 'plain'] as const;
@@ -70,22 +69,19 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    for (const { child } of servers.values()) {
-      child.kill('SIGTERM');
-      if (child.exitCode === null) await new Promise((r) => child.once('exit', r));
-    }
+    await stopChildren(servers.values());
   }
   const plain = runs.get('plain') as Run[];
   const label = { grouped: 'lapse serve, SQLite (group commit, as it opens the file)', plain: 'same service on the plain SQLite backend' };
   const rows = kinds.map((k) => {
     const r = runs.get(k) as Run[];
-    const ratios = r.map((x, i) => x.rps / (plain[i] as Run).rps).sort((a, b) => a - b);
+    const ratios = r.map((x, i) => x.rps / (plain[i] as Run).rps);
     return {
       server: label[k],
       'req/s': Math.round(median(r.map((x) => x.rps))),
       'p50 ms': median(r.map((x) => x.p50)),
       'p99 ms': median(r.map((x) => x.p99)),
-      'vs plain': k === 'plain' ? '1.00' : `${median(ratios).toFixed(2)} (${(ratios[0] as number).toFixed(2)}–${(ratios.at(-1) as number).toFixed(2)})`,
+      'vs plain': k === 'plain' ? '1.00' : withRange(median(ratios), ratios),
     };
   });
   writeResults('service-create', 'The service: POST /v1/sessions (create) on SQLite, group commit vs one transaction per write', rows, [

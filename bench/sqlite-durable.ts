@@ -8,7 +8,6 @@
  * Run: flock -x /tmp/lapse-cpu.lock node --expose-gc --import tsx bench/sqlite-durable.ts
  * Knobs: BENCH_LEVELS (full,normal), BENCH_QUICK=1, DURABLE_OUT (results name, default sqlite-durable).
  */
-import { randomBytes } from 'node:crypto';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -16,7 +15,9 @@ import type { Backend } from '../packages/lapse/dist/core/backend.js';
 import { sqlite } from '../packages/lapse/dist/backends/sqlite/backend.js';
 import { silentLogger } from '../packages/lapse/dist/util/logger.js';
 import { createStore } from '../packages/lapse/dist/core/store.js';
+import { newId } from '../packages/lapse/dist/core/token.js';
 import { tempDir } from '../test/helpers/tmp.js';
+import { withRange } from './stats.js';
 import { concurrent, fmt, inTurns, measure, type OpsResult, roundRatios, writeResults } from './lib.js';
 
 const QUICK = process.env.BENCH_QUICK === '1';
@@ -27,10 +28,6 @@ const SEED = 20_000;
 const tmp = tempDir('lapse-bench-durable-');
 const rows: Record<string, string | number>[] = [];
 const loads: number[] = [];
-
-function randomId(): string {
-  return randomBytes(16).toString('base64url');
-}
 
 function bareDb(path: string, synchronous: string) {
   const db = new Database(path);
@@ -59,7 +56,7 @@ async function level(sync: 'full' | 'normal') {
   // The bare rows get random ids, as sessions have (a session id is a random token): each insert
   // lands on a random leaf of the id b-tree, as Lapse's does. `seq` ids (b-0, b-1, …) land on the
   // rightmost leaf, which no session store can do: that side is shown for reference only.
-  const seedIds = Array.from({ length: SEED }, randomId);
+  const seedIds = Array.from({ length: SEED }, newId);
   for (let i = 0; i < SEED; i++) bare.insert.run(seedIds[i], JSON.stringify({ i }));
   let b = 0;
   let u = 0;
@@ -67,7 +64,7 @@ async function level(sync: 'full' | 'normal') {
     create: [
       () => concurrent(`${sync} grouped create x${CALLERS}`, (i) => grouped.create({ userId: `u${i % 97}`, data: { i } }), CALLERS, TURN_MS),
       () => measure(`${sync} direct create (loop)`, (i) => direct.create({ userId: `u${i % 97}`, data: { i } }), TURN_MS),
-      () => measure(`${sync} bare INSERT, random ids (loop)`, () => bare.insert.run(randomId(), '{"a":1}'), TURN_MS),
+      () => measure(`${sync} bare INSERT, random ids (loop)`, () => bare.insert.run(newId(), '{"a":1}'), TURN_MS),
       () => measure(`${sync} bare INSERT, sequential ids (loop)`, () => bare.insert.run(`b-${b++}`, '{"a":1}'), TURN_MS),
     ],
     update: [
@@ -89,7 +86,7 @@ async function level(sync: 'full' | 'normal') {
         durability: sync.toUpperCase(),
         operation: r.name,
         'ops/s (median round)': fmt(r.opsPerSec),
-        'vs bare (random ids)': i === 2 ? '1.00' : `${(ratios[i] as number).toFixed(2)} (${Math.min(...rr).toFixed(2)}–${Math.max(...rr).toFixed(2)})`,
+        'vs bare (random ids)': i === 2 ? '1.00' : withRange(ratios[i] as number, rr),
         target: target ? `>= ${target}` : '',
         met: target ? ((ratios[i] as number) >= target ? 'yes' : 'no') : '',
       });

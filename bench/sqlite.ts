@@ -7,7 +7,6 @@
  * all), SQLITE_ROUNDS (rounds per comparison, default 5), SQLITE_OUT (the results file name,
  * default sqlite, or sqlite-node<major> off Node 20).
  */
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { type SqliteBackend, sqlite } from '../packages/lapse/dist/backends/sqlite/backend.js';
@@ -172,8 +171,8 @@ async function throughput() {
       'lapse store.create',
       () => store.create({ userId: `u${k++ % 1000}`, data: { a: 1 } }),
       'bare INSERT',
-      // A random id, as a session's (a counting id would always land on the rightmost leaf).
-      () => bare.insert.run(randomBytes(16).toString('base64url'), '{"a":1}'),
+      // A session id, as Lapse makes them: random (a counting id would always land on the rightmost leaf).
+      () => bare.insert.run(newId(), '{"a":1}'),
     );
     row('create (one transaction each)', create, insert, 'INSERT by primary key', undefined, createRatio);
   }

@@ -12,6 +12,11 @@ export function median(xs: readonly number[]): number {
   return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
 
+/** A figure with the range of the rounds or slices it came from, as the result tables quote it: "0.72 (0.50–0.82)". */
+export function withRange(value: number, xs: readonly number[], digits = 2): string {
+  return `${value.toFixed(digits)} (${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)})`;
+}
+
 /**
  * Mann–Whitney U test (normal approximation with the tie correction): z > 0 when `a` tends to be
  * larger than `b`. |z| < 1.96 means no difference at the 5 % level.
