@@ -17,7 +17,23 @@ const READY_TIMEOUT_MS = 30_000;
 /** Redis's cluster bus listens on the client port + 10000. */
 const BUS_OFFSET = 10_000;
 /** Where node ports are drawn from: bus ports (+10000) 30000-32767, both below the ephemeral range. */
-const NODE_PORTS = { from: 20_000, to: 22_768 } as const;
+const ALL_NODE_PORTS = { from: 20_000, to: 22_768 } as const;
+/** Slices of that range, one per test worker (vitest runs at most 2 files at once here). */
+const SLICES = 4;
+/**
+ * This worker's slice. A node a test killed leaves its port free while the test's client keeps
+ * reconnecting to it (for up to its command timeout); a node of another file's cluster started
+ * on that port in that window would answer for it, and a GET there finds no key: a session that
+ * reads as "unknown" where the test expects "backend down". Files running at the same time are
+ * in different workers, so their clusters never share a port.
+ */
+export const NODE_PORTS = portSlice(Number(process.env.VITEST_POOL_ID ?? 1));
+
+function portSlice(worker: number): { from: number; to: number } {
+  const size = Math.floor((ALL_NODE_PORTS.to - ALL_NODE_PORTS.from) / SLICES);
+  const from = ALL_NODE_PORTS.from + (((Number.isSafeInteger(worker) && worker > 0 ? worker : 1) - 1) % SLICES) * size;
+  return { from, to: from + size };
+}
 /** Draws of a port pair before giving up. */
 const PORT_TRIES = 200;
 /** Spawns per node before a start failure fails the suite. */
