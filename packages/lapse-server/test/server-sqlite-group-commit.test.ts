@@ -38,17 +38,17 @@ it("the service's SQLite backend group-commits: concurrent creates are written t
   expect(rows.get()).toBe(10);
   expect(await store.size()).toBe(10);
 
-  const [first, second] = made.map((m) => m.session);
+  const [first, second] = made.map((m) => m.session.id) as [string, string];
   const outcomes = await Promise.allSettled([
-    store.update(first!.id, { n: 1 }),
-    store.update(second!.id, { n: 2 }, { expectedVersion: 99 }), // a conflict: fails alone
+    store.update(first, { n: 1 }),
+    store.update(second, { n: 2 }, { expectedVersion: 99 }), // a conflict: fails alone
     store.create({ userId: 'u0', data: { late: true } }),
   ]);
   expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
   expect(isLapseError((outcomes[1] as PromiseRejectedResult).reason, 'LAPSE_VERSION_CONFLICT')).toBe(true);
   expect(rows.get()).toBe(11);
-  expect((await store.get(first!.id))?.data).toEqual({ n: 1 });
-  expect((await store.get(second!.id))?.version).toBe(1);
+  expect((await store.get(first))?.data).toEqual({ n: 1 });
+  expect((await store.get(second))?.version).toBe(1);
   // The console's user directory (Backend.scanUsers) still reaches the file through the group.
   expect(await backend.scanUsers?.('u', null, 10, Date.now())).toEqual([
     { userId: 'u0', sessions: 5 },
