@@ -140,7 +140,7 @@ async function main(): Promise<void> {
   });
   writeResults('http', 'HTTP: validate on SQLite vs a bare Fastify route', rows, [
     `autocannon, ${CONNECTIONS} connections; ${SLICES} slices of ${SLICE_S} s per server, taking turns, after ${WARMUP_S} s warm-up; medians (req/s, latency) and the median of slice-by-slice ratios. Each server in its own process.`,
-    'Lapse runs with its defaults (key check, JSON-schema validation, security headers, metrics), the admin key, one live session; access logs off unless noted (then written to /dev/null).',
+    'Lapse runs with its defaults (key check, JSON-schema validation, security headers, metrics), the admin key, one live session, except that the first Lapse row turns access logs off; they are on by default (LAPSE_ACCESS_LOG), and the row "with access logs on" is the service as installed, its lines written to /dev/null.',
     'The bare route parses the same JSON body and returns a small JSON object, with no auth and no storage. The bare-session route answers a body of the same fields and size as the service (about 280 bytes) from the same kind of route: what the answer\'s size costs on its own. "vs bare": the median of slice-by-slice ratios to the small-JSON route, lowest and highest slice in brackets.',
   ]);
 }

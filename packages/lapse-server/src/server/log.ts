@@ -48,14 +48,21 @@ export function createLogger(level: LogLevel, stream?: DestinationStream): PinoL
   return pino(options, stream ?? pino.destination({ dest: 2, sync: true }));
 }
 
-/** One access-log line per answered request, and the request counter. */
+/**
+ * One access-log line per answered request, and the request counter. The line is written by a
+ * child of the service's logger with redaction off: every field is built here, and none can
+ * hold a token or a key (the URL goes through redactUrl, the key is named, never shown), so the
+ * redaction pass found nothing to blank and cost more than half of the line (5.1 µs a line with
+ * it, 2.35 µs without, pino to /dev/null here).
+ */
 export function installAccessLog(app: FastifyInstance, opts: { accessLog: boolean; metrics: ServerMetrics; outage?: OutageLog }): void {
+  const access = opts.accessLog ? app.log.child({}, { redact: { paths: [] } }) : null;
   app.addHook('onResponse', (request, reply, done) => {
     const route = request.is404 ? 'unknown' : (request.routeOptions.url ?? 'unknown');
     opts.metrics.observeRequest(request.method, route, reply.statusCode);
     opts.outage?.answered(route, reply.statusCode);
-    if (!opts.accessLog) return done();
-    request.log.info(
+    if (access === null) return done();
+    access.info(
       {
         reqId: request.id,
         method: request.method,
