@@ -4,10 +4,10 @@
  * cluster-node-timeout makes a replica take over a killed master within a few seconds.
  */
 import { type ChildProcess, execFile } from 'node:child_process';
-import { randomInt } from 'node:crypto';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll } from 'vitest';
+import { freePortIn, workerSlice } from './ports.js';
 import { portFree, spawnServer } from './redis-server.js';
 import { tempDir } from './tmp.js';
 
@@ -16,26 +16,8 @@ const CLI = process.env.REDIS_CLI ?? 'redis-cli';
 const READY_TIMEOUT_MS = 30_000;
 /** Redis's cluster bus listens on the client port + 10000. */
 const BUS_OFFSET = 10_000;
-/** Where node ports are drawn from: bus ports (+10000) 30000-32767, both below the ephemeral range. */
-const ALL_NODE_PORTS = { from: 20_000, to: 22_768 } as const;
-/** Slices of that range, one per test worker (vitest runs at most 2 files at once here). */
-const SLICES = 4;
-/**
- * This worker's slice. A node a test killed leaves its port free while the test's client keeps
- * reconnecting to it (for up to its command timeout); a node of another file's cluster started
- * on that port in that window would answer for it, and a GET there finds no key: a session that
- * reads as "unknown" where the test expects "backend down". Files running at the same time are
- * in different workers, so their clusters never share a port.
- */
-export const NODE_PORTS = portSlice(Number(process.env.VITEST_POOL_ID ?? 1));
-
-function portSlice(worker: number): { from: number; to: number } {
-  const size = Math.floor((ALL_NODE_PORTS.to - ALL_NODE_PORTS.from) / SLICES);
-  const from = ALL_NODE_PORTS.from + (((Number.isSafeInteger(worker) && worker > 0 ? worker : 1) - 1) % SLICES) * size;
-  return { from, to: from + size };
-}
-/** Draws of a port pair before giving up. */
-const PORT_TRIES = 200;
+/** Where node ports are drawn from (this worker's slice, see ports.ts): bus ports (+10000) 30000-32767, both below the ephemeral range. */
+export const NODE_PORTS = workerSlice({ from: 20_000, to: 22_768 });
 /** Spawns per node before a start failure fails the suite. */
 const SPAWN_ATTEMPTS = 4;
 /** How long a master may be silent before its replica is promoted. */
@@ -129,13 +111,8 @@ export async function startRedisCluster(): Promise<RedisCluster> {
  * connection, neither between this check and the spawn nor before a restart on the same port.
  */
 async function nodePort(taken: number[]): Promise<number> {
-  for (let tries = 0; tries < PORT_TRIES; tries++) {
-    const port = randomInt(NODE_PORTS.from, NODE_PORTS.to);
-    const bus = port + BUS_OFFSET;
-    if (taken.includes(port)) continue; // bus ports lie above the node range, one per port
-    if ((await portFree(port)) && (await portFree(bus))) return port;
-  }
-  throw new Error(`no free port pair (p, p + ${BUS_OFFSET}) for a cluster node in ${NODE_PORTS.from}-${NODE_PORTS.to} after ${PORT_TRIES} tries`);
+  // Bus ports lie above the node range, one per port: only the node ports can clash with `taken`.
+  return freePortIn(NODE_PORTS, taken, (port) => portFree(port + BUS_OFFSET));
 }
 
 async function waitHealthy(ports: number[], masters: number): Promise<void> {

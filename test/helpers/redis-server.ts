@@ -5,8 +5,9 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createConnection, createServer } from 'node:net';
+import { createConnection } from 'node:net';
 import { describe, it } from 'vitest';
+import { freePortIn, portFree, SERVER_PORTS } from './ports.js';
 
 export interface RedisServer {
   url: string;
@@ -55,29 +56,12 @@ export function describeRedis(name: string, fn: () => void): void {
   }
 }
 
-/** A free TCP port on 127.0.0.1, found by binding port 0 and letting it go. */
+/** A free TCP port on 127.0.0.1 in this worker's slice of the test servers' range (see ports.ts). */
 export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
+  return freePortIn(SERVER_PORTS);
 }
 
-/** Whether `port` on 127.0.0.1 can be bound now. */
-export function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.unref();
-    srv.once('error', () => resolve(false));
-    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-  });
-}
+export { portFree };
 
 /** Starts a throwaway redis-server on a free loopback port. */
 export async function startRedis(): Promise<RedisServer> {
