@@ -7,7 +7,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { serveOrDrive, startChild, stopChildren } from './child-server.js';
 import { fmt, progress, writeResults } from './lib.js';
-import { withRange } from './stats.js';
+import { median, withRange } from './stats.js';
 
 const SLICE_S = 3;
 const SLICES = 7;
@@ -90,11 +90,6 @@ async function drive(autocannon: Autocannon, target: Target, duration: number): 
   const r = await autocannon({ url: target.url, method: 'POST', headers: target.headers, body: target.body, connections: CONNECTIONS, duration });
   return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, non2xx: r.non2xx, errors: r.errors };
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] as number;
-};
 
 async function main(): Promise<void> {
   const { default: autocannon } = (await import('autocannon' as string)) as { default: Autocannon };

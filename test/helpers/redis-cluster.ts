@@ -7,8 +7,8 @@ import { type ChildProcess, execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll } from 'vitest';
-import { freePortIn, workerSlice } from './ports.js';
-import { portFree, spawnServer } from './redis-server.js';
+import { freePortIn, portFree, workerSlice } from './ports.js';
+import { spawnServer } from './redis-server.js';
 import { tempDir } from './tmp.js';
 
 const run = promisify(execFile);

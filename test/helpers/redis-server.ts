@@ -7,7 +7,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createConnection } from 'node:net';
 import { describe, it } from 'vitest';
-import { freePortIn, portFree, SERVER_PORTS } from './ports.js';
+import { freePortIn, SERVER_PORTS } from './ports.js';
 
 export interface RedisServer {
   url: string;
@@ -60,8 +60,6 @@ export function describeRedis(name: string, fn: () => void): void {
 export function freePort(): Promise<number> {
   return freePortIn(SERVER_PORTS);
 }
-
-export { portFree };
 
 /** Starts a throwaway redis-server on a free loopback port. */
 export async function startRedis(): Promise<RedisServer> {
