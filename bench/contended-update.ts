@@ -11,7 +11,7 @@ import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { cpu, cpuRoute, listenLocal, login, serveOrDrive, startChild, stopChildren } from './child-server.js';
 import { fmt, progress, writeResults } from './lib.js';
-import { withRange } from './stats.js';
+import { median, withRange } from './stats.js';
 import { type PeerName, peerStore } from './peer-stores.js';
 
 const QUICK = process.env.BENCH_QUICK === '1';
@@ -118,10 +118,6 @@ async function drive(autocannon: Autocannon, base: string, duration: number): Pr
   return { rps: r.requests.average, p99: r.latency.p99, cpuUsPerReq: used / Math.max(1, r.requests.total), ok, lost: Math.max(0, ok - n), non2xx: r.non2xx };
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] as number;
-};
 const range = (xs: number[], digits = 0) => withRange(median(xs), xs, digits);
 
 async function main(): Promise<void> {
