@@ -2,9 +2,11 @@
  * HTTP benchmark: POST /v1/sessions/validate of the Lapse service on the SQLite backend, next
  * to a bare Fastify route that parses the same JSON body and returns a small JSON, in the
  * same run. Each server runs in its own process (one core); autocannon drives it from here.
+ * Two reference rows serve the same validate from a listener below Fastify (see serveBelow).
  * Run: node --expose-gc --import tsx bench/http.ts
  */
 import type { ChildProcess } from 'node:child_process';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { serveOrDrive, startChild, stopChildren } from './child-server.js';
 import { fmt, progress, writeResults } from './lib.js';
 import { median, withRange } from './stats.js';
@@ -45,6 +47,9 @@ async function serveBare(kind: string): Promise<Target> {
   return { url: `http://127.0.0.1:${port}/validate`, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: `${'a'.repeat(22)}.${'b'.repeat(43)}` }) };
 }
 
+/** The service a child serves (for serveBelow). */
+const lapseApp: { app?: unknown } = {};
+
 async function serveLapse(accessLog: boolean): Promise<Target> {
   const { createServer } = await import('../packages/lapse-server/dist/server/index.js');
   const { tempDir } = await import('../test/helpers/tmp.js');
@@ -54,6 +59,7 @@ async function serveLapse(accessLog: boolean): Promise<Target> {
   // Access logs, when on, go to /dev/null: the cost of writing them is what we measure.
   const logStream = pino.destination({ dest: openSync('/dev/null', 'w'), sync: true });
   const app = await createServer({ backend: `sqlite:${dir}/lapse.db`, dataDir: dir, logLevel: 'info', accessLog, logStream });
+  lapseApp.app = app;
   const { token } = await app.lapse.store.create({ userId: 'bench', data: { role: 'user', plan: 'pro' } });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as { port: number };
@@ -62,6 +68,61 @@ async function serveLapse(accessLog: boolean): Promise<Target> {
     headers: { 'content-type': 'application/json', authorization: `Bearer ${app.lapse.generatedAdminKey}` },
     body: JSON.stringify({ token }),
   };
+}
+
+/**
+ * Reference only, not the service: the same validate served by a request listener put ahead
+ * of the service's Fastify handler on the service's own HTTP server (the same process, store,
+ * keys and answer). 'below': the key check, the JSON body, store.validate, the service's API
+ * headers and its answer; nothing else the route does (schema check, metrics, rate limit,
+ * error format, access log). 'below-nowork': the same answer and headers, no work at all.
+ * What they measure is how far a route that bypassed Fastify could go.
+ */
+async function serveBelow(work: boolean): Promise<Target> {
+  const target = await serveLapse(false);
+  const app = lapseApp.app as Awaited<ReturnType<typeof import('../packages/lapse-server/dist/server/index.js').createServer>>;
+  const { API_HEADERS } = await import('../packages/lapse-server/dist/server/security.js');
+  const { bearer } = await import('../packages/lapse-server/dist/server/auth.js');
+  const { httpError } = await import('../packages/lapse-server/dist/server/errors.js');
+  const { errors } = await import('../packages/lapse/dist/internal.js');
+  const fail = (res: ServerResponse, err: unknown) => {
+    const { status, body } = httpError(err);
+    answer(res, status, JSON.stringify(body));
+  };
+  const { store, keys } = app.lapse;
+  const token = (JSON.parse(target.body) as { token: string }).token;
+  const fixed = JSON.stringify({ session: await store.validate(token) });
+  const server = app.server;
+  const fastify = server.listeners('request') as ((req: IncomingMessage, res: ServerResponse) => void)[];
+  server.removeAllListeners('request');
+  const answer = (res: ServerResponse, status: number, body: string) =>
+    res.writeHead(status, { ...API_HEADERS, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) }).end(body);
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (req.method !== 'POST' || req.url !== '/v1/sessions/validate') {
+      for (const l of fastify) l.call(server, req, res);
+      return;
+    }
+    const key = bearer(req.headers.authorization);
+    if (work && (key === null || keys.verify(key) === null)) return fail(res, errors.unauthorized('unknown or revoked key'));
+    let text = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => (text += chunk));
+    req.on('end', () => {
+      if (!work) return answer(res, 200, fixed);
+      let body: { token?: unknown };
+      try {
+        body = JSON.parse(text) as { token?: unknown };
+      } catch (err) {
+        return fail(res, err);
+      }
+      if (typeof body.token !== 'string') return fail(res, errors.invalidInput('token must be a string'));
+      store.validate(body.token).then(
+        (session) => (session ? answer(res, 200, JSON.stringify({ session })) : fail(res, errors.invalidToken())),
+        (err: unknown) => fail(res, err),
+      );
+    });
+  });
+  return target;
 }
 
 // ---- driver ----
@@ -93,7 +154,7 @@ async function drive(autocannon: Autocannon, target: Target, duration: number): 
 
 async function main(): Promise<void> {
   const { default: autocannon } = (await import('autocannon' as string)) as { default: Autocannon };
-  const kinds = ['bare', 'bare-session', 'lapse', 'lapse-logged'] as const;
+  const kinds = ['bare', 'bare-session', 'lapse', 'lapse-logged', 'below', 'below-nowork'] as const;
   const servers = new Map<string, { child: ChildProcess; target: Target }>();
   const runs = new Map<string, Run[]>(kinds.map((k) => [k, []]));
   try {
@@ -118,6 +179,8 @@ async function main(): Promise<void> {
     'bare-session': 'bare Fastify route answering a session-sized JSON (same fields as the service)',
     lapse: 'Lapse POST /v1/sessions/validate, SQLite',
     'lapse-logged': 'same, with access logs on',
+    below: 'reference: the same validate served below Fastify (key check, body, store.validate, same headers and answer; nothing else)',
+    'below-nowork': "reference: the service's answer and headers from that listener, no work",
   };
   const rows = kinds.map((k) => {
     const r = runs.get(k) as Run[];
@@ -137,7 +200,11 @@ async function main(): Promise<void> {
     `autocannon, ${CONNECTIONS} connections; ${SLICES} slices of ${SLICE_S} s per server, taking turns, after ${WARMUP_S} s warm-up; medians (req/s, latency) and the median of slice-by-slice ratios. Each server in its own process.`,
     'Lapse runs with its defaults (key check, JSON-schema validation, security headers, metrics), the admin key, one live session, except that the first Lapse row turns access logs off; they are on by default (LAPSE_ACCESS_LOG), and the row "with access logs on" is the service as installed, its lines written to /dev/null.',
     'The bare route parses the same JSON body and returns a small JSON object, with no auth and no storage. The bare-session route answers a body of the same fields and size as the service (about 280 bytes) from the same kind of route: what the answer\'s size costs on its own. "vs bare": the median of slice-by-slice ratios to the small-JSON route, lowest and highest slice in brackets.',
+    'The two reference rows are not the service: a request listener ahead of its Fastify handler on the same server and process. "below" does the key check, the JSON body, store.validate and sends the service\'s headers and answer, and nothing else the route does (schema check, metrics, failure limit, error hooks, access log): how far a route that bypassed Fastify could go. "below-nowork" sends the same answer and headers with no work.',
   ]);
 }
 
-await serveOrDrive((kind) => (kind.startsWith('bare') ? serveBare(kind) : serveLapse(kind === 'lapse-logged')), main);
+await serveOrDrive(
+  (kind) => (kind.startsWith('bare') ? serveBare(kind) : kind.startsWith('below') ? serveBelow(kind === 'below') : serveLapse(kind === 'lapse-logged')),
+  main,
+);

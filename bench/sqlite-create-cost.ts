@@ -43,7 +43,7 @@ interface Variant {
   id?: 'unique' | 'partial' | 'none';
   indexes?: string[];
   /** Counting: triggers (v2), only the lapse_meta row, or none. */
-  counters?: 'triggers' | 'meta' | 'none';
+  counters?: 'triggers' | 'meta' | 'meta-users' | 'none';
   /** SLOT and NEXT_RECENCY as subqueries (v2) or bound values. */
   subqueries?: boolean;
   /** The bench's bare table: (id TEXT PRIMARY KEY, data), nothing else. */
@@ -62,6 +62,8 @@ const VARIANTS: Record<string, Variant> = {
   'no subqueries (slot, recency bound)': { subqueries: false },
   'no recency index, no subqueries': { indexes: ALL.filter((k) => k !== 'recency'), subqueries: false },
   'partial id + no triggers': { id: 'partial', counters: 'none' },
+  'counts in lapse_meta only (users by index probe)': { counters: 'meta-users' },
+  'partial id + counts in lapse_meta only': { id: 'partial', counters: 'meta-users' },
   'no secondary index, no triggers, no subqueries': { id: 'none', indexes: [], counters: 'none', subqueries: false },
   'bench bare table (id TEXT PK, data), random ids': { bare: true },
 };
@@ -93,6 +95,14 @@ function open(name: string, v: Variant) {
     if (counters === 'meta') {
       db.exec(`CREATE TABLE m (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID; INSERT INTO m VALUES ('sessions', 0);
         CREATE TRIGGER s_ai AFTER INSERT ON s BEGIN UPDATE m SET value = value + 1 WHERE key = 'sessions'; END;`);
+    }
+    if (counters === 'meta-users') {
+      // No lapse_users: the user count moves only when a user's first session arrives, found by
+      // a probe of the (user_id, recency) index, whose leaf the insert writes anyway.
+      db.exec(`CREATE TABLE m (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID; INSERT INTO m VALUES ('sessions', 0), ('users', 0);
+        CREATE TRIGGER s_ai AFTER INSERT ON s BEGIN UPDATE m SET value = value + 1 WHERE key = 'sessions';
+          UPDATE m SET value = value + 1 WHERE key = 'users' AND NEW.user_id IS NOT NULL
+            AND NOT EXISTS (SELECT 1 FROM s WHERE user_id = NEW.user_id AND slot <> NEW.slot); END;`);
     }
     const sub = v.subqueries ?? true;
     const slot = sub
