@@ -47,10 +47,12 @@ async function serveBare(kind: string): Promise<Target> {
   return { url: `http://127.0.0.1:${port}/validate`, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: `${'a'.repeat(22)}.${'b'.repeat(43)}` }) };
 }
 
-/** The service a child serves (for serveBelow). */
-const lapseApp: { app?: unknown } = {};
-
 async function serveLapse(accessLog: boolean): Promise<Target> {
+  return (await startLapse(accessLog)).target;
+}
+
+/** The service on a new SQLite file with one session, listening; its app and what the driver sends it. */
+async function startLapse(accessLog: boolean) {
   const { createServer } = await import('../packages/lapse-server/dist/server/index.js');
   const { tempDir } = await import('../test/helpers/tmp.js');
   const { dir } = tempDir('lapse-bench-http-');
@@ -59,15 +61,15 @@ async function serveLapse(accessLog: boolean): Promise<Target> {
   // Access logs, when on, go to /dev/null: the cost of writing them is what we measure.
   const logStream = pino.destination({ dest: openSync('/dev/null', 'w'), sync: true });
   const app = await createServer({ backend: `sqlite:${dir}/lapse.db`, dataDir: dir, logLevel: 'info', accessLog, logStream });
-  lapseApp.app = app;
   const { token } = await app.lapse.store.create({ userId: 'bench', data: { role: 'user', plan: 'pro' } });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as { port: number };
-  return {
+  const target: Target = {
     url: `http://127.0.0.1:${port}/v1/sessions/validate`,
     headers: { 'content-type': 'application/json', authorization: `Bearer ${app.lapse.generatedAdminKey}` },
     body: JSON.stringify({ token }),
   };
+  return { app, target };
 }
 
 /**
@@ -79,12 +81,14 @@ async function serveLapse(accessLog: boolean): Promise<Target> {
  * What they measure is how far a route that bypassed Fastify could go.
  */
 async function serveBelow(work: boolean): Promise<Target> {
-  const target = await serveLapse(false);
-  const app = lapseApp.app as Awaited<ReturnType<typeof import('../packages/lapse-server/dist/server/index.js').createServer>>;
+  const { app, target } = await startLapse(false);
   const { API_HEADERS } = await import('../packages/lapse-server/dist/server/security.js');
   const { bearer } = await import('../packages/lapse-server/dist/server/auth.js');
   const { httpError } = await import('../packages/lapse-server/dist/server/errors.js');
-  const { errors } = await import('../packages/lapse/dist/internal.js');
+  // The catalogue the server's own modules use (a second copy would fail its instanceof checks).
+  const { errors } = await import('lapse/internal');
+  const answer = (res: ServerResponse, status: number, body: string) =>
+    res.writeHead(status, { ...API_HEADERS, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) }).end(body);
   const fail = (res: ServerResponse, err: unknown) => {
     const { status, body } = httpError(err);
     answer(res, status, JSON.stringify(body));
@@ -95,8 +99,6 @@ async function serveBelow(work: boolean): Promise<Target> {
   const server = app.server;
   const fastify = server.listeners('request') as ((req: IncomingMessage, res: ServerResponse) => void)[];
   server.removeAllListeners('request');
-  const answer = (res: ServerResponse, status: number, body: string) =>
-    res.writeHead(status, { ...API_HEADERS, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) }).end(body);
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     if (req.method !== 'POST' || req.url !== '/v1/sessions/validate') {
       for (const l of fastify) l.call(server, req, res);
