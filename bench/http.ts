@@ -12,7 +12,14 @@ import { fmt, progress, writeResults } from './lib.js';
 import { median, withRange } from './stats.js';
 
 const SLICE_S = 3;
-const SLICES = 7;
+/**
+ * Server processes are started afresh for each generation: a process keeps its placement on
+ * the host for life, and the same build's rate was seen to differ by a quarter between two
+ * processes of one run, which slices taken in turns by the same processes never average out.
+ */
+const GENERATIONS = 3;
+const SLICES_PER_GENERATION = 3;
+const SLICES = GENERATIONS * SLICES_PER_GENERATION;
 const WARMUP_S = 3;
 const CONNECTIONS = 32;
 
@@ -157,23 +164,26 @@ async function drive(autocannon: Autocannon, target: Target, duration: number): 
 async function main(): Promise<void> {
   const { default: autocannon } = (await import('autocannon' as string)) as { default: Autocannon };
   const kinds = ['bare', 'bare-session', 'lapse', 'lapse-logged', 'below', 'below-nowork'] as const;
-  const servers = new Map<string, { child: ChildProcess; target: Target }>();
   const runs = new Map<string, Run[]>(kinds.map((k) => [k, []]));
-  try {
-    for (const kind of kinds) servers.set(kind, await start(kind));
-    for (const kind of kinds) await drive(autocannon, (servers.get(kind) as { target: Target }).target, WARMUP_S);
-    // Short slices, taking turns: the machine is shared, and load that comes and goes then
-    // falls on every server alike; each ratio compares neighbouring slices.
-    for (let slice = 1; slice <= SLICES; slice++) {
-      for (const kind of kinds) {
-        const run = await drive(autocannon, (servers.get(kind) as { target: Target }).target, SLICE_S);
-        if (run.non2xx > 0 || run.errors > 0) throw new Error(`${kind}: ${run.non2xx} non-2xx, ${run.errors} errors`);
-        (runs.get(kind) as Run[]).push(run);
-        progress(`slice ${slice}/${SLICES} ${kind}: ${fmt(run.rps)} req/s, p99 ${run.p99} ms`);
+  for (let gen = 0; gen < GENERATIONS; gen++) {
+    const servers = new Map<string, { child: ChildProcess; target: Target }>();
+    try {
+      for (const kind of kinds) servers.set(kind, await start(kind));
+      for (const kind of kinds) await drive(autocannon, (servers.get(kind) as { target: Target }).target, WARMUP_S);
+      // Short slices, taking turns: the machine is shared, and load that comes and goes then
+      // falls on every server alike; each ratio compares neighbouring slices.
+      for (let i = 1; i <= SLICES_PER_GENERATION; i++) {
+        const slice = gen * SLICES_PER_GENERATION + i;
+        for (const kind of kinds) {
+          const run = await drive(autocannon, (servers.get(kind) as { target: Target }).target, SLICE_S);
+          if (run.non2xx > 0 || run.errors > 0) throw new Error(`${kind}: ${run.non2xx} non-2xx, ${run.errors} errors`);
+          (runs.get(kind) as Run[]).push(run);
+          progress(`slice ${slice}/${SLICES} ${kind}: ${fmt(run.rps)} req/s, p99 ${run.p99} ms`);
+        }
       }
+    } finally {
+      await stopChildren(servers.values());
     }
-  } finally {
-    await stopChildren(servers.values());
   }
   const bare = runs.get('bare') as Run[];
   const label: Record<string, string> = {
@@ -199,7 +209,7 @@ async function main(): Promise<void> {
     };
   });
   writeResults('http', 'HTTP: validate on SQLite vs a bare Fastify route', rows, [
-    `autocannon, ${CONNECTIONS} connections; ${SLICES} slices of ${SLICE_S} s per server, taking turns, after ${WARMUP_S} s warm-up; medians (req/s, latency) and the median of slice-by-slice ratios. Each server in its own process.`,
+    `autocannon, ${CONNECTIONS} connections; ${SLICES} slices of ${SLICE_S} s per server, taking turns, after ${WARMUP_S} s warm-up; medians (req/s, latency) and the median of slice-by-slice ratios. Each server in its own process, started afresh ${GENERATIONS} times (${SLICES_PER_GENERATION} slices each): a process keeps its placement on the host for life, and two processes of one build were seen a quarter apart.`,
     'Lapse runs with its defaults (key check, JSON-schema validation, security headers, metrics), the admin key, one live session, except that the first Lapse row turns access logs off; they are on by default (LAPSE_ACCESS_LOG), and the row "with access logs on" is the service as installed, its lines written to /dev/null.',
     'The bare route parses the same JSON body and returns a small JSON object, with no auth and no storage. The bare-session route answers a body of the same fields and size as the service (about 280 bytes) from the same kind of route: what the answer\'s size costs on its own. "vs bare": the median of slice-by-slice ratios to the small-JSON route, lowest and highest slice in brackets.',
     'The two reference rows are not the service: a request listener ahead of its Fastify handler on the same server and process. "below" does the key check, the JSON body, store.validate and sends the service\'s headers and answer, and nothing else the route does (schema check, metrics, failure limit, error hooks, access log): how far a route that bypassed Fastify could go. "below-nowork" sends the same answer and headers with no work.',
