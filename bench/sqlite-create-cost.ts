@@ -42,7 +42,7 @@ interface Variant {
   /** id index: full UNIQUE (v2), partial unique over displaced rows only, or none. */
   id?: 'unique' | 'partial' | 'none';
   indexes?: string[];
-  /** Counting: triggers (v2), only the lapse_meta row, or none. */
+  /** Counting: triggers (v2), only the lapse_meta sessions row, both counts in lapse_meta (no lapse_users), or none. */
   counters?: 'triggers' | 'meta' | 'meta-users' | 'none';
   /** SLOT and NEXT_RECENCY as subqueries (v2) or bound values. */
   subqueries?: boolean;
@@ -92,17 +92,15 @@ function open(name: string, v: Variant) {
     for (const k of v.indexes ?? ALL) db.exec(INDEXES[k] as string);
     const counters = v.counters ?? 'triggers';
     if (counters === 'triggers') db.exec(COUNTERS + TRIGGER);
-    if (counters === 'meta') {
-      db.exec(`CREATE TABLE m (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID; INSERT INTO m VALUES ('sessions', 0);
-        CREATE TRIGGER s_ai AFTER INSERT ON s BEGIN UPDATE m SET value = value + 1 WHERE key = 'sessions'; END;`);
-    }
-    if (counters === 'meta-users') {
-      // No lapse_users: the user count moves only when a user's first session arrives, found by
-      // a probe of the (user_id, recency) index, whose leaf the insert writes anyway.
-      db.exec(`CREATE TABLE m (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID; INSERT INTO m VALUES ('sessions', 0), ('users', 0);
+    if (counters === 'meta' || counters === 'meta-users') {
+      // 'meta-users', no lapse_users: the user count moves only when a user's first session
+      // arrives, found by a probe of the (user_id, recency) index, whose leaf the insert writes anyway.
+      const users = counters === 'meta-users';
+      db.exec(`CREATE TABLE m (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+        INSERT INTO m VALUES ('sessions', 0)${users ? ", ('users', 0)" : ''};
         CREATE TRIGGER s_ai AFTER INSERT ON s BEGIN UPDATE m SET value = value + 1 WHERE key = 'sessions';
-          UPDATE m SET value = value + 1 WHERE key = 'users' AND NEW.user_id IS NOT NULL
-            AND NOT EXISTS (SELECT 1 FROM s WHERE user_id = NEW.user_id AND slot <> NEW.slot); END;`);
+          ${users ? `UPDATE m SET value = value + 1 WHERE key = 'users' AND NEW.user_id IS NOT NULL
+            AND NOT EXISTS (SELECT 1 FROM s WHERE user_id = NEW.user_id AND slot <> NEW.slot);` : ''} END;`);
     }
     const sub = v.subqueries ?? true;
     const slot = sub
