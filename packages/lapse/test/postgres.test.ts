@@ -3,7 +3,7 @@ import { expect, it } from 'vitest';
 import { postgres } from '../src/backends/postgres/index.js';
 import { statements } from '../src/backends/postgres/statements.js';
 import { schemaNames } from '../src/backends/postgres/names.js';
-import { MIGRATIONS, SCHEMA_VERSION } from '../src/backends/postgres/schema.js';
+import { MIGRATIONS, READABLE_BY, SCHEMA_VERSION } from '../src/backends/postgres/schema.js';
 import { ManualClock } from '../src/core/clock.js';
 import { isLapseError, LapseError } from '../src/core/errors.js';
 import { silentLogger } from '../src/util/logger.js';
@@ -104,17 +104,49 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
     const first = postgres({ url: pg0.server.url, schema, logger: silentLogger });
     await first.ready();
     await first.close();
-    await pg0.admin.query(`UPDATE "${schema}".lapse_schema SET version = 99`);
+    // What a newer migration that changes this version's statements writes: readable by itself only.
+    await pg0.admin.query(`UPDATE "${schema}".lapse_schema SET version = 99, readable_by = 99`);
     const before = { tables: await tablesOf(schema), functions: await functionsOf(schema) };
     const b = postgres({ url: pg0.server.url, schema, logger: silentLogger });
     try {
       expect((await refusal(b.ready())).message).toMatch(new RegExp(`version 99, newer than this Lapse understands \\(${SCHEMA_VERSION}\\)`));
       expect((await pg0.admin.query(`SELECT version FROM "${schema}".lapse_schema`)).rows).toEqual([{ version: 99 }]);
       expect({ tables: await tablesOf(schema), functions: await functionsOf(schema) }).toEqual(before);
+      // No marker (a schema of a Lapse from before it): refused too.
+      await pg0.admin.query(`ALTER TABLE "${schema}".lapse_schema DROP COLUMN readable_by`);
+      expect((await refusal(postgres({ url: pg0.server.url, schema, logger: silentLogger }).ready())).message).toContain('version 99');
       await pg0.admin.query(`UPDATE "${schema}".lapse_schema SET version = 1, application = 'other'`);
       await refusal(postgres({ url: pg0.server.url, schema, logger: silentLogger }).ready());
     } finally {
       await b.close();
+    }
+  });
+
+  it('rolling deploy: a newer, compatible migration keeps this version running, and a new process of it starts on it', async () => {
+    const schema = randomName('rolling');
+    const n = schemaNames(schema);
+    const clock = new ManualClock(Date.now());
+    const running = createStore({ backend: postgres({ url: pg0.server.url, schema, logger: silentLogger }), clock });
+    const fresh = createStore({ backend: postgres({ url: pg0.server.url, schema, logger: silentLogger }), clock });
+    try {
+      const before = await running.create({ userId: 'ada', data: { n: 1 } });
+      expect((await pg0.admin.query(`SELECT version, readable_by FROM ${n.q}.lapse_schema`)).rows).toEqual([{ version: SCHEMA_VERSION, readable_by: READABLE_BY }]);
+      // A newer Lapse migrates while this one runs: an additive change that says this version may go on using it.
+      await pg0.admin.query(`BEGIN; CREATE TABLE ${n.q}.lapse_future (k text PRIMARY KEY);
+        CREATE FUNCTION ${n.q}.lapse_future_fn() RETURNS int LANGUAGE sql AS 'SELECT 1';
+        UPDATE ${n.q}.lapse_schema SET version = ${SCHEMA_VERSION + 1}, readable_by = ${SCHEMA_VERSION}; COMMIT`);
+      expect((await running.validate(before.token))?.data).toEqual({ n: 1 });
+      await running.update(before.session.id, { n: 2 });
+      // A process of this version starting now (a node not yet upgraded) uses it as it is.
+      expect((await fresh.validate(before.token))?.data).toEqual({ n: 2 });
+      const after = await fresh.create({ userId: 'bob' });
+      expect((await running.validate(after.token))?.userId).toBe('bob');
+      expect(await fresh.stats()).toMatchObject({ sessions: 2, users: 2 });
+      expect((await pg0.admin.query(`SELECT version, readable_by FROM ${n.q}.lapse_schema`)).rows).toEqual([{ version: SCHEMA_VERSION + 1, readable_by: SCHEMA_VERSION }]);
+      expect(await tablesOf(schema)).toContain('lapse_future');
+    } finally {
+      await running.close();
+      await fresh.close();
     }
   });
 

@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type SqliteBackend, sqlite } from '../src/backends/sqlite/backend.js';
 import { ReadCache } from '../src/backends/sqlite/read-cache.js';
-import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from '../src/backends/sqlite/schema.js';
+import { APPLICATION_ID, MIGRATIONS, READABLE_BY, SCHEMA_VERSION } from '../src/backends/sqlite/schema.js';
 import { ManualClock } from '../src/core/clock.js';
 import type { ParsedSlot } from '../src/core/parsed-data.js';
 import { createStore } from '../src/core/store.js';
@@ -661,9 +661,11 @@ describe('sqlite backend: the file', () => {
     expect(catchErr(() => sqlite({ path: v })).code).toBe('LAPSE_INVALID_OPTION');
   });
 
-  it('refuses a Lapse database from a newer schema version, untouched', async () => {
+  it('refuses a Lapse database from a newer schema version, untouched, unless it says this version may use it', async () => {
     b.insert(rec('a', 0), 0, {});
     b.db.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
+    // What a newer migration that changes this version's statements writes: readable by itself only.
+    b.db.prepare("UPDATE lapse_meta SET value = ? WHERE key = 'readable_by'").run(SCHEMA_VERSION + 1);
     await b.close();
     const before = readFileSync(path);
     const err = catchErr(() => sqlite({ path }));
@@ -671,12 +673,60 @@ describe('sqlite backend: the file', () => {
     expect(err.message).toContain(path);
     expect(err.message).toContain(`schema version ${SCHEMA_VERSION + 1}`);
     expect(readFileSync(path).equals(before)).toBe(true);
-    // Let afterEach close something: put the version back and reopen.
+    // No marker at all (a file of a Lapse from before the marker, or one that removed it): refused too.
     const raw = new Database(path);
-    raw.pragma(`user_version = ${SCHEMA_VERSION}`);
+    raw.prepare("DELETE FROM lapse_meta WHERE key = 'readable_by'").run();
     raw.close();
+    expect(catchErr(() => sqlite({ path })).message).toContain(`schema version ${SCHEMA_VERSION + 1}`);
+    // Let afterEach close something: put the version back and reopen.
+    const fix = new Database(path);
+    fix.pragma(`user_version = ${SCHEMA_VERSION}`);
+    fix.close();
     b = sqlite({ path });
     expect(b.get('a', 0)?.id).toBe('a');
+  });
+
+  it('a new file is marked readable by the versions whose statements this schema keeps', () => {
+    expect(READABLE_BY).toBeLessThanOrEqual(SCHEMA_VERSION);
+    expect(b.db.prepare("SELECT value FROM lapse_meta WHERE key = 'readable_by'").pluck().get()).toBe(READABLE_BY);
+  });
+
+  it('rolling deploy: a newer, compatible migration keeps this version running, and a new process of it opens the file', async () => {
+    const clock = new ManualClock(1_000_000);
+    const running = createStore({ backend: b, clock });
+    const before = await running.create({ userId: 'ada', data: { n: 1 } });
+    // A newer Lapse migrates the file in place while this one runs: an additive change that
+    // says this version's code may go on using it.
+    const newer = new Database(path);
+    newer.exec(`
+      BEGIN IMMEDIATE;
+      CREATE TABLE lapse_future (k TEXT PRIMARY KEY) WITHOUT ROWID;
+      CREATE INDEX lapse_future_ip ON lapse_sessions (ip);
+      INSERT INTO lapse_meta (key, value) VALUES ('readable_by', ${SCHEMA_VERSION}) ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+      PRAGMA user_version = ${SCHEMA_VERSION + 1};
+      COMMIT;`);
+    newer.close();
+    // The running process reads and writes on, across the schema change.
+    expect((await running.validate(before.token))?.data).toEqual({ n: 1 });
+    await running.update(before.session.id, { n: 2 });
+    const during = await running.create({ userId: 'ada' });
+    // A process of this version started now (a node not yet upgraded, restarting) opens it too.
+    const fresh = sqlite({ path });
+    try {
+      const again = createStore({ backend: fresh, clock });
+      expect((await again.validate(before.token))?.data).toEqual({ n: 2 });
+      expect((await again.validate(during.token))?.userId).toBe('ada');
+      const after = await again.create({ userId: 'bob' });
+      expect((await running.validate(after.token))?.userId).toBe('bob');
+      expect((await again.listUser('ada')).map((s) => s.id).sort()).toEqual([before.session.id, during.session.id].sort());
+      expect(await again.stats()).toMatchObject({ sessions: 3, users: 2 });
+      // It never downgrades the file nor rewrites the marker.
+      expect(fresh.db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION + 1);
+      expect(fresh.db.prepare("SELECT value FROM lapse_meta WHERE key = 'readable_by'").pluck().get()).toBe(SCHEMA_VERSION);
+      expect(fresh.db.prepare("SELECT count(*) FROM sqlite_schema WHERE name = 'lapse_future'").pluck().get()).toBe(1);
+    } finally {
+      await fresh.close();
+    }
   });
 
   it('accepts an empty existing file as a new database', async () => {

@@ -1,13 +1,14 @@
 import type { Pool, PoolClient } from 'pg';
 import { LapseError } from '../../core/errors.js';
 import type { SchemaNames } from './names.js';
-import { APPLICATION, MIGRATIONS, SCHEMA_VERSION, TABLES } from './schema.js';
+import { APPLICATION, MIGRATIONS, READABLE_BY, SCHEMA_VERSION, TABLES } from './schema.js';
 
 /**
  * Creates or upgrades Lapse's tables in its schema, in one transaction under an advisory lock,
  * so two processes starting at once never both migrate (the second finds the work done).
- * Refuses a schema holding tables by Lapse's names that are not Lapse's, or a newer version,
- * with LAPSE_INVALID_OPTION; a refusal rolls back, so nothing is changed.
+ * Refuses a schema holding tables by Lapse's names that are not Lapse's, or a newer version
+ * that does not say this one may use it, with LAPSE_INVALID_OPTION; a refusal rolls back, so
+ * nothing is changed.
  */
 export async function migrate(pool: Pool, n: SchemaNames): Promise<void> {
   const client = await pool.connect();
@@ -25,7 +26,8 @@ export async function migrate(pool: Pool, n: SchemaNames): Promise<void> {
             INSERT INTO ${n.q}.lapse_schema (application, version) VALUES ('${APPLICATION}', 0)`);
         }
         for (let v = version; v < SCHEMA_VERSION; v++) await client.query((MIGRATIONS[v] as (x: SchemaNames) => string)(n));
-        await client.query(`UPDATE ${n.q}.lapse_schema SET version = ${SCHEMA_VERSION}`);
+        await client.query(`ALTER TABLE ${n.q}.lapse_schema ADD COLUMN IF NOT EXISTS readable_by int;
+          UPDATE ${n.q}.lapse_schema SET version = ${SCHEMA_VERSION}, readable_by = ${READABLE_BY}`);
       }
       await client.query('COMMIT');
     } catch (err) {
@@ -57,9 +59,10 @@ async function inspect(client: PoolClient, n: SchemaNames): Promise<{ version: n
     if (tables.length > 0) throw refuse(n, `has tables ${tables.join(', ')} but no lapse_schema: they are not Lapse's`);
     return { version: 0, schemaExists };
   }
-  let rows: { application: unknown; version: unknown }[];
+  let rows: { application: unknown; version: unknown; readable_by: unknown }[];
   try {
-    rows = (await client.query(`SELECT application, version FROM ${n.q}.lapse_schema`)).rows;
+    // readable_by through the row's JSON: the column is missing in a schema no migration of this code has touched.
+    rows = (await client.query(`SELECT application, version, (to_jsonb(s) ->> 'readable_by')::int AS readable_by FROM ${n.q}.lapse_schema s`)).rows;
   } catch (err) {
     throw refuse(n, `has a lapse_schema table Lapse cannot read (${(err as Error).message})`, err);
   }
@@ -67,7 +70,8 @@ async function inspect(client: PoolClient, n: SchemaNames): Promise<{ version: n
   if (rows.length !== 1 || row?.application !== APPLICATION || typeof row.version !== 'number') {
     throw refuse(n, 'has a lapse_schema table that is not Lapse\'s');
   }
-  if (row.version > SCHEMA_VERSION) {
+  // A newer schema that keeps this version's statements working (see READABLE_BY) is used as it is, never downgraded.
+  if (row.version > SCHEMA_VERSION && !(typeof row.readable_by === 'number' && row.readable_by <= SCHEMA_VERSION)) {
     throw refuse(n, `has schema version ${row.version}, newer than this Lapse understands (${SCHEMA_VERSION}); upgrade Lapse`);
   }
   return { version: row.version, schemaExists };

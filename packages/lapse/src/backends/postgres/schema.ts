@@ -8,6 +8,18 @@ import type { SchemaNames } from './names.js';
 /** The schema version this code writes; kept in `lapse_schema`. */
 export const SCHEMA_VERSION = 6;
 
+/**
+ * The oldest schema version whose code may still use a schema of this version: kept in
+ * `lapse_schema.readable_by`, written each time the schema is migrated (a schema without it is
+ * for its own version's code only). A newer schema is refused unless its `readable_by` is this
+ * version or older, so that during a rolling deploy the processes one migration behind keep
+ * running. A migration may keep it below its own version only if every statement and function
+ * those versions call still works and keeps the counts right (a new function or index, a
+ * column with a default); anything else sets it to its own version. Code before this marker
+ * (versions 1–6 as released before it) does not read it.
+ */
+export const READABLE_BY = 6;
+
 /** What `lapse_schema.application` holds in a schema that is Lapse's. */
 export const APPLICATION = 'lapse';
 

@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { backendError, errors, LapseError } from '../../core/errors.js';
 import { requirePeer } from '../../util/peer.js';
-import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from './schema.js';
+import { APPLICATION_ID, MIGRATIONS, READABLE_BY, SCHEMA_VERSION } from './schema.js';
 import { HOME_SLOT_SQL, homeSlot } from './slot.js';
 
 export type Db = BetterSqlite3.Database;
@@ -113,7 +113,7 @@ function inspect(db: Db, path: string): void {
     throw refuse(path, `cannot be read as an SQLite database (${message(err)})`, err);
   }
   if (appId === APPLICATION_ID) {
-    if (version > SCHEMA_VERSION) {
+    if (version > SCHEMA_VERSION && !readableHere(db)) {
       throw refuse(path, `has schema version ${version}, newer than this Lapse understands (${SCHEMA_VERSION}); upgrade Lapse`);
     }
     return;
@@ -130,14 +130,33 @@ function migrate(db: Db, path: string): void {
   const step = db.transaction(() => {
     // Read again under the lock: another process may have migrated since inspect().
     const current = db.pragma('user_version', { simple: true }) as number;
-    if (current > SCHEMA_VERSION) throw refuse(path, `was upgraded to schema version ${current} by a newer Lapse`);
+    if (current > SCHEMA_VERSION) {
+      // A newer Lapse that keeps this version's statements working: used as it is, never downgraded.
+      if (readableHere(db)) return;
+      throw refuse(path, `was upgraded to schema version ${current} by a newer Lapse`);
+    }
     for (let v = current; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v] as string);
     if (current < SCHEMA_VERSION) {
+      db.prepare("INSERT INTO lapse_meta (key, value) VALUES ('readable_by', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(READABLE_BY);
       db.pragma(`application_id = ${APPLICATION_ID}`);
       db.pragma(`user_version = ${SCHEMA_VERSION}`);
     }
   });
   step.immediate();
+}
+
+/**
+ * Whether a file of a newer schema version says this version's code may still use it (its
+ * `lapse_meta.readable_by`, see READABLE_BY). No marker, or one that cannot be read: no.
+ */
+function readableHere(db: Db): boolean {
+  let oldest: unknown;
+  try {
+    oldest = db.prepare("SELECT value FROM lapse_meta WHERE key = 'readable_by'").pluck().get();
+  } catch {
+    return false;
+  }
+  return typeof oldest === 'number' && Number.isInteger(oldest) && oldest <= SCHEMA_VERSION;
 }
 
 function refuse(path: string, why: string, cause?: unknown): LapseError {

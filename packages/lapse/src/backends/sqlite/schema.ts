@@ -8,6 +8,17 @@ import { HOME_SLOT_SQL } from './slot.js';
 /** The schema version this code writes; kept in `PRAGMA user_version`. */
 export const SCHEMA_VERSION = 2;
 
+/**
+ * The oldest schema version whose code may still open and write a file of this version: kept
+ * in `lapse_meta` under `'readable_by'`, written each time the file is migrated; a file
+ * without it is for its own version's code only. A newer file is refused unless its
+ * `readable_by` is this version or older, so that during a rolling deploy the processes one
+ * migration behind keep running. A migration may keep it below its own version only if every
+ * statement of those versions still works and keeps the counts right (a new index, table or
+ * trigger, a column with a default); anything else sets it to its own version.
+ */
+export const READABLE_BY = 2;
+
 /** Marks a file as a Lapse database (`PRAGMA application_id`): the bytes of "Laps". */
 export const APPLICATION_ID = 0x4c617073;
 
