@@ -15,8 +15,8 @@ export const SCHEMA_VERSION = 6;
  * version or older, so that during a rolling deploy the processes one migration behind keep
  * running. A migration may keep it below its own version only if every statement and function
  * those versions call still works and keeps the counts right (a new function or index, a
- * column with a default); anything else sets it to its own version. Code before this marker
- * (versions 1–6 as released before it) does not read it.
+ * column with a default); anything else sets it to its own version. Lapse releases from
+ * before the marker do not read it.
  */
 export const READABLE_BY = 6;
 
