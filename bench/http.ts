@@ -54,20 +54,19 @@ async function serveBare(kind: string): Promise<Target> {
   return { url: `http://127.0.0.1:${port}/validate`, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: `${'a'.repeat(22)}.${'b'.repeat(43)}` }) };
 }
 
-async function serveLapse(accessLog: boolean, logSync = true): Promise<Target> {
-  return (await startLapse(accessLog, logSync)).target;
+async function serveLapse(accessLog: boolean): Promise<Target> {
+  return (await startLapse(accessLog)).target;
 }
 
 /** The service on a new SQLite file with one session, listening; its app and what the driver sends it. */
-async function startLapse(accessLog: boolean, logSync = true) {
+async function startLapse(accessLog: boolean) {
   const { createServer } = await import('../packages/lapse-server/dist/server/index.js');
   const { tempDir } = await import('../test/helpers/tmp.js');
   const { dir } = tempDir('lapse-bench-http-');
   const { openSync } = await import('node:fs');
   const pino = (await import('pino')).default;
-  // Access logs, when on, go to /dev/null: the cost of writing them is what we measure. The
-  // destination is the one the service makes for stderr, sync or not as LAPSE_LOG_SYNC says.
-  const logStream = pino.destination({ dest: openSync('/dev/null', 'w'), sync: logSync });
+  // Access logs, when on, go to /dev/null: the cost of writing them is what we measure.
+  const logStream = pino.destination({ dest: openSync('/dev/null', 'w'), sync: true });
   const app = await createServer({ backend: `sqlite:${dir}/lapse.db`, dataDir: dir, logLevel: 'info', accessLog, logStream });
   const { token } = await app.lapse.store.create({ userId: 'bench', data: { role: 'user', plan: 'pro' } });
   await app.listen({ host: '127.0.0.1', port: 0 });
@@ -164,7 +163,7 @@ async function drive(autocannon: Autocannon, target: Target, duration: number): 
 
 async function main(): Promise<void> {
   const { default: autocannon } = (await import('autocannon' as string)) as { default: Autocannon };
-  const kinds = ['bare', 'bare-session', 'lapse', 'lapse-logged', 'lapse-logged-async', 'below', 'below-nowork'] as const;
+  const kinds = ['bare', 'bare-session', 'lapse', 'lapse-logged', 'below', 'below-nowork'] as const;
   const runs = new Map<string, Run[]>(kinds.map((k) => [k, []]));
   for (let gen = 0; gen < GENERATIONS; gen++) {
     const servers = new Map<string, { child: ChildProcess; target: Target }>();
@@ -192,7 +191,6 @@ async function main(): Promise<void> {
     'bare-session': 'bare Fastify route answering a session-sized JSON (same fields as the service)',
     lapse: 'Lapse POST /v1/sessions/validate, SQLite',
     'lapse-logged': 'same, with access logs on',
-    'lapse-logged-async': 'same, access logs on, written in the background (LAPSE_LOG_SYNC=off)',
     below: 'reference: the same validate served below Fastify (key check, body, store.validate, same headers and answer; nothing else)',
     'below-nowork': "reference: the service's answer and headers from that listener, no work",
   };
@@ -212,13 +210,13 @@ async function main(): Promise<void> {
   });
   writeResults('http', 'HTTP: validate on SQLite vs a bare Fastify route', rows, [
     `autocannon, ${CONNECTIONS} connections; ${SLICES} slices of ${SLICE_S} s per server, taking turns, after ${WARMUP_S} s warm-up; medians (req/s, latency) and the median of slice-by-slice ratios. Each server in its own process, started afresh ${GENERATIONS} times (${SLICES_PER_GENERATION} slices each): a process keeps its placement on the host for life, and two processes of one build were seen a quarter apart.`,
-    'Lapse runs with its defaults (key check, JSON-schema validation, security headers, metrics), the admin key, one live session, except that the first Lapse row turns access logs off; they are on by default (LAPSE_ACCESS_LOG), and the row "with access logs on" is the service as installed, its lines written to /dev/null; the row after it writes them in the background (LAPSE_LOG_SYNC=off).',
+    'Lapse runs with its defaults (key check, JSON-schema validation, security headers, metrics), the admin key, one live session, except that the first Lapse row turns access logs off; they are on by default (LAPSE_ACCESS_LOG), and the row "with access logs on" is the service as installed, its lines written to /dev/null.',
     'The bare route parses the same JSON body and returns a small JSON object, with no auth and no storage. The bare-session route answers a body of the same fields and size as the service (about 280 bytes) from the same kind of route: what the answer\'s size costs on its own. "vs bare": the median of slice-by-slice ratios to the small-JSON route, lowest and highest slice in brackets.',
     'The two reference rows are not the service: a request listener ahead of its Fastify handler on the same server and process. "below" does the key check, the JSON body, store.validate and sends the service\'s headers and answer, and nothing else the route does (schema check, metrics, failure limit, error hooks, access log): how far a route that bypassed Fastify could go. "below-nowork" sends the same answer and headers with no work.',
   ]);
 }
 
 await serveOrDrive(
-  (kind) => (kind.startsWith('bare') ? serveBare(kind) : kind.startsWith('below') ? serveBelow(kind === 'below') : serveLapse(kind.startsWith('lapse-logged'), kind !== 'lapse-logged-async')),
+  (kind) => (kind.startsWith('bare') ? serveBare(kind) : kind.startsWith('below') ? serveBelow(kind === 'below') : serveLapse(kind === 'lapse-logged')),
   main,
 );

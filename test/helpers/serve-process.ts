@@ -35,8 +35,6 @@ export interface Running {
   child: ChildProcess;
   url: string;
   stdout: string;
-  /** Everything written to stderr so far (the logs). */
-  stderr: string;
   exited: Promise<number | null>;
 }
 
@@ -67,9 +65,8 @@ export async function serve(cwd: string, env: NodeJS.ProcessEnv = {}): Promise<R
       reject(new Error(`serve exited with ${code}:\n${stdout}\n${stderr}`));
     });
   });
-  const running: Running = { child, url, stdout, stderr, exited };
+  const running: Running = { child, url, stdout, exited };
   child.stdout?.on('data', (d) => (running.stdout += d));
-  child.stderr?.on('data', (d) => (running.stderr += d));
   return running;
 }
 

@@ -3,8 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LapseError } from 'lapse/internal';
 import { KeyRing, loadConfig, resolveConfig, SETTINGS } from '../src/server/index.js';
-import pino from 'pino';
-import { createLogger, redactUrl } from '../src/server/log.js';
+import { redactUrl } from '../src/server/log.js';
 import { FailureLimiter } from '../src/server/rate-limit.js';
 import { tempDir } from '../../../test/helpers/tmp.js';
 
@@ -25,15 +24,6 @@ describe('config', () => {
     expect(c).toMatchObject({ host: '127.0.0.1', port: 7411, dataDir: './data', backend: 'sqlite:data/lapse.db', bodyLimit: 1048576, corsOrigins: [], logLevel: 'info' });
     expect(c.rateLimit).toEqual({ max: 600, windowMs: 60_000 });
     expect(c.adminKey).toBeUndefined();
-  });
-
-  it('writes logs synchronously unless LAPSE_LOG_SYNC is off, and refuses another value', () => {
-    expect(loadConfig({ env: {} }).logSync).toBe(true);
-    expect(loadConfig({ env: { LAPSE_LOG_SYNC: 'off' } }).logSync).toBe(false);
-    expect(invalid(() => loadConfig({ env: { LAPSE_LOG_SYNC: 'sometimes' } }))).toContain('LAPSE_LOG_SYNC');
-    const streamOf = (sync: boolean) => (createLogger('info', undefined, sync) as unknown as Record<symbol, { sync: boolean }>)[pino.symbols.streamSym];
-    expect(streamOf(true)?.sync).toBe(true);
-    expect(streamOf(false)?.sync).toBe(false);
   });
 
   it('puts the default SQLite file in the data folder', () => {

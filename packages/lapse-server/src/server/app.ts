@@ -69,7 +69,7 @@ export async function createServer(options: CreateServerOptions = {}): Promise<L
   for (const k of EXTRA) delete input[k];
   const config = resolveConfig(input as ServerConfigInput);
   const clock = options.clock ?? systemClock;
-  const logger = createLogger(config.logLevel, options.logStream, config.logSync);
+  const logger = createLogger(config.logLevel, options.logStream);
   const keys = new KeyRing(config.dataDir, { adminKey: config.adminKey });
   // Before anything is opened: a key file we cannot write stops the start cleanly.
   const generatedAdminKey = keys.ensureAdmin();

@@ -36,8 +36,6 @@ export interface ServerConfig extends ServiceStoreOptions, SocketConfig {
   adminKey: string | undefined;
   logLevel: LogLevel;
   accessLog: boolean;
-  /** Log lines written before going on (true), or in the background (false: the last ones are lost if the process is killed). */
-  logSync: boolean;
   /** Largest request body in bytes. */
   bodyLimit: number;
   /** Origins allowed by CORS; empty means CORS is off. */
@@ -66,7 +64,6 @@ export const SETTINGS: readonly Spec[] = [
   { key: 'adminKey', env: 'LAPSE_ADMIN_KEY', help: 'the admin key (none is generated when set)', parse: adminKey },
   { key: 'logLevel', env: 'LAPSE_LOG_LEVEL', flag: '--log-level <level>', help: LOG_LEVELS.join(' | '), def: 'info', parse: level },
   { key: 'accessLog', env: 'LAPSE_ACCESS_LOG', flag: '--access-log <on|off>', help: 'one log line per request (at info)', def: 'on', parse: bool },
-  { key: 'logSync', env: 'LAPSE_LOG_SYNC', flag: '--log-sync <on|off>', help: "write each log line before going on; 'off' writes in the background (faster; a killed process loses its last lines)", def: 'on', parse: bool },
   { key: 'bodyLimit', env: 'LAPSE_BODY_LIMIT', flag: '--body-limit <size>', help: 'largest request body; larger is 413', def: '1mb', parse: bytes },
   { key: 'corsOrigins', env: 'LAPSE_CORS_ORIGINS', flag: '--cors-origins <list>', help: 'comma-separated origins allowed by CORS (off when empty)', def: '', parse: origins },
   { key: 'trustProxy', env: 'LAPSE_TRUST_PROXY', flag: '--trust-proxy <setting>', help: "client address from X-Forwarded-For: 'off', the proxies' addresses/CIDRs, or 'on' (trusts every hop: clients can pick their address)", def: 'off', parse: proxy },
@@ -90,7 +87,6 @@ const DEFAULTS = {
   adminKey: undefined,
   logLevel: 'info',
   accessLog: true,
-  logSync: true,
   bodyLimit: 1024 * 1024,
   corsOrigins: [],
   trustProxy: false,

@@ -42,15 +42,10 @@ export function redactUrl(url: string): string {
   return `${path}?${kept.join('&')}`;
 }
 
-/**
- * The service's pino logger: JSON lines, redaction on, to stderr unless a stream is given.
- * Sync by default: every line is written before the request goes on, so the last lines before
- * a crash are kept. With `sync` false they are written in the background (pino flushes them on
- * any exit; only a process killed outright loses the ones still in memory).
- */
-export function createLogger(level: LogLevel, stream?: DestinationStream, sync = true): PinoLogger {
+/** The service's pino logger: JSON lines, redaction on, stderr (sync, so the last lines before an exit are kept) unless a stream is given. */
+export function createLogger(level: LogLevel, stream?: DestinationStream): PinoLogger {
   const options = { name: 'lapse', level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } };
-  return pino(options, stream ?? pino.destination({ dest: 2, sync }));
+  return pino(options, stream ?? pino.destination({ dest: 2, sync: true }));
 }
 
 /**
