@@ -62,6 +62,29 @@ describe('Scheduler: jobs belong to their owner', () => {
     expect(s.list().map((j) => j.id)).toEqual(['job']);
   });
 
+  it("a registration without an owner replaces the job holding the id, whoever's it was", async () => {
+    const clock = new ManualClock(0);
+    const s = scheduler(clock);
+    const store = createStore({ clock, scheduler: s, sweepInterval: '1m', idleTimeout: '10s', logger: silentLogger });
+    cleanups.push(() => store.close());
+    const expired: string[] = [];
+    store.on('expired', (e) => expired.push(e.id));
+    // The design's example, on the store's scheduler: reschedule the cleanup, not a second one.
+    const mine = s.every('session_cleanup', '6h', () => store.sweep());
+    expect(mine.id).toBe('session_cleanup');
+    expect(s.list().map((j) => [j.id, j.schedule])).toEqual([['session_cleanup', 'every 6h']]);
+    const { session } = await store.create();
+    await clock.advance('1h'); // the old 1-minute schedule no longer runs
+    expect(expired).toEqual([]);
+    await clock.advance('5h');
+    expect(expired).toEqual([session.id]);
+    // The store's own handle no longer removes the job it lost; the new registration's does.
+    await store.close();
+    expect(s.list().map((j) => j.id)).toEqual(['session_cleanup']);
+    mine.remove();
+    expect(s.list()).toEqual([]);
+  });
+
   it('remove(id) is idempotent: an unknown id is a no-op that says false', () => {
     const s = scheduler();
     s.every('job', '1s', () => {});

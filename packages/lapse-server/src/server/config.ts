@@ -59,7 +59,7 @@ export const SETTINGS: readonly Spec[] = [
   { key: 'host', env: 'LAPSE_HOST', flag: '--host <host>', help: 'address to listen on', def: '127.0.0.1', parse: text() },
   { key: 'port', env: 'LAPSE_PORT', flag: '--port <port>', help: 'port to listen on (0 = any free port)', def: '7411', parse: int(0, 65535, 'a port number 0-65535') },
   { key: 'dataDir', env: 'LAPSE_DATA_DIR', flag: '--data-dir <dir>', help: 'folder for keys.json and the default SQLite file', def: './data', parse: text() },
-  { key: 'backend', env: 'LAPSE_BACKEND', flag: '--backend <url>', help: "'memory', 'sqlite:<path>' or 'redis://host:port'", def: 'sqlite:<dataDir>/lapse.db', parse: backendUrl },
+  { key: 'backend', env: 'LAPSE_BACKEND', flag: '--backend <url>', help: "'memory', 'sqlite:<path>', 'redis://host:port', 'redis-cluster://host:port,host:port' or 'postgres://host/db'", def: 'sqlite:<dataDir>/lapse.db', parse: backendUrl },
   { key: 'redisPrefix', env: 'LAPSE_REDIS_PREFIX', flag: '--redis-prefix <prefix>', help: 'key prefix on Redis', parse: text() },
   { key: 'adminKey', env: 'LAPSE_ADMIN_KEY', help: 'the admin key (none is generated when set)', parse: adminKey },
   { key: 'logLevel', env: 'LAPSE_LOG_LEVEL', flag: '--log-level <level>', help: LOG_LEVELS.join(' | '), def: 'info', parse: level },

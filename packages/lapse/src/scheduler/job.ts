@@ -38,7 +38,7 @@ export interface Job extends Omit<JobInfo, 'schedule' | 'running'> {
   current: Promise<unknown> | null;
   /** Waiting for the lease of a slot. */
   acquiring: boolean;
-  /** Who registered it (see Scheduler.every's `owner`); only the same owner replaces it. */
+  /** Who registered it last (see Scheduler.every's `owner`): only the same owner, or no owner, replaces it. */
   owner: unknown;
 }
 

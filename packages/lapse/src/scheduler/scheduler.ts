@@ -21,7 +21,9 @@ interface Owned {
   /**
    * Who the job belongs to (a store, a tracker: any value compared with ===). Registering an
    * id held by another owner gives this one `id#2` (or the next free number) instead of
-   * replacing the other's job. Without it, the job belongs to "no owner" and replaces as usual.
+   * replacing the other's job. Without it, the registration replaces whatever job holds the id,
+   * as the id says (`store.scheduler.every('session_cleanup', '6h', …)` reschedules the store's
+   * cleanup), and the job then belongs to no owner: the old owner's handle no longer removes it.
    */
   owner?: unknown;
 }
@@ -136,6 +138,7 @@ export class Scheduler {
     const job = this.jobs.get(id) ?? newJob(id, fn, schedule, owner);
     this.disarm(job);
     this.jobs.set(id, job);
+    job.owner = owner;
     job.fn = fn;
     job.schedule = schedule;
     const now = this.clock.now();
@@ -145,13 +148,14 @@ export class Scheduler {
     return {
       id,
       remove: () => {
-        if (this.jobs.get(id) === job) this.unschedule(job);
+        if (this.jobs.get(id) === job && job.owner === owner) this.unschedule(job);
       },
     };
   }
 
-  /** `asked` when it is free or this owner's; else the first of `asked#2`, `asked#3`, … that is. */
+  /** `asked` when it is free, this owner's, or asked for by no owner; else the first of `asked#2`, `asked#3`, … that is. */
   private idFor(asked: string, owner: unknown): string {
+    if (owner === undefined) return asked;
     let id = asked;
     for (let n = 2; ; n++) {
       const held = this.jobs.get(id);
