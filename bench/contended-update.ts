@@ -16,7 +16,10 @@ import { type PeerName, peerStore } from './peer-stores.js';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const SLICE_S = QUICK ? 1 : 3;
-const SLICES = QUICK ? 1 : 5;
+/** Server processes are started afresh this many times a run: a process keeps its placement on the host for life (bench/http.ts saw two of one build a quarter apart). */
+const GENERATIONS = QUICK ? 1 : 3;
+const SLICES_PER_GENERATION = QUICK ? 1 : 2;
+const SLICES = GENERATIONS * SLICES_PER_GENERATION;
 const WARMUP_S = QUICK ? 1 : 2;
 const WRITERS = 50;
 
@@ -124,30 +127,36 @@ async function main(): Promise<void> {
   const { default: autocannon } = (await import('autocannon' as string)) as { default: Autocannon };
   const { startRedis } = await import('../test/helpers/redis-server.js');
   const redisServer = await startRedis();
-  const servers = new Map<Name, { child: ChildProcess; base: string }>();
   const runs = new Map<Name, Run[]>();
   const load: number[][] = [];
+  const { loadavg } = await import('node:os');
   try {
-    for (const pair of PAIRS) for (const s of pair) servers.set(s, await start(s, redisServer.url));
-    for (const [s, srv] of servers) {
-      await drive(autocannon, srv.base, WARMUP_S);
-      progress(`warmed up ${s}`);
-    }
-    // A B A B: each slice runs both stores of a pair back to back, the order swapped every slice.
-    for (let slice = 0; slice < SLICES; slice++) {
-      const { loadavg } = await import('node:os');
-      load.push(loadavg());
-      for (const pair of PAIRS) {
-        const order = slice % 2 === 0 ? pair : ([pair[1], pair[0]] as const);
-        for (const s of order) {
-          const run = await drive(autocannon, (servers.get(s) as { base: string }).base, SLICE_S);
-          runs.set(s, [...(runs.get(s) ?? []), run]);
-          progress(`slice ${slice + 1}/${SLICES} ${s}: ${fmt(run.rps)} req/s, p99 ${run.p99} ms, lost ${run.lost} of ${run.ok}, non-2xx ${run.non2xx}`);
+    for (let gen = 0; gen < GENERATIONS; gen++) {
+      const servers = new Map<Name, { child: ChildProcess; base: string }>();
+      try {
+        for (const pair of PAIRS) for (const s of pair) servers.set(s, await start(s, redisServer.url));
+        for (const [s, srv] of servers) {
+          await drive(autocannon, srv.base, WARMUP_S);
+          progress(`generation ${gen + 1}/${GENERATIONS}: warmed up ${s}`);
         }
+        // A B A B: each slice runs both stores of a pair back to back, the order swapped every slice.
+        for (let i = 0; i < SLICES_PER_GENERATION; i++) {
+          const slice = gen * SLICES_PER_GENERATION + i;
+          load.push(loadavg());
+          for (const pair of PAIRS) {
+            const order = slice % 2 === 0 ? pair : ([pair[1], pair[0]] as const);
+            for (const s of order) {
+              const run = await drive(autocannon, (servers.get(s) as { base: string }).base, SLICE_S);
+              runs.set(s, [...(runs.get(s) ?? []), run]);
+              progress(`slice ${slice + 1}/${SLICES} ${s}: ${fmt(run.rps)} req/s, p99 ${run.p99} ms, lost ${run.lost} of ${run.ok}, non-2xx ${run.non2xx}`);
+            }
+          }
+        }
+      } finally {
+        await stopChildren(servers.values());
       }
     }
   } finally {
-    await stopChildren(servers.values());
     await redisServer.stop();
   }
 
@@ -178,7 +187,7 @@ async function main(): Promise<void> {
   }
   const loads = load.map((l) => (l[0] as number).toFixed(2)).join(', ');
   writeResults('contended-update', 'Contended update: 50 writers on one session, lapse/express vs express-session + its store', rows, [
-    `autocannon, ${WRITERS} connections all on one session's cookie, POST /inc (the counter + 1); ${SLICES} slices of ${SLICE_S} s per server, each pair back to back with the order swapped every slice (A B, B A, …), after ${WARMUP_S} s warm-up; a fresh session per slice. Medians with the range over slices; "vs peer" is the median of slice-by-slice req/s ratios.`,
+    `autocannon, ${WRITERS} connections all on one session's cookie, POST /inc (the counter + 1); ${SLICES} slices of ${SLICE_S} s per server, each pair back to back with the order swapped every slice (A B, B A, …), after ${WARMUP_S} s warm-up; a fresh session per slice. The server processes are started afresh ${GENERATIONS} times (${SLICES_PER_GENERATION} slices each): a process keeps its placement on the host for life. Medians with the range over slices; "vs peer" is the median of slice-by-slice req/s ratios.`,
     'Lapse: express 5 + lapse/express, `req.lapse.update(prev => ({ ...prev, n: prev.n + 1 }))` (versioned; one update per session in flight in the process, so they queue instead of colliding). Peers: express-session 1.19 (resave false) with MemoryStore, better-sqlite3-session-store (better-sqlite3 defaults: rollback journal, synchronous FULL) and connect-redis; Lapse SQLite runs its defaults (WAL, synchronous NORMAL).',
     'Lost updates: acknowledged (2xx) increments minus the counter read after the slice. express-session saves what each request read, so concurrent requests overwrite each other.',
     `1-minute load average at each slice: ${loads} (2 cores, shared with other work).`,
