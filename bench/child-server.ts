@@ -72,3 +72,26 @@ export async function stopChildren(children: Iterable<{ child: ChildProcess }>):
     if (child.exitCode === null) await new Promise((r) => child.once('exit', r));
   }
 }
+
+/**
+ * Runs `body` once per generation with every named server started afresh for it, and stopped
+ * after it whatever happens: a process keeps its placement on the host for life, and two
+ * processes of one build were seen a quarter apart, which slices taken in turns by the same
+ * processes never average out.
+ */
+export async function inGenerations<K, S extends { child: ChildProcess }>(
+  generations: number,
+  names: Iterable<K>,
+  start: (name: K) => Promise<S>,
+  body: (servers: Map<K, S>, generation: number) => Promise<void>,
+): Promise<void> {
+  for (let gen = 0; gen < generations; gen++) {
+    const servers = new Map<K, S>();
+    try {
+      for (const name of names) servers.set(name, await start(name));
+      await body(servers, gen);
+    } finally {
+      await stopChildren(servers.values());
+    }
+  }
+}

@@ -9,14 +9,14 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { cpu, cpuRoute, listenLocal, login, serveOrDrive, startChild, stopChildren } from './child-server.js';
+import { cpu, cpuRoute, inGenerations, listenLocal, login, serveOrDrive, startChild } from './child-server.js';
 import { fmt, progress, writeResults } from './lib.js';
 import { median, withRange } from './stats.js';
 import { type PeerName, peerStore } from './peer-stores.js';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const SLICE_S = QUICK ? 1 : 3;
-/** Server processes are started afresh this many times a run: a process keeps its placement on the host for life (bench/http.ts saw two of one build a quarter apart). */
+/** Server processes are started afresh this many times a run (see inGenerations). */
 const GENERATIONS = QUICK ? 1 : 3;
 const SLICES_PER_GENERATION = QUICK ? 1 : 2;
 const SLICES = GENERATIONS * SLICES_PER_GENERATION;
@@ -131,31 +131,25 @@ async function main(): Promise<void> {
   const load: number[][] = [];
   const { loadavg } = await import('node:os');
   try {
-    for (let gen = 0; gen < GENERATIONS; gen++) {
-      const servers = new Map<Name, { child: ChildProcess; base: string }>();
-      try {
-        for (const pair of PAIRS) for (const s of pair) servers.set(s, await start(s, redisServer.url));
-        for (const [s, srv] of servers) {
-          await drive(autocannon, srv.base, WARMUP_S);
-          progress(`generation ${gen + 1}/${GENERATIONS}: warmed up ${s}`);
-        }
-        // A B A B: each slice runs both stores of a pair back to back, the order swapped every slice.
-        for (let i = 0; i < SLICES_PER_GENERATION; i++) {
-          const slice = gen * SLICES_PER_GENERATION + i;
-          load.push(loadavg());
-          for (const pair of PAIRS) {
-            const order = slice % 2 === 0 ? pair : ([pair[1], pair[0]] as const);
-            for (const s of order) {
-              const run = await drive(autocannon, (servers.get(s) as { base: string }).base, SLICE_S);
-              runs.set(s, [...(runs.get(s) ?? []), run]);
-              progress(`slice ${slice + 1}/${SLICES} ${s}: ${fmt(run.rps)} req/s, p99 ${run.p99} ms, lost ${run.lost} of ${run.ok}, non-2xx ${run.non2xx}`);
-            }
+    await inGenerations(GENERATIONS, PAIRS.flat(), (s) => start(s, redisServer.url), async (servers, gen) => {
+      for (const [s, srv] of servers) {
+        await drive(autocannon, srv.base, WARMUP_S);
+        progress(`generation ${gen + 1}/${GENERATIONS}: warmed up ${s}`);
+      }
+      // A B A B: each slice runs both stores of a pair back to back, the order swapped every slice.
+      for (let i = 0; i < SLICES_PER_GENERATION; i++) {
+        const slice = gen * SLICES_PER_GENERATION + i;
+        load.push(loadavg());
+        for (const pair of PAIRS) {
+          const order = slice % 2 === 0 ? pair : ([pair[1], pair[0]] as const);
+          for (const s of order) {
+            const run = await drive(autocannon, (servers.get(s) as { base: string }).base, SLICE_S);
+            runs.set(s, [...(runs.get(s) ?? []), run]);
+            progress(`slice ${slice + 1}/${SLICES} ${s}: ${fmt(run.rps)} req/s, p99 ${run.p99} ms, lost ${run.lost} of ${run.ok}, non-2xx ${run.non2xx}`);
           }
         }
-      } finally {
-        await stopChildren(servers.values());
       }
-    }
+    });
   } finally {
     await redisServer.stop();
   }

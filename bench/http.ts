@@ -7,16 +7,12 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { serveOrDrive, startChild, stopChildren } from './child-server.js';
+import { inGenerations, serveOrDrive, startChild } from './child-server.js';
 import { fmt, progress, writeResults } from './lib.js';
 import { median, withRange } from './stats.js';
 
 const SLICE_S = 3;
-/**
- * Server processes are started afresh for each generation: a process keeps its placement on
- * the host for life, and the same build's rate was seen to differ by a quarter between two
- * processes of one run, which slices taken in turns by the same processes never average out.
- */
+/** Server processes are started afresh for each generation (see inGenerations). */
 const GENERATIONS = 3;
 const SLICES_PER_GENERATION = 3;
 const SLICES = GENERATIONS * SLICES_PER_GENERATION;
@@ -165,26 +161,20 @@ async function main(): Promise<void> {
   const { default: autocannon } = (await import('autocannon' as string)) as { default: Autocannon };
   const kinds = ['bare', 'bare-session', 'lapse', 'lapse-logged', 'below', 'below-nowork'] as const;
   const runs = new Map<string, Run[]>(kinds.map((k) => [k, []]));
-  for (let gen = 0; gen < GENERATIONS; gen++) {
-    const servers = new Map<string, { child: ChildProcess; target: Target }>();
-    try {
-      for (const kind of kinds) servers.set(kind, await start(kind));
-      for (const kind of kinds) await drive(autocannon, (servers.get(kind) as { target: Target }).target, WARMUP_S);
-      // Short slices, taking turns: the machine is shared, and load that comes and goes then
-      // falls on every server alike; each ratio compares neighbouring slices.
-      for (let i = 1; i <= SLICES_PER_GENERATION; i++) {
-        const slice = gen * SLICES_PER_GENERATION + i;
-        for (const kind of kinds) {
-          const run = await drive(autocannon, (servers.get(kind) as { target: Target }).target, SLICE_S);
-          if (run.non2xx > 0 || run.errors > 0) throw new Error(`${kind}: ${run.non2xx} non-2xx, ${run.errors} errors`);
-          (runs.get(kind) as Run[]).push(run);
-          progress(`slice ${slice}/${SLICES} ${kind}: ${fmt(run.rps)} req/s, p99 ${run.p99} ms`);
-        }
+  await inGenerations(GENERATIONS, kinds, start, async (servers, gen) => {
+    for (const kind of kinds) await drive(autocannon, (servers.get(kind) as { target: Target }).target, WARMUP_S);
+    // Short slices, taking turns: the machine is shared, and load that comes and goes then
+    // falls on every server alike; each ratio compares neighbouring slices.
+    for (let i = 1; i <= SLICES_PER_GENERATION; i++) {
+      const slice = gen * SLICES_PER_GENERATION + i;
+      for (const kind of kinds) {
+        const run = await drive(autocannon, (servers.get(kind) as { target: Target }).target, SLICE_S);
+        if (run.non2xx > 0 || run.errors > 0) throw new Error(`${kind}: ${run.non2xx} non-2xx, ${run.errors} errors`);
+        (runs.get(kind) as Run[]).push(run);
+        progress(`slice ${slice}/${SLICES} ${kind}: ${fmt(run.rps)} req/s, p99 ${run.p99} ms`);
       }
-    } finally {
-      await stopChildren(servers.values());
     }
-  }
+  });
   const bare = runs.get('bare') as Run[];
   const label: Record<string, string> = {
     bare: 'bare Fastify route (small JSON)',
