@@ -115,6 +115,11 @@ describePostgres('postgres backend: schema, notifications, plans', () => {
       // No marker (a schema of a Lapse from before it): refused too.
       await pg0.admin.query(`ALTER TABLE "${schema}".lapse_schema DROP COLUMN readable_by`);
       expect((await refusal(postgres({ url: pg0.server.url, schema, logger: silentLogger }).ready())).message).toContain('version 99');
+      // A marker that is not a number (a hand-edited table): refused as unreadable, nothing changed.
+      await pg0.admin.query(`ALTER TABLE "${schema}".lapse_schema ADD COLUMN readable_by text; UPDATE "${schema}".lapse_schema SET readable_by = 'soon'`);
+      expect((await refusal(postgres({ url: pg0.server.url, schema, logger: silentLogger }).ready())).message).toContain('cannot read');
+      expect((await pg0.admin.query(`SELECT version, readable_by FROM "${schema}".lapse_schema`)).rows).toEqual([{ version: 99, readable_by: 'soon' }]);
+      await pg0.admin.query(`ALTER TABLE "${schema}".lapse_schema DROP COLUMN readable_by`);
       await pg0.admin.query(`UPDATE "${schema}".lapse_schema SET version = 1, application = 'other'`);
       await refusal(postgres({ url: pg0.server.url, schema, logger: silentLogger }).ready());
     } finally {

@@ -678,6 +678,13 @@ describe('sqlite backend: the file', () => {
     raw.prepare("DELETE FROM lapse_meta WHERE key = 'readable_by'").run();
     raw.close();
     expect(catchErr(() => sqlite({ path })).message).toContain(`schema version ${SCHEMA_VERSION + 1}`);
+    // A marker that is not a whole number (a hand-edited file): refused the same way.
+    for (const bad of ["'two'", '1.5', "x'02'"]) {
+      const edit = new Database(path);
+      edit.prepare(`INSERT OR REPLACE INTO lapse_meta (key, value) VALUES ('readable_by', ${bad})`).run();
+      edit.close();
+      expect(catchErr(() => sqlite({ path })).message, bad).toContain(`schema version ${SCHEMA_VERSION + 1}`);
+    }
     // Let afterEach close something: put the version back and reopen.
     const fix = new Database(path);
     fix.pragma(`user_version = ${SCHEMA_VERSION}`);
